@@ -1,0 +1,90 @@
+"""The ``sigmasight`` console script (DESIGN §9).
+
+    sigmasight db init                  create or upgrade the store (idempotent)
+    sigmasight book import DIR          validate and import the book CSVs (all-or-nothing)
+    sigmasight book load-demo           import the packaged demo book
+    sigmasight equity PORTFOLIO_ID      print a portfolio's equity history from the store
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sigmasight_assets import config
+from sigmasight_assets.store import init_db, make_engine
+
+
+def _engine():
+    return make_engine(config.database_url())
+
+
+def cmd_db_init(args) -> int:
+    engine = _engine()
+    changes = init_db(engine)
+    where = engine.url.render_as_string(hide_password=True)
+    print(f"store {where}: " + (f"{len(changes)} change(s)" if changes else "up to date"))
+    for change in changes:
+        print(f"  {change}")
+    return 0
+
+
+def cmd_book_import(args) -> int:
+    from sigmasight_assets.book import import_book
+
+    summary = import_book(_engine(), Path(args.directory))
+    print(f"imported {args.directory}: " + ", ".join(f"{n} {t}" for t, n in summary.items()))
+    return 0
+
+
+def cmd_book_load_demo(args) -> int:
+    from sigmasight_assets.book import load_demo
+
+    summary = load_demo(_engine())
+    print("loaded the demo book: " + ", ".join(f"{n} {t}" for t, n in summary.items()))
+    return 0
+
+
+def cmd_equity(args) -> int:
+    from sigmasight_assets.reports import equity_history
+
+    frame = equity_history(_engine(), args.portfolio_id, args.start, args.end)
+    print(frame.to_string(index=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sigmasight", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="the SQL store").add_subparsers(dest="db_command", required=True)
+    db.add_parser("init", help="create or upgrade the store").set_defaults(func=cmd_db_init)
+
+    book = sub.add_parser("book", help="the book of portfolios").add_subparsers(
+        dest="book_command", required=True
+    )
+    imp = book.add_parser("import", help="import book CSVs from DIR")
+    imp.add_argument("directory")
+    imp.set_defaults(func=cmd_book_import)
+    book.add_parser("load-demo", help="import the demo book").set_defaults(func=cmd_book_load_demo)
+
+    eq = sub.add_parser("equity", help="a portfolio's equity history")
+    eq.add_argument("portfolio_id")
+    eq.add_argument("--start")
+    eq.add_argument("--end")
+    eq.set_defaults(func=cmd_equity)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, LookupError, RuntimeError, OSError) as exc:
+        print(f"sigmasight: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
