@@ -217,6 +217,9 @@ equity_balances = Table(
     Money("daily_pnl", nullable=False),
     Money("capital_flow", nullable=False),
     Money("equity_balance", nullable=False),
+    Money("daily_return"),
+    Money("twr_index", nullable=False),
+    Money("cumulative_pnl", nullable=False),
     PrimaryKeyConstraint("portfolio_id", "date"),
     Index("ix_equity_balances_date", "date"),
 )

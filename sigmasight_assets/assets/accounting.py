@@ -1,0 +1,317 @@
+"""Accounting assets: position_values → daily_pnl → equity_balances → portfolio_snapshots.
+
+Each is daily-partitioned with a single-run backfill policy: a range run reads what it
+needs once, computes every session of the range with the pure functions of
+``sigmasight_assets.accounting``, and replaces its window in one transaction together
+with its checks (a failing blocking check rolls the write back).
+"""
+
+import pandas as pd
+import sqlalchemy as sa
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    BackfillPolicy,
+    MetadataValue,
+    TimeWindowPartitionMapping,
+    asset,
+)
+
+from sigmasight_assets import schema as t
+from sigmasight_assets.accounting import checks
+from sigmasight_assets.accounting.equity import SEED_COLUMNS, roll_forward, seeds
+from sigmasight_assets.accounting.pnl import (
+    capital_flows,
+    pnl_since_inception,
+    portfolio_pnl,
+    portfolio_session_grid,
+    position_pnl,
+)
+from sigmasight_assets.accounting.snapshots import build_snapshots
+from sigmasight_assets.accounting.valuation import LOOKBACK_DAYS, price_book, value_positions
+from sigmasight_assets.assets.common import (
+    Window,
+    price_history_start,
+    read_book,
+    read_prices,
+    read_window,
+    markdown_table as _markdown,
+    write_checked,
+)
+from sigmasight_assets.calendar import daily_partitions, session_on_or_after
+from sigmasight_assets.resources import StoreResource
+from sigmasight_assets.store import replace_window
+
+PARTITIONED = dict(
+    partitions_def=daily_partitions, backfill_policy=BackfillPolicy.single_run(), group_name="accounting"
+)
+
+
+def _priced_grid(conn, window: Window):
+    book = read_book(conn, window)
+    prices = read_prices(
+        conn, book.positions["symbol"], price_history_start(book.positions, window, LOOKBACK_DAYS), window.end
+    )
+    grid, events = price_book(book.positions, book.events, book.marks, prices, window.with_previous)
+    return book, prices, grid, events
+
+
+def _failures(frame: pd.DataFrame, limit: int = 20) -> str:
+    return "; ".join(
+        ", ".join(f"{k}={v.date() if isinstance(v, pd.Timestamp) else v}" for k, v in row.items())
+        for row in frame.head(limit).to_dict("records")
+    )
+
+
+@asset(
+    deps=["prices"],
+    check_specs=[
+        AssetCheckSpec(
+            "price_coverage",
+            asset="position_values",
+            description="Every held listed position has a close within the lookback; names the unpriced ones.",
+        )
+    ],
+    **PARTITIONED,
+)
+def position_values(context: AssetExecutionContext, store: StoreResource):
+    """Per held position per session: signed quantity after realized events, price and
+    price_date (10-day lookback; PRIVATE from its latest mark or cost), market value
+    q·price·m, cost basis and unrealized P&L against entry. Unpriced positions are flagged,
+    never valued at 0."""
+    window = Window.from_context(context)
+    engine = store.engine()
+    with engine.connect() as conn:
+        _, _, grid, _ = _priced_grid(conn, window)
+    values = value_positions(grid[grid["date"] >= window.start])
+    context.log.info(f"position_values {window.label()}: {len(values)} rows for {values['position_id'].nunique()} positions")
+
+    def write(conn) -> dict:
+        n = replace_window(conn, t.position_values, "date", window.start.date(), window.end.date(), values)
+        last = values[values["date"] == window.end].groupby("portfolio_id", as_index=False).agg(
+            positions=("position_id", "count"), net_market_value=("market_value", "sum"), unpriced=("is_priced", lambda s: int((~s).sum()))
+        )
+        return {
+            "rows_written": n,
+            "sessions": len(window.sessions),
+            "unpriced_rows": int((~values["is_priced"]).sum()),
+            "filled_rows": int(values["is_filled"].sum()),
+            f"at {window.end.date()}": _markdown(last),
+        }
+
+    def coverage(conn) -> AssetCheckResult:
+        rows = read_window(conn, t.position_values, window.start, window.end)
+        unpriced = rows[~rows["is_priced"].astype(bool)]
+        by_symbol = unpriced.groupby("symbol")["date"].agg(["count", "min", "max"]).reset_index()
+        named = {r.symbol: f"{r.count} sessions {r.min.date()}…{r.max.date()}" for r in by_symbol.itertuples()}
+        return AssetCheckResult(
+            check_name="price_coverage",
+            passed=unpriced.empty,
+            severity=AssetCheckSeverity.WARN,
+            description="all held positions priced" if unpriced.empty else f"unpriced: {named}",
+            metadata={"unpriced_rows": len(unpriced), "unpriced_symbols": MetadataValue.json(named)},
+        )
+
+    yield from write_checked(engine, write, [coverage], context)
+
+
+@asset(deps=["position_values"], **PARTITIONED)
+def daily_pnl(context: AssetExecutionContext, store: StoreResource):
+    """Per position and per portfolio per session: unrealized and realized (close-day) P&L,
+    lifetime realized P&L and capital flows (DESIGN §5); weekend and holiday flows and
+    events belong to the next session."""
+    window = Window.from_context(context)
+    engine = store.engine()
+    with engine.connect() as conn:
+        book, _, grid, _ = _priced_grid(conn, window)
+    sessions = portfolio_session_grid(book.portfolios, window.sessions)
+    positions = position_pnl(grid, window.start).merge(sessions[["portfolio_id", "date"]], on=["portfolio_id", "date"])
+    held = grid[(grid["date"] >= window.start) & grid["quantity"].ne(0.0)]
+    unpriced = (
+        held.assign(unpriced_count=~held["is_priced"].astype(bool))
+        .groupby(["portfolio_id", "date"], as_index=False)["unpriced_count"]
+        .sum()
+    )
+    portfolios = portfolio_pnl(positions, capital_flows(book.changes), sessions, unpriced)
+    context.log.info(f"daily_pnl {window.label()}: {len(positions)} position rows, {len(portfolios)} portfolio rows")
+
+    def write(conn) -> dict:
+        lo, hi = window.start.date(), window.end.date()
+        n_pos = replace_window(conn, t.position_daily_pnl, "date", lo, hi, positions)
+        n = replace_window(conn, t.daily_pnl, "date", lo, hi, portfolios)
+        totals = portfolios.groupby("portfolio_id", as_index=False)[
+            ["unrealized_pnl", "realized_pnl", "lifetime_realized_pnl", "capital_flow"]
+        ].sum()
+        return {
+            "rows_written": n,
+            "position_rows_written": n_pos,
+            "total_pnl": float((portfolios["unrealized_pnl"] + portfolios["realized_pnl"]).sum()),
+            "total_capital_flow": float(portfolios["capital_flow"].sum()),
+            "by_portfolio": _markdown(totals),
+        }
+
+    yield from write_checked(engine, write, [], context)
+
+
+def _update_balances(conn, rolled: pd.DataFrame) -> int:
+    """Set portfolios.equity_balance from each portfolio's latest session in ``rolled``,
+    unless a later session is already recorded (a backfill never moves it backwards)."""
+    latest = rolled.sort_values("date").groupby("portfolio_id").tail(1)
+    p = t.portfolios
+    updated = 0
+    for row in latest.itertuples():
+        result = conn.execute(
+            p.update()
+            .where(p.c.id == row.portfolio_id)
+            .where(sa.or_(p.c.equity_balance_date.is_(None), p.c.equity_balance_date <= row.date.date()))
+            .values(equity_balance=float(row.equity_balance), equity_balance_date=row.date.date())
+        )
+        updated += result.rowcount
+    return updated
+
+
+@asset(
+    deps=[
+        "daily_pnl",
+        AssetDep("equity_balances", partition_mapping=TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
+    ],
+    check_specs=[
+        AssetCheckSpec("rollforward_identity", asset="equity_balances", blocking=True,
+                       description="equity_d = equity_{d⁻} + unrealized + realized + capital_flow, to the cent."),
+        AssetCheckSpec("balance_is_latest_equity", asset="equity_balances", blocking=True,
+                       description="portfolios.equity_balance equals the latest stored equity."),
+    ],
+    **PARTITIONED,
+)
+def equity_balances(context: AssetExecutionContext, store: StoreResource):
+    """The equity rollforward per portfolio per session, seeded from the stored session
+    before the range (or opening equity at inception) and chained through the range;
+    updates portfolios.equity_balance in the same transaction."""
+    window = Window.from_context(context)
+    engine = store.engine()
+    with engine.connect() as conn:
+        pnl = read_window(conn, t.daily_pnl, window.start, window.end)
+        previous = read_window(conn, t.equity_balances, window.previous, window.previous)
+        portfolios = read_book(conn, window).portfolios
+    sessions = portfolio_session_grid(portfolios, window.sessions)
+    if len(pnl) != len(sessions):
+        raise ValueError(
+            f"daily_pnl has {len(pnl)} rows for {window.label()} but {len(sessions)} portfolio sessions are due: "
+            "materialize daily_pnl for this range first"
+        )
+    first = sessions.groupby("portfolio_id", as_index=False).first()
+    rolled = roll_forward(pnl, seeds(portfolios, first, previous, window.start))
+    opening = portfolios.set_index("id")["opening_equity"].astype(float)
+
+    def write(conn) -> dict:
+        n = replace_window(conn, t.equity_balances, "date", window.start.date(), window.end.date(), rolled)
+        moved = _update_balances(conn, rolled)
+        ends = rolled.groupby("portfolio_id").agg(
+            first_session=("date", "first"), first_equity=("equity_balance", "first"),
+            last_session=("date", "last"), last_equity=("equity_balance", "last"), pnl=("daily_pnl", "sum"),
+            capital_flow=("capital_flow", "sum"),
+        ).reset_index()
+        ends[["first_session", "last_session"]] = ends[["first_session", "last_session"]].apply(lambda s: s.dt.date)
+        return {"rows_written": n, "balances_updated": moved, "equity": _markdown(ends),
+                "total_equity_at_end": float(rolled.groupby("portfolio_id")["equity_balance"].last().sum())}
+
+    def identity(conn) -> AssetCheckResult:
+        stored = read_window(conn, t.equity_balances, window.start, window.end)
+        before = read_window(conn, t.equity_balances, window.previous, window.previous)
+        flows = read_window(conn, t.daily_pnl, window.start, window.end)
+        broken = checks.rollforward_breaks(stored, before, flows, opening)
+        return AssetCheckResult(
+            check_name="rollforward_identity", passed=broken.empty,
+            description=f"{len(stored)} portfolio sessions hold" if broken.empty else _failures(broken),
+            metadata={"rows_checked": len(stored), "breaks": len(broken)},
+        )
+
+    def balance(conn) -> AssetCheckResult:
+        e = t.equity_balances
+        last = sa.select(e.c.portfolio_id, sa.func.max(e.c.date).label("date")).group_by(e.c.portfolio_id).subquery()
+        latest = pd.DataFrame(
+            conn.execute(
+                sa.select(e.c.portfolio_id, e.c.date, e.c.equity_balance).join(
+                    last, sa.and_(e.c.portfolio_id == last.c.portfolio_id, e.c.date == last.c.date)
+                )
+            ).fetchall(),
+            columns=["portfolio_id", "date", "equity_balance"],
+        )
+        latest["date"] = pd.to_datetime(latest["date"])
+        stored = pd.DataFrame(conn.execute(sa.select(t.portfolios.c.id, t.portfolios.c.equity_balance,
+                                                     t.portfolios.c.equity_balance_date)).fetchall(),
+                              columns=["portfolio_id", "equity_balance", "equity_balance_date"])
+        stored["equity_balance_date"] = pd.to_datetime(stored["equity_balance_date"])
+        broken = checks.balance_breaks(stored, latest)
+        return AssetCheckResult(
+            check_name="balance_is_latest_equity", passed=broken.empty,
+            description=f"{len(latest)} portfolios agree" if broken.empty else _failures(broken),
+        )
+
+    yield from write_checked(engine, write, [identity, balance], context)
+
+
+@asset(
+    deps=["equity_balances", "daily_pnl", "position_values"],
+    check_specs=[
+        AssetCheckSpec("net_market_value_is_sum_of_positions", asset="portfolio_snapshots", blocking=True,
+                       description="Snapshot net market value = Σ position market values, to the cent."),
+        AssetCheckSpec("pnl_decomposition", asset="portfolio_snapshots", blocking=True,
+                       description="Cumulative P&L since inception = realized P&L of closed lots + unrealized P&L "
+                                   "of open lots vs entry or inception mark (closed form), at the range's last session."),
+    ],
+    **PARTITIONED,
+)
+def portfolio_snapshots(context: AssetExecutionContext, store: StoreResource):
+    """Per portfolio per session: equity, daily P&L split, capital flow, return, exposures
+    (net, gross, long, short), counts, leverage, cumulative P&L and the TWR index."""
+    window = Window.from_context(context)
+    engine = store.engine()
+    with engine.connect() as conn:
+        equity = read_window(conn, t.equity_balances, window.start, window.end)
+        pnl = read_window(conn, t.daily_pnl, window.start, window.end)
+        values = read_window(conn, t.position_values, window.start, window.end)
+        book = read_book(conn, window)
+        prices = read_prices(
+            conn, book.positions["symbol"], price_history_start(book.positions, window, LOOKBACK_DAYS), window.end
+        )
+    snapshots = build_snapshots(equity, pnl, values)
+    inception = pd.Series(
+        session_on_or_after(book.portfolios["inception_date"]), index=book.portfolios["id"].to_numpy()
+    )
+    inception = inception[inception <= window.end]
+
+    def write(conn) -> dict:
+        n = replace_window(conn, t.portfolio_snapshots, "snapshot_date", window.start.date(), window.end.date(), snapshots)
+        last = snapshots[snapshots["snapshot_date"] == window.end][
+            ["portfolio_id", "equity_balance", "net_market_value", "gross_exposure", "leverage", "cumulative_pnl", "twr_index"]
+        ]
+        return {"rows_written": n, f"at {window.end.date()}": _markdown(last, ",.4f")}
+
+    def nmv(conn) -> AssetCheckResult:
+        stored = read_window(conn, t.portfolio_snapshots, window.start, window.end, "snapshot_date")
+        broken = checks.net_market_value_breaks(stored, read_window(conn, t.position_values, window.start, window.end))
+        return AssetCheckResult(check_name="net_market_value_is_sum_of_positions", passed=broken.empty,
+                                description=f"{len(stored)} snapshots agree" if broken.empty else _failures(broken))
+
+    def decomposition(conn) -> AssetCheckResult:
+        from sigmasight_assets.accounting.valuation import prepare_events, prepare_positions
+
+        stored = read_window(conn, t.portfolio_snapshots, window.end, window.end, "snapshot_date")
+        stored = stored.rename(columns={"snapshot_date": "date"})[["portfolio_id", "date", "cumulative_pnl"]]
+        expected = pnl_since_inception(
+            prepare_positions(book.positions), prepare_events(book.events), prices, book.marks, inception, window.end
+        )
+        broken = checks.decomposition_breaks(stored, expected)
+        return AssetCheckResult(check_name="pnl_decomposition", passed=broken.empty,
+                                description=f"{len(expected)} portfolios agree at {window.end.date()}"
+                                if broken.empty else _failures(broken),
+                                metadata={"portfolios_checked": len(expected)})
+
+    yield from write_checked(engine, write, [nmv, decomposition], context)
+
+
+ACCOUNTING_ASSETS = [position_values, daily_pnl, equity_balances, portfolio_snapshots]

@@ -1,0 +1,157 @@
+"""What every asset shares: its window of sessions, bulk reads of the book and prices from
+the store, and the all-or-nothing write guarded by the asset's checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pandas as pd
+import sqlalchemy as sa
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, Failure, MaterializeResult, MetadataValue
+from sqlalchemy.engine import Connection, Engine
+
+from sigmasight_assets import schema as t
+from sigmasight_assets.calendar import previous_session, sessions_between
+from sigmasight_assets.store import read_frame
+
+
+@dataclass(frozen=True)
+class Window:
+    """The sessions [start, end] a run covers and the session before them."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    previous: pd.Timestamp
+    sessions: pd.DatetimeIndex
+
+    @classmethod
+    def from_context(cls, context: AssetExecutionContext) -> "Window":
+        keys = context.partition_key_range
+        return cls.between(keys.start, keys.end)
+
+    @classmethod
+    def between(cls, start, end) -> "Window":
+        sessions = sessions_between(start, end)
+        if sessions.empty:
+            raise ValueError(f"no NYSE session between {start} and {end}")
+        return cls(sessions[0], sessions[-1], previous_session(sessions[0]), sessions)
+
+    @property
+    def with_previous(self) -> pd.DatetimeIndex:
+        return self.sessions.insert(0, self.previous)
+
+    def label(self) -> str:
+        return f"{self.start.date()}…{self.end.date()} ({len(self.sessions)} sessions)"
+
+
+@dataclass
+class Book:
+    portfolios: pd.DataFrame
+    positions: pd.DataFrame
+    events: pd.DataFrame
+    changes: pd.DataFrame
+    marks: pd.DataFrame
+
+
+def read_book(conn: Connection, window: Window) -> Book:
+    """The book rows that matter for ``window``: positions entered by its end and not
+    deleted before it, all their realized events and marks up to its end, and every
+    capital flow up to its end (one query per table)."""
+    p = t.positions
+    positions = read_frame(
+        conn,
+        sa.select(p).where(
+            p.c.entry_date <= window.end.date(),
+            sa.or_(p.c.deleted_at.is_(None), p.c.deleted_at > window.previous.date()),
+        ),
+        parse_dates=["entry_date", "exit_date", "expiration_date", "deleted_at"],
+    )
+    ids = sa.select(p.c.id).where(p.c.entry_date <= window.end.date())
+    e = t.position_realized_events
+    events = read_frame(
+        conn,
+        sa.select(e).where(e.c.trade_date <= window.end.date(), e.c.position_id.in_(ids)),
+        parse_dates=["trade_date"],
+    )
+    m = t.position_marks
+    marks = read_frame(
+        conn, sa.select(m).where(m.c.mark_date <= window.end.date(), m.c.position_id.in_(ids)), parse_dates=["mark_date"]
+    )
+    c = t.equity_changes
+    changes = read_frame(conn, sa.select(c).where(c.c.change_date <= window.end.date()), parse_dates=["change_date"])
+    portfolios = read_frame(conn, sa.select(t.portfolios), parse_dates=["inception_date", "equity_balance_date"])
+    return Book(portfolios, positions, events, changes, marks)
+
+
+def read_prices(conn: Connection, symbols, start, end) -> pd.DataFrame:
+    """Closes of ``symbols`` with ``start <= date <= end`` from market_data_cache."""
+    c = t.market_data_cache
+    frame = read_frame(
+        conn,
+        sa.select(c.c.symbol, c.c.date, c.c.close).where(
+            c.c.symbol.in_(sorted(set(symbols))), c.c.date >= pd.Timestamp(start).date(), c.c.date <= pd.Timestamp(end).date()
+        ),
+        parse_dates=["date"],
+    )
+    return frame.astype({"close": float})
+
+
+def read_window(conn: Connection, table: sa.Table, start, end, date_column: str = "date") -> pd.DataFrame:
+    """Rows of an output table with ``start <= date_column <= end``."""
+    col = table.c[date_column]
+    return read_frame(
+        conn,
+        sa.select(table).where(col >= pd.Timestamp(start).date(), col <= pd.Timestamp(end).date()),
+        parse_dates=[date_column],
+    )
+
+
+def price_history_start(positions: pd.DataFrame, window: Window, lookback_days: int) -> pd.Timestamp:
+    """Earliest close a valuation over ``window`` can use: the lookback before the session
+    before the window, or before the earliest entry (a price carried since entry)."""
+    earliest = min([window.previous, *pd.to_datetime(positions["entry_date"]).dropna().tolist()])
+    return earliest - timedelta(days=lookback_days)
+
+
+def markdown_table(frame: pd.DataFrame, floatfmt: str = ",.2f") -> MetadataValue:
+    """A small markdown table for the UI (floats formatted with ``floatfmt``)."""
+    if frame.empty:
+        return MetadataValue.md("_no rows_")
+
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return format(value, floatfmt)
+        if isinstance(value, pd.Timestamp):
+            return str(value.date())
+        return str(value)
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return MetadataValue.md("\n".join(lines))
+
+
+Check = Callable[[Connection], AssetCheckResult]
+
+
+def write_checked(
+    engine: Engine,
+    write: Callable[[Connection], dict],
+    checks: list[Check],
+    context: AssetExecutionContext,
+) -> Iterator:
+    """Run ``write`` and then ``checks`` in one transaction. If a blocking check fails, the
+    check results are reported, the transaction is rolled back (nothing is written) and the
+    step fails naming the failures; otherwise commit and yield the results and then the
+    ``MaterializeResult`` built from ``write``'s metadata."""
+    with engine.begin() as conn:
+        metadata = write(conn)
+        results = [check(conn) for check in checks]
+        failed = [r for r in results if not r.passed and r.severity == AssetCheckSeverity.ERROR]
+        if failed:
+            for result in results:
+                yield result
+            details = "; ".join(f"{r.check_name}: {r.description}" for r in failed)
+            raise Failure(f"rolled back, nothing written: {details}")
+    yield MaterializeResult(metadata=metadata, check_results=results)

@@ -1,0 +1,123 @@
+"""A tiny hand-priced world for the accounting tests, and the pure pipeline that chains
+valuation → P&L → rollforward → snapshots the way the assets do.
+
+Sessions around Labor Day 2025: Wed 08-27, Thu 08-28, Fri 08-29, (Sat 08-30, Mon 09-01
+holiday), Tue 09-02, Wed 09-03.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from sigmasight_assets.accounting.equity import SEED_COLUMNS, roll_forward, seeds
+from sigmasight_assets.accounting.pnl import (
+    capital_flows,
+    pnl_since_inception,
+    portfolio_pnl,
+    portfolio_session_grid,
+    position_pnl,
+)
+from sigmasight_assets.accounting.snapshots import build_snapshots
+from sigmasight_assets.accounting.valuation import prepare_events, prepare_positions, price_book, value_positions
+from sigmasight_assets.calendar import previous_session, session_on_or_after, sessions_between
+
+CALL = "AAA250919C00100000"
+CLOSES = {
+    "AAA": {"2025-08-27": 100.0, "2025-08-28": 102.0, "2025-08-29": 101.0, "2025-09-02": 105.0, "2025-09-03": 104.0},
+    "BBB": {"2025-08-27": 50.0, "2025-08-28": 49.0, "2025-08-29": 51.0, "2025-09-03": 47.0},  # no 09-02 close
+    CALL: {"2025-08-27": 3.00, "2025-08-28": 3.50, "2025-08-29": 3.20, "2025-09-02": 5.00, "2025-09-03": 4.60},
+    "ZZZ": {"2025-08-15": 20.0, "2025-09-03": 22.0},  # stale beyond the lookback until 09-03
+}
+
+POSITION_DEFAULTS = dict(
+    portfolio_id="p1", investment_class="PUBLIC", entry_date="2025-08-01", exit_date=None, multiplier=None,
+    underlying_symbol=None, strike_price=None, expiration_date=None, deleted_at=None,
+)
+
+
+@dataclass
+class World:
+    positions: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+    changes: list[dict] = field(default_factory=list)
+    marks: list[dict] = field(default_factory=list)
+    opening_equity: float = 10_000.0
+    inception_date: str = "2025-08-28"
+
+    def position(self, id, symbol, position_type, quantity, entry_price, **kw) -> "World":
+        self.positions.append({**POSITION_DEFAULTS, "id": id, "symbol": symbol, "position_type": position_type,
+                               "quantity": float(quantity), "entry_price": float(entry_price), **kw})
+        return self
+
+    def sell(self, position_id, trade_date, quantity, price) -> "World":
+        self.events.append({"id": f"e{len(self.events)}", "position_id": position_id, "trade_date": trade_date,
+                            "quantity_closed": float(quantity), "price": float(price)})
+        return self
+
+    def flow(self, change_type, amount, change_date) -> "World":
+        self.changes.append({"id": f"c{len(self.changes)}", "portfolio_id": "p1", "change_type": change_type,
+                             "amount": float(amount), "change_date": change_date})
+        return self
+
+    def mark(self, position_id, mark_date, price) -> "World":
+        self.marks.append({"position_id": position_id, "mark_date": mark_date, "price": float(price)})
+        return self
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        def frame(rows, columns, dates):
+            df = pd.DataFrame(rows, columns=columns)
+            for c in dates:
+                df[c] = pd.to_datetime(df[c])
+            return df
+
+        return {
+            "portfolios": pd.DataFrame([{"id": "p1", "user_id": "u1", "name": "P1",
+                                         "opening_equity": self.opening_equity,
+                                         "inception_date": pd.Timestamp(self.inception_date)}]),
+            "positions": frame(self.positions, ["id", *POSITION_DEFAULTS, "symbol", "position_type", "quantity",
+                                                "entry_price"], ["entry_date", "exit_date", "expiration_date", "deleted_at"]),
+            "events": frame(self.events, ["id", "position_id", "trade_date", "quantity_closed", "price"], ["trade_date"]),
+            "changes": frame(self.changes, ["id", "portfolio_id", "change_type", "amount", "change_date"], ["change_date"]),
+            "marks": frame(self.marks, ["position_id", "mark_date", "price"], ["mark_date"]),
+        }
+
+
+def prices_frame(closes: dict = CLOSES) -> pd.DataFrame:
+    rows = [(s, pd.Timestamp(d), c) for s, by_date in closes.items() for d, c in by_date.items()]
+    return pd.DataFrame(rows, columns=["symbol", "date", "close"])
+
+
+def run(world: World, start="2025-08-28", end="2025-09-03", stored_prev: pd.DataFrame | None = None,
+        prices: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """The accounting chain over [start, end] exactly as the assets compose it."""
+    f = world.frames()
+    prices = prices_frame() if prices is None else prices
+    sessions = sessions_between(start, end)
+    grid, _ = price_book(f["positions"], f["events"], f["marks"], prices, sessions.insert(0, previous_session(start)))
+    values = value_positions(grid[grid["date"] >= sessions[0]])
+    p_sessions = portfolio_session_grid(f["portfolios"], sessions)
+    pos_pnl = position_pnl(grid, sessions[0]).merge(p_sessions[["portfolio_id", "date"]], on=["portfolio_id", "date"])
+    held = grid[(grid["date"] >= sessions[0]) & grid["quantity"].ne(0)]
+    unpriced = held.assign(unpriced_count=~held["is_priced"].astype(bool)).groupby(
+        ["portfolio_id", "date"], as_index=False)["unpriced_count"].sum()
+    daily = portfolio_pnl(pos_pnl, capital_flows(f["changes"]), p_sessions, unpriced)
+    first = p_sessions.groupby("portfolio_id", as_index=False).first()
+    prev = stored_prev if stored_prev is not None else pd.DataFrame(columns=SEED_COLUMNS)
+    equity = roll_forward(daily, seeds(f["portfolios"], first, prev, sessions[0]))
+    inception = pd.Series(session_on_or_after(f["portfolios"]["inception_date"]), index=f["portfolios"]["id"].to_numpy())
+    expected = pnl_since_inception(prepare_positions(f["positions"]), prepare_events(f["events"]), prices,
+                                   f["marks"], inception, sessions[-1])
+    return {"values": values, "position_pnl": pos_pnl, "daily": daily, "equity": equity,
+            "snapshots": build_snapshots(equity, daily, values), "expected_cumulative": expected}
+
+
+def at(frame: pd.DataFrame, day: str, **keys) -> pd.Series:
+    """The single row of ``frame`` for ``day`` (and key=value filters)."""
+    date_col = "snapshot_date" if "snapshot_date" in frame else "date"
+    rows = frame[frame[date_col] == pd.Timestamp(day)]
+    for k, v in keys.items():
+        rows = rows[rows[k] == v]
+    assert len(rows) == 1, f"{len(rows)} rows for {day} {keys}"
+    return rows.iloc[0]
