@@ -3,7 +3,8 @@
     sigmasight db init                  create or upgrade the store (idempotent)
     sigmasight book import DIR          validate and import the book CSVs (all-or-nothing)
     sigmasight book load-demo           import the packaged demo book
-    sigmasight equity PORTFOLIO_ID      print a portfolio's equity history from the store
+    sigmasight equity                   each portfolio's first and last equity in the store
+    sigmasight equity PORTFOLIO_ID      a portfolio's equity history (session, equity, P&L, flow)
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ def cmd_book_load_demo(args) -> int:
 
 
 def cmd_equity(args) -> int:
-    from sigmasight_assets.reports import equity_history
+    from sigmasight_assets.reports import equity_history, equity_summary
 
-    frame = equity_history(_engine(), args.portfolio_id, args.start, args.end)
+    if args.portfolio_id is None:
+        frame = equity_summary(_engine())
+    else:
+        frame = equity_history(_engine(), args.portfolio_id, args.start, args.end)
     print(frame.to_string(index=False))
     return 0
 
@@ -69,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd_book_import)
     book.add_parser("load-demo", help="import the demo book").set_defaults(func=cmd_book_load_demo)
 
-    eq = sub.add_parser("equity", help="a portfolio's equity history")
-    eq.add_argument("portfolio_id")
+    eq = sub.add_parser("equity", help="equity history of one portfolio, or a summary of all")
+    eq.add_argument("portfolio_id", nargs="?")
     eq.add_argument("--start")
     eq.add_argument("--end")
     eq.set_defaults(func=cmd_equity)

@@ -15,11 +15,13 @@ def rollforward_breaks(equity: pd.DataFrame, previous: pd.DataFrame, pnl: pd.Dat
     the stored rows of the session before it; ``pnl``: stored daily_pnl rows of the window;
     ``opening``: opening equity by portfolio, used at the inception session (the first
     stored row of a portfolio with no earlier row)."""
-    chain = pd.concat([previous, equity], ignore_index=True).sort_values(["portfolio_id", "date"])
+    cols = ["portfolio_id", "date", "equity_balance"]
+    chain = pd.concat([previous[cols], equity[cols]], ignore_index=True).sort_values(["portfolio_id", "date"])
     chain["before"] = chain.groupby("portfolio_id")["equity_balance"].shift(1)
     chain = chain.merge(equity[["portfolio_id", "date"]], on=["portfolio_id", "date"])
     chain["before"] = chain["before"].fillna(chain["portfolio_id"].map(opening))
-    rows = chain.merge(pnl, on=["portfolio_id", "date"], how="left")
+    flows = pnl[["portfolio_id", "date", "unrealized_pnl", "realized_pnl", "capital_flow"]]
+    rows = chain.merge(flows, on=["portfolio_id", "date"], how="left")
     expected = rows["before"] + rows["unrealized_pnl"] + rows["realized_pnl"] + rows["capital_flow"]
     rows["difference"] = rows["equity_balance"] - expected
     return rows[~(rows["difference"].abs() < CENT)][["portfolio_id", "date", "equity_balance", "difference"]]
