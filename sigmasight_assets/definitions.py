@@ -8,10 +8,11 @@ from dagster import Definitions, define_asset_job, in_process_executor
 
 from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS
 from sigmasight_assets.assets.prices import prices
+from sigmasight_assets.assets.profiles import company_profiles, sector_tags
 from sigmasight_assets.calendar import daily_partitions
 from sigmasight_assets.resources import MarketDataResource, StoreResource
 
-ALL_ASSETS = [prices, *ACCOUNTING_ASSETS]
+ALL_ASSETS = [prices, company_profiles, *ACCOUNTING_ASSETS, sector_tags]
 
 daily_job = define_asset_job("sigmasight_daily", selection=ALL_ASSETS, partitions_def=daily_partitions)
 

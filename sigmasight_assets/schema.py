@@ -119,6 +119,9 @@ market_data_cache = Table(
     Money("high"),
     Money("low"),
     Money("volume"),
+    # Split- and dividend-adjusted close when the source has one (Yahoo's adjclose), for
+    # return statistics; `close` is the traded close that positions are valued at.
+    Money("adj_close"),
     Column("source", String(64), nullable=False),
     Column("fetched_at", DateTime(timezone=True), nullable=False),
     Index("ux_market_data_cache_symbol_date", "symbol", "date", unique=True),
@@ -154,6 +157,41 @@ company_profiles = Table(
     Column("as_of_session", Date, nullable=False),
 )
 
+# Sector tags (sector_tags asset): per held position and per portfolio sector per session.
+position_sector_tags = Table(
+    "position_sector_tags",
+    metadata,
+    Column("position_id", String(64), nullable=False),
+    Column("portfolio_id", String(64), nullable=False),
+    Column("date", Date, nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("sector", String(100), nullable=False),
+    Column("industry", String(200)),
+    Column("tag_basis", String(16), nullable=False),  # profile | underlying | etf | private | unknown
+    Money("market_value"),
+    PrimaryKeyConstraint("position_id", "date"),
+    Index("ix_position_sector_tags_portfolio_date", "portfolio_id", "date"),
+    Index("ix_position_sector_tags_date", "date"),
+)
+
+sector_exposures = Table(
+    "sector_exposures",
+    metadata,
+    Column("portfolio_id", String(64), nullable=False),
+    Column("date", Date, nullable=False),
+    Column("sector", String(100), nullable=False),
+    Money("long_exposure", nullable=False),
+    Money("short_exposure", nullable=False),
+    Money("net_exposure", nullable=False),
+    Money("gross_exposure", nullable=False),
+    Money("net_weight"),
+    Money("gross_weight"),
+    Column("position_count", Integer, nullable=False),
+    Column("unpriced_count", Integer, nullable=False),
+    PrimaryKeyConstraint("portfolio_id", "date", "sector"),
+    Index("ix_sector_exposures_date", "date"),
+)
+
 # --- accounting outputs ------------------------------------------------------------------
 
 position_values = Table(
@@ -163,6 +201,7 @@ position_values = Table(
     Column("portfolio_id", String(64), nullable=False),
     Column("date", Date, nullable=False),
     Column("symbol", String(64), nullable=False),
+    Column("risk_symbol", String(64), nullable=False),  # an option's underlying, else symbol
     Column("investment_class", String(16), nullable=False),
     Money("quantity", nullable=False),
     Money("multiplier", nullable=False),

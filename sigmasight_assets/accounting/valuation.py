@@ -23,18 +23,23 @@ import numpy as np
 import pandas as pd
 
 from sigmasight_assets.calendar import session_on_or_after
-from sigmasight_assets.symbols import DEFAULT_OPTION_MULTIPLIER, OPTION_TYPES, POSITION_TYPES
+from sigmasight_assets.symbols import DEFAULT_OPTION_MULTIPLIER, OPTION_TYPES, POSITION_TYPES, parse_occ
 
 LOOKBACK_DAYS = 10
 
 
 def prepare_positions(positions: pd.DataFrame) -> pd.DataFrame:
-    """Add ``sign``, ``entry_session`` and ``deleted_session`` (NaT if not deleted), and
-    default multipliers (100 for options, 1 otherwise)."""
+    """Add ``sign``, ``entry_session`` and ``deleted_session`` (NaT if not deleted),
+    ``risk_symbol`` (an option's underlying, else the symbol itself) and default
+    multipliers (100 for options, 1 otherwise)."""
     pos = positions.astype({"quantity": float, "entry_price": float})
     pos["sign"] = pos["position_type"].map(POSITION_TYPES).astype(float)
     default_m = np.where(pos["position_type"].isin(OPTION_TYPES), DEFAULT_OPTION_MULTIPLIER, 1.0)
     pos["multiplier"] = pd.to_numeric(pos["multiplier"]).fillna(pd.Series(default_m, index=pos.index))
+    parsed = pos["symbol"].map(lambda s: getattr(parse_occ(s), "underlying", None))
+    is_option = pos["position_type"].isin(OPTION_TYPES)
+    underlying = pos["underlying_symbol"].where(pos["underlying_symbol"].notna(), parsed)
+    pos["risk_symbol"] = pos["symbol"].where(~is_option, underlying.fillna(pos["symbol"]))
     pos["entry_session"] = _sessions_or_nat(pos["entry_date"])
     pos["deleted_session"] = _sessions_or_nat(pos["deleted_at"])
     return pos

@@ -115,7 +115,7 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
             metadata={"unpriced_rows": len(unpriced), "unpriced_symbols": MetadataValue.json(named)},
         )
 
-    yield from write_checked(engine, write, [coverage], context)
+    yield from write_checked(engine, write, [coverage])
 
 
 @asset(deps=["position_values"], **PARTITIONED)
@@ -153,7 +153,7 @@ def daily_pnl(context: AssetExecutionContext, store: StoreResource):
             "by_portfolio": _markdown(totals),
         }
 
-    yield from write_checked(engine, write, [], context)
+    yield from write_checked(engine, write, [])
 
 
 def _update_balances(conn, rolled: pd.DataFrame) -> int:
@@ -251,7 +251,7 @@ def equity_balances(context: AssetExecutionContext, store: StoreResource):
             description=f"{len(latest)} portfolios agree" if broken.empty else _failures(broken),
         )
 
-    yield from write_checked(engine, write, [identity, balance], context)
+    yield from write_checked(engine, write, [identity, balance])
 
 
 @asset(
@@ -311,7 +311,7 @@ def portfolio_snapshots(context: AssetExecutionContext, store: StoreResource):
                                 if broken.empty else _failures(broken),
                                 metadata={"portfolios_checked": len(expected)})
 
-    yield from write_checked(engine, write, [nmv, decomposition], context)
+    yield from write_checked(engine, write, [nmv, decomposition])
 
 
 ACCOUNTING_ASSETS = [position_values, daily_pnl, equity_balances, portfolio_snapshots]

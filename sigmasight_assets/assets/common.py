@@ -9,7 +9,15 @@ from datetime import timedelta
 
 import pandas as pd
 import sqlalchemy as sa
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, Failure, MaterializeResult, MetadataValue
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    DataVersion,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+)
 from sqlalchemy.engine import Connection, Engine
 
 from sigmasight_assets import schema as t
@@ -139,7 +147,7 @@ def write_checked(
     engine: Engine,
     write: Callable[[Connection], dict],
     checks: list[Check],
-    context: AssetExecutionContext,
+    data_version: DataVersion | None = None,
 ) -> Iterator:
     """Run ``write`` and then ``checks`` in one transaction. If a blocking check fails, the
     check results are reported, the transaction is rolled back (nothing is written) and the
@@ -154,4 +162,4 @@ def write_checked(
                 yield result
             details = "; ".join(f"{r.check_name}: {r.description}" for r in failed)
             raise Failure(f"rolled back, nothing written: {details}")
-    yield MaterializeResult(metadata=metadata, check_results=results)
+    yield MaterializeResult(metadata=metadata, check_results=results, data_version=data_version)
