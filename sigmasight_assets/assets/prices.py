@@ -1,0 +1,234 @@
+"""The ``prices`` asset: closes of the price universe into ``market_data_cache`` (DESIGN §3).
+
+A run over partitions [a, b] works on the window [a − history days, b] (the risk windows'
+history, ``MarketDataResource.history()``): it computes the universe of [a, b]
+(``universe.price_universe``), the gaps of the window (``gaps.read_coverage``), asks the
+source once for the gaps (one range per symbol), and in one transaction inserts the new
+rows — only (symbol, date) keys not already stored, so nothing is ever duplicated or
+rewritten — and records every requested session still without a close in
+``price_coverage_gaps`` (replacing older records inside the requested ranges). A re-run
+finds no gap and asks nothing. Sessions a source does not have are reported (metadata
+``missing``), not an error; the run fails only when the source fails (PriceSourceError),
+and then writes nothing.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from sqlalchemy.engine import Connection, Engine
+
+from sigmasight_assets.assets.common import markdown_table
+from sigmasight_assets.calendar import all_sessions, daily_partitions
+from sigmasight_assets.market_data.gaps import Coverage, gap_records, read_coverage
+from sigmasight_assets.market_data.sources.base import PRICE_COLUMNS, FetchResult, PriceSource, PriceSourceError
+from sigmasight_assets.market_data.universe import price_universe
+from sigmasight_assets.resources import MarketDataResource, StoreResource
+from sigmasight_assets.schema import market_data_cache, price_coverage_gaps
+from sigmasight_assets.store import records
+
+PREVIEW_ROWS = 15
+MISSING_RANGES_SHOWN = 5
+
+
+@dataclass
+class PriceSync:
+    """What one run did (the asset's metadata)."""
+
+    window: tuple[date, date]
+    source: str
+    eligible: pd.DataFrame
+    skipped: dict[str, list[str]]
+    requested: dict[str, tuple[date, date]] = field(default_factory=dict)
+    fetch: FetchResult | None = None
+    rows: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["symbol", "date"]))
+    gap_records: int = 0
+    coverage: Coverage | None = None
+
+
+def sync_prices(engine: Engine, source: PriceSource, first: date, last: date, history_days: int,
+                now: datetime, log=None) -> PriceSync:
+    """Fetch the gaps of [first − history_days, last] for the universe of [first, last]
+    and store them; see the module doc. Raises PriceSourceError, writing nothing."""
+    start = first - timedelta(days=history_days)
+    with engine.connect() as conn:
+        eligible, skipped = price_universe(conn, first, last)
+        coverage = read_coverage(conn, eligible["symbol"], start, last, now)
+    sync = PriceSync((start, last), source.name, eligible, skipped, requested=coverage.requests(), coverage=coverage)
+    _log(log, f"window {start}…{last}: {len(eligible)} eligible symbol(s), "
+              f"{sum(map(len, skipped.values()))} skipped, {len(sync.requested)} with gaps")
+    if not sync.requested:
+        return sync
+    try:
+        sync.fetch = source.fetch(sync.requested)
+    except PriceSourceError as exc:
+        _log(log, f"source {source.name} failed: {exc}", error=True)
+        raise
+    valid = validated(sync.fetch.prices, sync.requested, source.name)
+    if len(valid) < len(sync.fetch.prices):
+        _log(log, f"ignored {len(sync.fetch.prices) - len(valid)} row(s) outside the requested ranges or sessions")
+    new = new_rows(valid, coverage)
+    sync.coverage = coverage.with_rows(new)
+    reasons = {
+        **coverage.reasons,
+        **{s: sync.fetch.missing.get(s, f"{source.name} returned no close for these sessions") for s in sync.requested},
+    }
+    gaps = gap_records(sync.requested, sync.coverage.lacking(), reasons, source.name, now)
+    with engine.begin() as conn:
+        sync.rows = insert_prices(conn, new, source.name, now)
+        sync.gap_records = replace_gap_records(conn, sync.requested, gaps)
+    sync.coverage.reasons.update(reasons)
+    _log(log, f"{source.name}: {sync.fetch.requests} request(s); wrote {len(sync.rows)} row(s) "
+              f"for {sync.rows['symbol'].nunique()} symbol(s), {sync.gap_records} empty range(s)")
+    return sync
+
+
+def validated(prices: pd.DataFrame, requested: Mapping[str, tuple[date, date]], source: str) -> pd.DataFrame:
+    """The source's rows of requested symbols inside their ranges on sessions; a row with
+    no positive finite close, or a duplicate key, is the source's failure."""
+    frame = prices.copy()
+    if frame.empty:
+        return frame.reindex(columns=list(dict.fromkeys([*PRICE_COLUMNS, *frame.columns])))
+    frame["date"] = pd.to_datetime(frame["date"]).dt.normalize()
+    close = pd.to_numeric(frame["close"], errors="coerce")
+    bad = ~(np.isfinite(close) & (close > 0))
+    if bad.any():
+        sample = frame.loc[bad, ["symbol", "date", "close"]].head(3).to_dict("records")
+        raise PriceSourceError(f"source {source} returned {int(bad.sum())} row(s) without a positive close: {sample}")
+    dup = frame.duplicated(["symbol", "date"])
+    if dup.any():
+        sample = frame.loc[dup, ["symbol", "date"]].head(3).to_dict("records")
+        raise PriceSourceError(f"source {source} returned duplicate (symbol, date) rows: {sample}")
+    ranges = pd.DataFrame(
+        [(s, pd.Timestamp(a), pd.Timestamp(b)) for s, (a, b) in requested.items()],
+        columns=["symbol", "_lo", "_hi"],
+    )
+    joined = frame.merge(ranges, on="symbol", how="inner")
+    keep = (joined["date"] >= joined["_lo"]) & (joined["date"] <= joined["_hi"]) & joined["date"].isin(all_sessions())
+    return joined.loc[keep, frame.columns].reset_index(drop=True)
+
+
+def new_rows(frame: pd.DataFrame, coverage: Coverage) -> pd.DataFrame:
+    """Rows whose (symbol, date) is not already stored."""
+    if frame.empty:
+        return frame
+    rows = pd.Index(coverage.symbols).get_indexer(frame["symbol"])
+    cols = coverage.sessions.get_indexer(frame["date"])
+    inside = (rows >= 0) & (cols >= 0)
+    stored = np.zeros(len(frame), dtype=bool)
+    stored[inside] = coverage.present[rows[inside], cols[inside]]
+    return frame[~stored].reset_index(drop=True)
+
+
+def insert_prices(conn: Connection, frame: pd.DataFrame, source: str, fetched_at: datetime) -> pd.DataFrame:
+    """One bulk insert; a key stored meanwhile by a concurrent run is left as it is."""
+    if frame.empty:
+        return frame
+    frame = frame.copy()
+    if "source" not in frame.columns:
+        frame["source"] = source
+    frame["source"] = frame["source"].fillna(source).astype(str).str.slice(0, 64)
+    columns = [c.name for c in market_data_cache.columns if c.name in frame.columns and c.name != "fetched_at"]
+    rows = [{**row, "fetched_at": fetched_at} for row in records(frame, columns)]
+    conn.execute(_insert_ignoring_conflicts(conn, market_data_cache, ["symbol", "date"]), rows)
+    return frame
+
+
+def _insert_ignoring_conflicts(conn: Connection, table: sa.Table, keys: list[str]):
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        return table.insert()
+    return insert(table).on_conflict_do_nothing(index_elements=keys)
+
+
+def replace_gap_records(conn: Connection, requested: Mapping[str, tuple[date, date]], gaps: pd.DataFrame) -> int:
+    """Delete the records inside each requested range (the source was asked again) and
+    insert ``gaps``; two bulk statements."""
+    g = price_coverage_gaps.c
+    params = [{"s": s, "lo": lo, "hi": hi} for s, (lo, hi) in requested.items()]
+    conn.execute(
+        price_coverage_gaps.delete().where(
+            g.symbol == sa.bindparam("s"), g.start_date >= sa.bindparam("lo"), g.end_date <= sa.bindparam("hi")
+        ),
+        params,
+    )
+    if gaps.empty:
+        return 0
+    rows = records(gaps, ["symbol", "start_date", "end_date", "source", "reason"])
+    asked = gaps["asked_at"].iloc[0]
+    conn.execute(price_coverage_gaps.insert(), [{**row, "asked_at": asked} for row in rows])
+    return len(rows)
+
+
+def missing_summary(coverage: Coverage | None) -> dict[str, dict]:
+    """Symbol -> sessions without a close in the window, their runs (first few) and why."""
+    if coverage is None:
+        return {}
+    counts = dict(zip(coverage.symbols, (~coverage.present).sum(axis=1).tolist()))
+    out = {}
+    for symbol, runs in coverage.lacking().items():
+        shown = [f"{a}…{b}" if a != b else str(a) for a, b in runs[:MISSING_RANGES_SHOWN]]
+        if len(runs) > MISSING_RANGES_SHOWN:
+            shown.append(f"+{len(runs) - MISSING_RANGES_SHOWN} more")
+        out[symbol] = {
+            "sessions": counts[symbol],
+            "ranges": shown,
+            "reason": coverage.reasons.get(symbol, "no close stored"),
+        }
+    return out
+
+
+def sync_metadata(sync: PriceSync) -> dict:
+    written = sync.rows.groupby("symbol").size() if len(sync.rows) else pd.Series(dtype=int)
+    missing = missing_summary(sync.coverage)
+    preview = pd.DataFrame(
+        [
+            (s, f"{lo}…{hi}", int(written.get(s, 0)), missing.get(s, {}).get("sessions", 0))
+            for s, (lo, hi) in list(sync.requested.items())[:PREVIEW_ROWS]
+        ],
+        columns=["symbol", "requested", "rows written", "sessions missing"],
+    )
+    return {
+        "source": MetadataValue.text(sync.source),
+        "window": MetadataValue.text(f"{sync.window[0]}…{sync.window[1]}"),
+        "symbols_eligible": MetadataValue.int(len(sync.eligible)),
+        "symbols_requested": MetadataValue.int(len(sync.requested)),
+        "symbols_fetched": MetadataValue.int(int(sync.rows["symbol"].nunique()) if len(sync.rows) else 0),
+        "provider_requests": MetadataValue.int(sync.fetch.requests if sync.fetch else 0),
+        "skipped": MetadataValue.json(sync.skipped),
+        "rows_written": MetadataValue.int(len(sync.rows)),
+        "empty_ranges_recorded": MetadataValue.int(sync.gap_records),
+        "missing_symbols": MetadataValue.int(len(missing)),
+        "missing": MetadataValue.json(missing),
+        "requests": markdown_table(preview),
+    }
+
+
+def _log(log, message: str, error: bool = False) -> None:
+    if log is not None:
+        (log.error if error else log.info)(message)
+
+
+@asset(
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="market_data",
+    description="Daily closes of the eligible symbols (positions, option underlyings, SPY, "
+    "factor ETFs) over the range and the risk history before it, fetched only where missing.",
+)
+def prices(context: AssetExecutionContext, store: StoreResource, market_data: MarketDataResource) -> MaterializeResult:
+    keys = context.partition_key_range
+    first, last = date.fromisoformat(keys.start), date.fromisoformat(keys.end)
+    source = market_data.price_source()
+    context.log.info(f"prices {first}…{last} from {source.name} with {market_data.history()} days of history")
+    sync = sync_prices(store.engine(), source, first, last, market_data.history(),
+                       datetime.now(timezone.utc), context.log)
+    return MaterializeResult(metadata=sync_metadata(sync))

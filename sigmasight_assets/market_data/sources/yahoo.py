@@ -1,0 +1,474 @@
+"""Yahoo Finance as a price source (``SIGMASIGHT_PRICE_SOURCE=yahoo``): yfinance first, then
+yahooquery for the symbols yfinance did not serve (DESIGN §3).
+
+Closes. ``close`` is Yahoo's ``close``: the traded close, split-adjusted, not adjusted for
+dividends — what a position is valued at, like the CSV and demo sources. ``adj_close`` is
+Yahoo's ``adjclose`` (split- and dividend-adjusted) for return statistics (DESIGN §6:
+returns on adjusted closes). Yahoo re-bases ``adjclose`` after every dividend, so adjusted
+closes fetched on different days differ by the dividends in between; ``close`` never
+changes, which is why accounting uses it.
+
+Bounds. Every HTTP request of both libraries goes through one ``ProviderSession`` per
+provider and fetch: each request's timeout is capped at ``timeout_s``
+(``SIGMASIGHT_PROVIDER_TIMEOUT_S``, default 10 s) and at what is left of the fetch's time
+budget (``SIGMASIGHT_PROVIDER_BUDGET_S``, default 45 s); once the budget is spent no request
+is sent and the fetch fails naming the budget and the symbols left. yfinance issues one
+chart request per symbol (plus, the first time it meets a symbol, a timezone lookup that it
+caches on disk, and its cookie/crumb requests); yahooquery one chart request per symbol
+plus one crumb request per fetch. Never one request per day.
+
+Outcomes. A symbol is served (rows), or missing (a provider answered that it has no data:
+the reasons of every provider asked go to ``FetchResult.missing``), or unresolved (every
+attempt failed). Unresolved symbols fail the fetch with ``PriceSourceError``; when nothing
+answered at all and every failure was a connection, DNS or timeout error the message is
+``no price provider reachable: tried yfinance (...), yahooquery (...)``. A provider that
+fails with such an error is not asked for the remaining symbols of the fetch. Every error
+is logged and recorded; none is swallowed, no price is invented, and a session whose close
+has not happened yet (a live quote) is never returned.
+
+yfinance is process-global: this module sets ``yfinance.config.debug.hide_exceptions =
+False`` (so errors raise instead of printing), ``network.retries = 0`` (the budget decides),
+clears yfinance's in-process response cache before each fetch (a re-run must really ask),
+and points its on-disk cache (timezones, cookie) at ``<data dir>/yfinance-cache``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+from curl_cffi import requests as curl_requests
+
+from sigmasight_assets import config
+from sigmasight_assets.calendar import nyse
+from sigmasight_assets.market_data.sources.base import PRICE_COLUMNS, FetchResult, PriceSourceError
+
+log = logging.getLogger(__name__)
+
+ENV_TIMEOUT = "SIGMASIGHT_PROVIDER_TIMEOUT_S"
+ENV_BUDGET = "SIGMASIGHT_PROVIDER_BUDGET_S"
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_BUDGET_S = 45.0
+PROVIDERS = ("yfinance", "yahooquery")
+CLOSE_SETTLE = timedelta(minutes=15)
+"""A session's close is accepted this long after the scheduled close, not before."""
+COLUMNS = [*PRICE_COLUMNS, "adj_close", "source"]
+
+
+class BudgetExhausted(Exception):
+    """The fetch's time budget is spent; raised by ProviderSession before sending."""
+
+
+def _seconds(env: str, default: float) -> float:
+    raw = os.environ.get(env)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{env} must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise ValueError(f"{env} must be > 0, got {raw!r}")
+    return value
+
+
+def provider_timeout_s() -> float:
+    return _seconds(ENV_TIMEOUT, DEFAULT_TIMEOUT_S)
+
+
+def provider_budget_s() -> float:
+    return _seconds(ENV_BUDGET, DEFAULT_BUDGET_S)
+
+
+class ProviderSession(curl_requests.Session):
+    """A curl_cffi session (Chrome fingerprint, as yfinance's own) that bounds every request
+    by ``timeout_s`` and by the deadline, refuses to send past the deadline, and records
+    each request (``calls``) and each transport error (``errors``).
+
+    Tests subclass it and override ``send`` to answer from recorded payloads."""
+
+    def __init__(self, provider: str, timeout_s: float, deadline: float,
+                 clock: Callable[[], float] = time.monotonic):
+        super().__init__(impersonate="chrome")
+        self.provider = provider
+        self.timeout_s = timeout_s
+        self.deadline = deadline
+        self.clock = clock
+        self.calls: list[str] = []
+        self.errors: list[str] = []
+
+    def request(self, method, url, *args, **kwargs):
+        left = self.deadline - self.clock()
+        if left <= 0:
+            raise BudgetExhausted(f"{self.provider}: time budget spent before {method} {url}")
+        asked = kwargs.get("timeout")
+        cap = min(self.timeout_s, left)
+        if isinstance(asked, (int, float)) and asked > 0:
+            cap = min(cap, float(asked))
+        kwargs["timeout"] = cap
+        self.calls.append(f"{method} {url}")
+        try:
+            return self.send(method, url, *args, **kwargs)
+        except Exception as exc:
+            self.errors.append(f"{method} {url}: {describe(exc)}")
+            log.warning("%s: %s %s failed: %s", self.provider, method, url, describe(exc))
+            raise
+
+    def send(self, method, url, *args, **kwargs):
+        return super().request(method, url, *args, **kwargs)
+
+
+SessionFactory = Callable[[str, float, float], ProviderSession]
+"""(provider, timeout_s, deadline on the source's clock) -> a session for one provider and fetch."""
+
+
+def describe(exc: BaseException, limit: int = 240) -> str:
+    """``Type: message`` on one line, without curl's pointer to its error list, bounded."""
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ").split(". See https://curl.se/")[0]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """A connection, DNS, TLS or timeout failure: the provider did not answer."""
+    import requests as plain_requests
+
+    types = (
+        curl_requests.exceptions.ConnectionError,
+        curl_requests.exceptions.Timeout,
+        curl_requests.exceptions.ProxyError,
+        plain_requests.exceptions.ConnectionError,
+        plain_requests.exceptions.Timeout,
+        ConnectionError,
+        TimeoutError,
+        socket.gaierror,
+    )
+    return isinstance(exc, types)
+
+
+@dataclass
+class Served:
+    frame: pd.DataFrame
+
+
+@dataclass
+class Empty:
+    reason: str
+
+
+@dataclass
+class Failed:
+    error: BaseException
+
+    @property
+    def unreachable(self) -> bool:
+        return is_unreachable(self.error)
+
+
+Outcome = Served | Empty | Failed
+
+
+@dataclass
+class _Ledger:
+    """Outcomes per symbol and provider, in the order providers were asked."""
+
+    outcomes: dict[str, dict[str, Outcome]] = field(default_factory=dict)
+    requests: int = 0
+
+    def add(self, provider: str, results: Mapping[str, Outcome]) -> None:
+        for symbol, outcome in results.items():
+            self.outcomes.setdefault(symbol, {})[provider] = outcome
+
+    def served(self, symbol: str) -> bool:
+        return any(isinstance(o, Served) for o in self.outcomes.get(symbol, {}).values())
+
+    def answered(self, symbol: str) -> bool:
+        return any(isinstance(o, (Served, Empty)) for o in self.outcomes.get(symbol, {}).values())
+
+    def first_error(self, provider: str) -> str | None:
+        for per_provider in self.outcomes.values():
+            outcome = per_provider.get(provider)
+            if isinstance(outcome, Failed):
+                return describe(outcome.error)
+        return None
+
+
+class YahooPriceSource:
+    """yfinance then yahooquery, bounded per request and per fetch (see the module doc)."""
+
+    name = "yahoo"
+
+    def __init__(
+        self,
+        timeout_s: float | None = None,
+        budget_s: float | None = None,
+        session_factory: SessionFactory | None = None,
+        providers: tuple[str, ...] = PROVIDERS,
+        clock: Callable[[], float] = time.monotonic,
+        utcnow: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ):
+        self.timeout_s = timeout_s if timeout_s is not None else provider_timeout_s()
+        self.budget_s = budget_s if budget_s is not None else provider_budget_s()
+        self.session_factory = session_factory or (lambda p, t, d: ProviderSession(p, t, d, clock))
+        unknown = [p for p in providers if p not in _FETCHERS]
+        if unknown:
+            raise ValueError(f"unknown provider(s) {unknown}: expected some of {list(_FETCHERS)}")
+        self.providers = providers
+        self.clock = clock
+        self.utcnow = utcnow
+
+    def fetch(self, requests: Mapping[str, tuple[date, date]]) -> FetchResult:
+        """Closes for each symbol over its inclusive range, one request per symbol per
+        provider asked; PriceSourceError when a symbol could not be resolved."""
+        started = self.clock()
+        deadline = started + self.budget_s
+        ledger = _Ledger()
+        transport_errors: list[str] = []
+        wanted = {s: (pd.Timestamp(a).date(), pd.Timestamp(b).date()) for s, (a, b) in requests.items()}
+        for provider in self.providers:
+            todo = {s: r for s, r in wanted.items() if not ledger.served(s)}
+            if not todo:
+                break
+            session = self.session_factory(provider, self.timeout_s, deadline)
+            try:
+                log.info("%s: asking for %d symbol(s)", provider, len(todo))
+                ledger.add(provider, _FETCHERS[provider](session, todo, self.timeout_s, self.utcnow()))
+            except BudgetExhausted as exc:
+                left = sorted(s for s in wanted if not ledger.answered(s))
+                raise PriceSourceError(
+                    f"price provider time budget of {self.budget_s:g} s ({ENV_BUDGET}) exhausted "
+                    f"after {self.clock() - started:.1f} s during {provider} with {len(left)} "
+                    f"symbol(s) left: {', '.join(left)}; errors so far: "
+                    f"{'; '.join([*transport_errors, *session.errors][:3]) or self._errors(ledger) or 'none'}"
+                ) from exc
+            finally:
+                ledger.requests += len(session.calls)
+                transport_errors += session.errors
+                session.close()
+        return self._result(wanted, ledger)
+
+    def _errors(self, ledger: _Ledger) -> str:
+        parts = [f"{p} ({e})" for p in self.providers if (e := ledger.first_error(p))]
+        return ", ".join(parts)
+
+    def _result(self, wanted: Mapping[str, tuple[date, date]], ledger: _Ledger) -> FetchResult:
+        frames = [
+            o.frame for per in ledger.outcomes.values() for o in per.values() if isinstance(o, Served)
+        ]
+        missing = {}
+        unresolved = []
+        for symbol in wanted:
+            if ledger.served(symbol):
+                continue
+            if ledger.answered(symbol):
+                per = ledger.outcomes[symbol]
+                missing[symbol] = "; ".join(f"{p}: {_reason(o)}" for p, o in per.items())
+            else:
+                unresolved.append(symbol)
+        if unresolved:
+            self._raise_unresolved(unresolved, ledger)
+        prices = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+        return FetchResult(prices=prices, missing=missing, requests=ledger.requests)
+
+    def _raise_unresolved(self, unresolved: list[str], ledger: _Ledger) -> None:
+        failures = [o for per in ledger.outcomes.values() for o in per.values()]
+        nothing_answered = not any(isinstance(o, (Served, Empty)) for o in failures)
+        all_unreachable = all(isinstance(o, Failed) and o.unreachable for o in failures)
+        tried = ", ".join(
+            f"{p} ({ledger.first_error(p) or 'not asked'})" for p in self.providers
+        )
+        if nothing_answered and all_unreachable:
+            raise PriceSourceError(f"no price provider reachable: tried {tried}")
+        raise PriceSourceError(
+            f"price providers failed for {len(unresolved)} symbol(s) "
+            f"({', '.join(sorted(unresolved))}): {tried}"
+        )
+
+
+def _reason(outcome: Outcome) -> str:
+    if isinstance(outcome, Empty):
+        return outcome.reason
+    if isinstance(outcome, Failed):
+        return describe(outcome.error)
+    return "served"
+
+
+def closes_frame(symbol: str, provider: str, dates, close, adj_close=None, open_=None,
+                 high=None, low=None, volume=None, lo: date | None = None,
+                 hi: date | None = None, now: datetime | None = None) -> pd.DataFrame:
+    """Provider columns as COLUMNS rows: NYSE sessions inside [lo, hi] whose close has
+    happened by ``now``, with a finite positive close; nothing else is kept."""
+    n = len(dates)
+
+    def col(values):
+        return np.full(n, np.nan) if values is None else pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float)
+
+    frame = pd.DataFrame({
+        "symbol": symbol,
+        "date": pd.DatetimeIndex(pd.to_datetime(list(dates))).normalize(),
+        "close": col(close), "open": col(open_), "high": col(high), "low": col(low),
+        "volume": col(volume), "adj_close": col(adj_close), "source": provider,
+    })
+    closes = nyse().closes
+    closed_at = closes.reindex(frame["date"]).to_numpy()
+    keep = pd.notna(closed_at) & np.isfinite(frame["close"].to_numpy()) & (frame["close"].to_numpy() > 0)
+    if lo is not None:
+        keep &= (frame["date"] >= pd.Timestamp(lo)).to_numpy()
+    if hi is not None:
+        keep &= (frame["date"] <= pd.Timestamp(hi)).to_numpy()
+    if now is not None:
+        settled = pd.Series(pd.to_datetime(closed_at, utc=True)) + CLOSE_SETTLE
+        keep &= (settled <= pd.Timestamp(now)).fillna(False).to_numpy()
+    adj = frame["adj_close"].to_numpy()
+    frame.loc[~(np.isfinite(adj) & (adj > 0)), "adj_close"] = np.nan
+    out = frame[keep].drop_duplicates(["symbol", "date"], keep="last")
+    return out[COLUMNS].reset_index(drop=True)
+
+
+# --- yfinance ------------------------------------------------------------------------------
+
+_YF_CACHE_SET = False
+
+
+def _configure_yfinance():
+    """Make yfinance raise its errors, never retry on its own, forget cached responses, and
+    keep its disk cache in the data directory. Returns the module."""
+    global _YF_CACHE_SET
+    import yfinance
+    from yfinance.data import YfData
+
+    if not _YF_CACHE_SET:
+        yfinance.set_tz_cache_location(str(config.data_dir() / "yfinance-cache"))
+        _YF_CACHE_SET = True
+    yfinance.config.debug.hide_exceptions = False
+    yfinance.config.network.retries = 0
+    YfData.cache_get.cache_clear()
+    return yfinance
+
+
+def _yfinance_no_data(exc: BaseException) -> bool:
+    """yfinance's answer 'Yahoo has no data for this symbol/range' (not a failure)."""
+    from yfinance.exceptions import YFPricesMissingError, YFTzMissingError
+
+    if isinstance(exc, (YFPricesMissingError, YFTzMissingError)):
+        return True
+    response = getattr(exc, "response", None)
+    return isinstance(exc, curl_requests.exceptions.HTTPError) and getattr(response, "status_code", None) == 404
+
+
+def fetch_yfinance(session, todo: Mapping[str, tuple[date, date]], timeout_s: float,
+                   now: datetime) -> dict[str, Outcome]:
+    """``Ticker(symbol, session).history(start, end + 1 day)`` per symbol, raw and adjusted
+    closes; after a connection-level failure the remaining symbols are not asked."""
+    yf = _configure_yfinance()
+    try:
+        return _yfinance_each(yf, session, todo, timeout_s, now)
+    finally:
+        _release_yfinance(yf)
+
+
+def _release_yfinance(yf) -> None:
+    """Give yfinance's process-wide singleton a plain session again, so code that uses
+    yfinance after this fetch is bound by neither our deadline nor our closed session."""
+    from yfinance._http import new_session
+    from yfinance.data import YfData
+
+    YfData(session=new_session())
+
+
+def _yfinance_each(yf, session, todo: Mapping[str, tuple[date, date]], timeout_s: float,
+                   now: datetime) -> dict[str, Outcome]:
+    out: dict[str, Outcome] = {}
+    symbols = list(todo)
+    for i, symbol in enumerate(symbols):
+        lo, hi = todo[symbol]
+        try:
+            hist = yf.Ticker(symbol, session=session).history(
+                start=lo.isoformat(), end=(hi + timedelta(days=1)).isoformat(), interval="1d",
+                auto_adjust=False, actions=False, timeout=timeout_s,
+            )
+        except BudgetExhausted:
+            raise
+        except Exception as exc:
+            if _yfinance_no_data(exc):
+                out[symbol] = Empty(describe(exc))
+                continue
+            log.warning("yfinance: %s failed: %s", symbol, describe(exc))
+            out[symbol] = Failed(exc)
+            if is_unreachable(exc):
+                for rest in symbols[i + 1:]:
+                    out[rest] = Failed(exc)
+                break
+            continue
+        dates = hist.index.tz_localize(None) if getattr(hist.index, "tz", None) is not None else hist.index
+        frame = closes_frame(
+            symbol, "yfinance", dates, hist.get("Close"), hist.get("Adj Close"), hist.get("Open"),
+            hist.get("High"), hist.get("Low"), hist.get("Volume"), lo, hi, now,
+        )
+        out[symbol] = Served(frame) if len(frame) else Empty(f"no close in [{lo}, {hi}]")
+    return out
+
+
+# --- yahooquery ----------------------------------------------------------------------------
+
+
+def fetch_yahooquery(session, todo: Mapping[str, tuple[date, date]], timeout_s: float,
+                     now: datetime) -> dict[str, Outcome]:
+    """One ``Ticker`` (one crumb request), then ``history`` per distinct range: one chart
+    request per symbol; after a connection-level failure nothing more is asked."""
+    from yahooquery import Ticker
+
+    out: dict[str, Outcome] = {}
+    try:
+        ticker = Ticker(list(todo), session=session, progress=False)
+    except BudgetExhausted:
+        raise
+    except Exception as exc:
+        log.warning("yahooquery: session setup failed: %s", describe(exc))
+        return {s: Failed(exc) for s in todo}
+    groups: dict[tuple[date, date], list[str]] = {}
+    for symbol, rng in todo.items():
+        groups.setdefault(rng, []).append(symbol)
+    pending = list(groups.items())
+    for g, ((lo, hi), symbols) in enumerate(pending):
+        ticker.symbols = symbols
+        try:
+            hist = ticker.history(start=lo.isoformat(), end=(hi + timedelta(days=1)).isoformat(), interval="1d")
+        except BudgetExhausted:
+            raise
+        except Exception as exc:
+            log.warning("yahooquery: %s failed: %s", ", ".join(symbols), describe(exc))
+            out.update({s: Failed(exc) for s in symbols})
+            if is_unreachable(exc):
+                out.update({s: Failed(exc) for _, rest in pending[g + 1:] for s in rest})
+                break
+            continue
+        out.update(_yahooquery_outcomes(hist, symbols, lo, hi, now))
+    return out
+
+
+def _yahooquery_outcomes(hist, symbols: list[str], lo: date, hi: date, now: datetime) -> dict[str, Outcome]:
+    out: dict[str, Outcome] = {}
+    has_rows = isinstance(hist, pd.DataFrame) and isinstance(hist.index, pd.MultiIndex) and len(hist)
+    for symbol in symbols:
+        if not has_rows or symbol not in hist.index.get_level_values(0):
+            out[symbol] = Empty("no data returned")
+            continue
+        rows = hist.xs(symbol, level=0)
+        closed_days = [d for d in rows.index if isinstance(d, date) and not isinstance(d, datetime)]
+        rows = rows.loc[closed_days] if closed_days else rows.iloc[0:0]
+        frame = closes_frame(
+            symbol, "yahooquery", list(rows.index), rows.get("close"), rows.get("adjclose"),
+            rows.get("open"), rows.get("high"), rows.get("low"), rows.get("volume"), lo, hi, now,
+        )
+        out[symbol] = Served(frame) if len(frame) else Empty(f"no close in [{lo}, {hi}]")
+    return out
+
+
+_FETCHERS = {"yfinance": fetch_yfinance, "yahooquery": fetch_yahooquery}

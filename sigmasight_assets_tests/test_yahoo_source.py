@@ -1,0 +1,270 @@
+"""YahooPriceSource against recorded Yahoo chart payloads served by a local HTTP server.
+
+``RoutedSession`` is the production ``ProviderSession`` (timeouts, budget, recording) whose
+transport is redirected from the Yahoo hosts to 127.0.0.1, so both libraries run their real
+request code over real HTTP; nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from datetime import date, datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from curl_cffi.requests.exceptions import DNSError
+
+from sigmasight_assets.market_data.sources.base import PriceSourceError
+from sigmasight_assets.market_data.sources.yahoo import ProviderSession, YahooPriceSource
+
+FIXTURES = Path(__file__).parent / "fixtures" / "yahoo"
+JULY = (date(2025, 7, 1), date(2025, 7, 10))
+AFTER_THE_FACT = datetime(2025, 11, 24, tzinfo=timezone.utc)
+
+
+class FakeYahoo(ThreadingHTTPServer):
+    """Answers /<provider>/<host>/<path>: charts from FIXTURES (404 + Yahoo's not-found body
+    for other symbols), a crumb, 404 for anything else; ``fail[provider] = status`` makes
+    that provider's chart requests fail. Records (provider, path, query) of every request."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.log: list[tuple[str, str, dict]] = []
+        self.fail: dict[str, int] = {}
+
+    def charts(self, provider: str | None = None, history_only: bool = True) -> list[str]:
+        """Symbols of the chart requests (history ones: with period1) of ``provider``."""
+        return [
+            path.rsplit("/", 1)[-1]
+            for p, path, query in self.log
+            if "/v8/finance/chart/" in path and (provider in (None, p)) and (not history_only or "period1" in query)
+        ]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def _answer(self, status: int, body: bytes, kind: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        parts = urlsplit(self.path)
+        provider, _host, path = parts.path.lstrip("/").split("/", 2)
+        path = "/" + path
+        self.server.log.append((provider, path, parse_qs(parts.query)))
+        if path.startswith("/v8/finance/chart/"):
+            if provider in self.server.fail:
+                return self._answer(self.server.fail[provider], b"<html>Internal Server Error</html>", "text/html")
+            fixture = FIXTURES / f"chart_{path.rsplit('/', 1)[-1]}.json"
+            if fixture.exists():
+                return self._answer(200, fixture.read_bytes())
+            return self._answer(404, (FIXTURES / "chart_not_found.json").read_bytes())
+        if path == "/v1/test/getcrumb":
+            return self._answer(200, b"fAk3CrUmB", "text/plain")
+        return self._answer(404, b"<html>not here</html>", "text/html")
+
+    do_POST = do_GET
+
+
+def routed_factory(port: int, sessions: list | None = None):
+    """A session factory sending every request to 127.0.0.1:port/<provider>/<host>/<path>."""
+
+    class RoutedSession(ProviderSession):
+        def send(self, method, url, *args, **kwargs):
+            parts = urlsplit(url)
+            local = f"http://127.0.0.1:{port}/{self.provider}/{parts.hostname}{parts.path or '/'}"
+            if parts.query:
+                local += "?" + parts.query
+            return super().send(method, local, *args, **kwargs)
+
+    def factory(provider, timeout_s, deadline):
+        session = RoutedSession(provider, timeout_s, deadline)
+        if sessions is not None:
+            sessions.append(session)
+        return session
+
+    return factory
+
+
+@pytest.fixture
+def yahoo():
+    server = FakeYahoo()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def silent_port():
+    """A TCP server on 127.0.0.1 that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held, stop = [], threading.Event()
+
+    def accept():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join(2)
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+def source(port, **kw) -> YahooPriceSource:
+    kw.setdefault("utcnow", lambda: AFTER_THE_FACT)
+    return YahooPriceSource(session_factory=routed_factory(port), timeout_s=kw.pop("timeout_s", 5), budget_s=kw.pop("budget_s", 30), **kw)
+
+
+def closes(result, symbol):
+    rows = result.prices[result.prices["symbol"] == symbol]
+    return dict(zip(rows["date"].dt.strftime("%Y-%m-%d"), rows["close"]))
+
+
+def test_yfinance_serves_raw_and_adjusted_closes_from_the_recorded_chart(yahoo):
+    result = source(yahoo.server_address[1]).fetch({"AAPL": JULY, "SPY": JULY})
+    aapl = closes(result, "AAPL")
+    assert list(aapl) == ["2025-07-01", "2025-07-02", "2025-07-03", "2025-07-07", "2025-07-08", "2025-07-09", "2025-07-10"]
+    assert aapl["2025-07-01"] == pytest.approx(207.82) and closes(result, "SPY")["2025-07-10"] == pytest.approx(625.82)
+    row = result.prices[(result.prices["symbol"] == "AAPL")].iloc[0]
+    assert row["adj_close"] == pytest.approx(207.82 * 0.998776, abs=1e-4)
+    assert row["open"] == pytest.approx(206.67) and row["volume"] == 78788900
+    assert set(result.prices["source"]) == {"yfinance"}
+    assert result.missing == {}
+    assert sorted(yahoo.charts("yfinance")) == ["AAPL", "SPY"]  # one history request per symbol
+    assert yahoo.charts("yahooquery", history_only=False) == []
+
+
+def test_yahooquery_alone_serves_the_same_closes(yahoo):
+    result = source(yahoo.server_address[1], providers=("yahooquery",)).fetch({"AAPL": JULY, "SPY": JULY})
+    assert closes(result, "AAPL")["2025-07-03"] == pytest.approx(213.55)
+    assert len(closes(result, "SPY")) == 7
+    assert set(result.prices["source"]) == {"yahooquery"}
+    row = result.prices[result.prices["symbol"] == "SPY"].iloc[-1]
+    assert row["adj_close"] == pytest.approx(625.82 * 0.997224, abs=1e-4)
+    assert sorted(yahoo.charts("yahooquery")) == ["AAPL", "SPY"]
+
+
+def test_yfinance_failing_falls_back_to_yahooquery(yahoo):
+    yahoo.fail["yfinance"] = 500
+    result = source(yahoo.server_address[1]).fetch({"AAPL": JULY, "SPY": JULY})
+    assert set(result.prices["source"]) == {"yahooquery"}
+    assert len(result.prices) == 14 and result.missing == {}
+    assert sorted(yahoo.charts("yahooquery")) == ["AAPL", "SPY"]
+
+
+def test_a_symbol_unknown_to_both_providers_is_missing_with_both_reasons(yahoo):
+    result = source(yahoo.server_address[1]).fetch({"AAPL": JULY, "ZZZZ": JULY})
+    assert set(result.prices["symbol"]) == {"AAPL"}
+    assert set(result.missing) == {"ZZZZ"}
+    reason = result.missing["ZZZZ"]
+    assert reason.startswith("yfinance: ") and "yahooquery: " in reason
+    assert "ZZZZ" in yahoo.charts("yahooquery") and "AAPL" not in yahoo.charts("yahooquery")
+
+
+def test_a_session_not_yet_closed_is_never_returned(yahoo):
+    during_the_session = datetime(2025, 7, 10, 15, 0, tzinfo=timezone.utc)  # 11:00 in New York
+    result = source(yahoo.server_address[1], utcnow=lambda: during_the_session).fetch({"SPY": JULY})
+    assert max(closes(result, "SPY")) == "2025-07-09"
+
+
+def test_rows_outside_the_requested_range_are_dropped(yahoo):
+    result = source(yahoo.server_address[1]).fetch({"SPY": (date(2025, 7, 2), date(2025, 7, 7))})
+    assert list(closes(result, "SPY")) == ["2025-07-02", "2025-07-03", "2025-07-07"]
+
+
+def test_no_network_fails_fast_naming_both_providers():
+    class Offline(ProviderSession):
+        def send(self, method, url, *args, **kwargs):
+            host = urlsplit(url).hostname
+            raise DNSError(f"Failed to perform, curl: (6) Could not resolve host: {host}")
+
+    started = time.monotonic()
+    with pytest.raises(PriceSourceError) as info:
+        YahooPriceSource(session_factory=lambda p, t, d: Offline(p, t, d)).fetch({"AAPL": JULY, "SPY": JULY})
+    message = str(info.value)
+    assert message.startswith("no price provider reachable: tried yfinance (DNSError")
+    assert "yahooquery (DNSError" in message and "Could not resolve host" in message
+    assert time.monotonic() - started < 5
+
+
+def test_a_hanging_provider_is_bounded_by_the_request_timeout(silent_port):
+    started = time.monotonic()
+    with pytest.raises(PriceSourceError) as info:
+        source(silent_port, timeout_s=0.3, budget_s=20).fetch({"AAPL": JULY, "SPY": JULY, "MSFT": JULY})
+    elapsed = time.monotonic() - started
+    message = str(info.value)
+    assert message.startswith("no price provider reachable")
+    assert "Timeout" in message and "yfinance" in message and "yahooquery" in message
+    assert elapsed < 5  # a few timed-out requests, not one per symbol and day
+
+
+def test_the_time_budget_stops_the_fetch_naming_itself_and_the_symbols_left(silent_port):
+    started = time.monotonic()
+    with pytest.raises(PriceSourceError) as info:
+        source(silent_port, timeout_s=5, budget_s=0.6).fetch({"AAPL": JULY, "SPY": JULY})
+    assert time.monotonic() - started < 3
+    message = str(info.value)
+    assert "time budget of 0.6 s" in message and "SIGMASIGHT_PROVIDER_BUDGET_S" in message
+    assert "AAPL" in message and "SPY" in message and "Timeout" in message
+
+
+def test_budget_and_timeout_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SIGMASIGHT_PROVIDER_BUDGET_S", "12.5")
+    monkeypatch.setenv("SIGMASIGHT_PROVIDER_TIMEOUT_S", "2")
+    src = YahooPriceSource()
+    assert (src.budget_s, src.timeout_s) == (12.5, 2.0)
+    monkeypatch.setenv("SIGMASIGHT_PROVIDER_BUDGET_S", "soon")
+    with pytest.raises(ValueError, match="SIGMASIGHT_PROVIDER_BUDGET_S"):
+        YahooPriceSource()
+
+
+def test_every_request_is_capped_by_the_session_timeout(yahoo):
+    sessions: list = []
+    src = YahooPriceSource(session_factory=routed_factory(yahoo.server_address[1], sessions), timeout_s=1.5,
+                           budget_s=30, utcnow=lambda: AFTER_THE_FACT)
+    seen = []
+    original = ProviderSession.send
+
+    def spy(self, method, url, *args, **kwargs):
+        seen.append(kwargs["timeout"])
+        return original(self, method, url, *args, **kwargs)
+
+    ProviderSession.send = spy
+    try:
+        src.fetch({"SPY": JULY})
+    finally:
+        ProviderSession.send = original
+    assert seen and max(seen) <= 1.5
+    assert sum(len(s.calls) for s in sessions) == len(seen)
+
+
+def test_the_fixture_payloads_follow_the_v8_chart_format():
+    for name in ("chart_AAPL.json", "chart_SPY.json"):
+        result = json.loads((FIXTURES / name).read_text())["chart"]["result"][0]
+        quote = result["indicators"]["quote"][0]
+        assert len(result["timestamp"]) == len(quote["close"]) == len(result["indicators"]["adjclose"][0]["adjclose"])
+        assert result["meta"]["exchangeTimezoneName"] == "America/New_York"
