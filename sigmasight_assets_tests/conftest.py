@@ -74,3 +74,12 @@ def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("SIGMASIGHT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SIGMASIGHT_PRICE_SOURCE", "demo")
     monkeypatch.delenv("SIGMASIGHT_DATABASE_URL", raising=False)
+
+
+@pytest.fixture
+def demo_book(engine) -> sa.Engine:
+    """``engine`` with the packaged demo book loaded (4 users, 6 portfolios, 63 positions)."""
+    from sigmasight_assets.book import load_demo
+
+    load_demo(engine)
+    return engine

@@ -1,0 +1,1 @@
+"""The demo book: CSVs in the formats of DESIGN §9, written by ``generate.py``."""
