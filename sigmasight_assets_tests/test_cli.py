@@ -1,0 +1,67 @@
+"""The public entry points, as a user runs them: the `sigmasight` console script and
+`dagster asset materialize` over a partition range (one run)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sigmasight_assets_tests.runs import EXAMPLE_BOOK
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run(args, env, timeout=180):
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli_env(tmp_path, db_url):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {**os.environ, "SIGMASIGHT_DATABASE_URL": db_url, "DAGSTER_HOME": str(home),
+           "SIGMASIGHT_PRICE_SOURCE": "demo", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    assert run(["sigmasight", "db", "init"], env).returncode == 0
+    return env
+
+
+@pytest.mark.slow
+def test_materialize_everything_over_a_range_is_one_run_in_which_every_asset_runs(cli_env):
+    assert run(["sigmasight", "book", "load-demo"], cli_env).returncode == 0
+    out = run(["dagster", "asset", "materialize", "-m", "sigmasight_assets.definitions", "--select", "*",
+               "--partition-range", "2025-07-01...2025-07-10"], cli_env)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-3000:]
+    assert log.count("RUN_SUCCESS") == 1
+    assert "STEP_SKIPPED" not in log
+    for asset in ("prices", "company_profiles", "position_values", "daily_pnl", "equity_balances",
+                  "portfolio_snapshots", "sector_tags"):
+        assert f'Finished execution of step "{asset}"' in log, asset
+    equity = run(["sigmasight", "equity", "hedgefund-long-short"], cli_env)
+    assert equity.returncode == 0
+    lines = equity.stdout.strip().splitlines()
+    assert lines[0].split() == ["session", "equity", "pnl", "flow", "return"]
+    assert lines[1].startswith("2025-07-01") and lines[-1].startswith("2025-07-10") and len(lines) == 1 + 7
+
+
+def test_malformed_book_is_rejected_naming_file_row_and_field_and_changes_nothing(cli_env, tmp_path):
+    book = tmp_path / "book"
+    book.mkdir()
+    for f in EXAMPLE_BOOK.glob("*.csv"):
+        (book / f.name).write_text(f.read_text())
+    positions = (book / "positions.csv").read_text().replace("m1,e1,MMM,LONG,PUBLIC,300", "m1,e1,MMM,LONG,PUBLIC,-300")
+    (book / "positions.csv").write_text(positions)
+    out = run(["sigmasight", "book", "import", str(book)], cli_env)
+    assert out.returncode != 0
+    assert "positions.csv row 2, field 'quantity'" in out.stderr
+    summary = run(["sigmasight", "equity", "e1"], cli_env)
+    assert summary.returncode != 0 and "unknown portfolio 'e1'" in summary.stderr
+
+
+def test_equity_history_of_an_unknown_portfolio_is_a_clear_error(cli_env):
+    assert run(["sigmasight", "book", "load-demo"], cli_env).returncode == 0
+    out = run(["sigmasight", "equity", "nope"], cli_env)
+    assert out.returncode == 1 and "unknown portfolio 'nope'" in out.stderr and "hedgefund-long-short" in out.stderr
