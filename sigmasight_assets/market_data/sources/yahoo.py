@@ -1,5 +1,7 @@
 """Yahoo Finance as a price source (``SIGMASIGHT_PRICE_SOURCE=yahoo``): yfinance first, then
-yahooquery for the symbols yfinance did not serve (DESIGN §3).
+yahooquery for the symbols yfinance did not serve (DESIGN §3). The same module holds the
+Yahoo profile source (``YahooProfileSource``: yahooquery quoteSummary first, then yfinance
+``info``), which shares the sessions, bounds and outcome rules below (see its class doc).
 
 Closes. ``close`` is Yahoo's ``close``: the traded close, split-adjusted, not adjusted for
 dividends — what a position is valued at, like the CSV and demo sources. ``adj_close`` is
@@ -48,6 +50,7 @@ from curl_cffi import requests as curl_requests
 
 from sigmasight_assets import config
 from sigmasight_assets.calendar import nyse
+from sigmasight_assets.market_data.profiles import PROFILE_COLUMNS, ProfileResult
 from sigmasight_assets.market_data.sources.base import PRICE_COLUMNS, FetchResult, PriceSourceError
 
 log = logging.getLogger(__name__)
@@ -90,7 +93,8 @@ def provider_budget_s() -> float:
 class ProviderSession(curl_requests.Session):
     """A curl_cffi session (Chrome fingerprint, as yfinance's own) that bounds every request
     by ``timeout_s`` and by the deadline, refuses to send past the deadline, and records
-    each request (``calls``) and each transport error (``errors``).
+    each request (``calls``), each transport error (``errors``) and the HTTP status of the
+    last response (``last_status``).
 
     Tests subclass it and override ``send`` to answer from recorded payloads."""
 
@@ -103,6 +107,7 @@ class ProviderSession(curl_requests.Session):
         self.clock = clock
         self.calls: list[str] = []
         self.errors: list[str] = []
+        self.last_status: int | None = None
 
     def request(self, method, url, *args, **kwargs):
         left = self.deadline - self.clock()
@@ -114,12 +119,15 @@ class ProviderSession(curl_requests.Session):
             cap = min(cap, float(asked))
         kwargs["timeout"] = cap
         self.calls.append(f"{method} {url}")
+        self.last_status = None
         try:
-            return self.send(method, url, *args, **kwargs)
+            response = self.send(method, url, *args, **kwargs)
         except Exception as exc:
             self.errors.append(f"{method} {url}: {describe(exc)}")
             log.warning("%s: %s %s failed: %s", self.provider, method, url, describe(exc))
             raise
+        self.last_status = getattr(response, "status_code", None)
+        return response
 
     def send(self, method, url, *args, **kwargs):
         return super().request(method, url, *args, **kwargs)
@@ -199,10 +207,100 @@ class _Ledger:
         return None
 
 
-class YahooPriceSource:
+class _ProviderChain:
+    """The provider loop shared by the price and the profile source: providers are asked in
+    order, each for the symbols no earlier provider served, through one ProviderSession per
+    provider and fetch, all under one deadline (``budget_s`` from the fetch's start).
+    Subclasses name their ``kind`` ("price", "profile") for the error messages."""
+
+    kind = "price"
+
+    def __init__(
+        self,
+        fetchers: Mapping[str, Callable],
+        providers: tuple[str, ...],
+        timeout_s: float | None = None,
+        budget_s: float | None = None,
+        session_factory: SessionFactory | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.timeout_s = timeout_s if timeout_s is not None else provider_timeout_s()
+        self.budget_s = budget_s if budget_s is not None else provider_budget_s()
+        self.session_factory = session_factory or (lambda p, t, d: ProviderSession(p, t, d, clock))
+        unknown = [p for p in providers if p not in fetchers]
+        if unknown:
+            raise ValueError(f"unknown provider(s) {unknown}: expected some of {list(fetchers)}")
+        self.providers = providers
+        self.clock = clock
+
+    def _ask(self, wanted: Mapping[str, object],
+             call: Callable[[str, ProviderSession, dict], Mapping[str, Outcome]]) -> _Ledger:
+        """``call(provider, session, todo)`` per provider for the symbols not yet served;
+        PriceSourceError naming the budget and the symbols left once the budget is spent."""
+        started = self.clock()
+        deadline = started + self.budget_s
+        ledger = _Ledger()
+        transport_errors: list[str] = []
+        for provider in self.providers:
+            todo = {s: r for s, r in wanted.items() if not ledger.served(s)}
+            if not todo:
+                break
+            session = self.session_factory(provider, self.timeout_s, deadline)
+            try:
+                log.info("%s: asking for %d symbol(s)", provider, len(todo))
+                ledger.add(provider, call(provider, session, todo))
+            except BudgetExhausted as exc:
+                left = sorted(s for s in wanted if not ledger.answered(s))
+                raise PriceSourceError(
+                    f"{self.kind} provider time budget of {self.budget_s:g} s ({ENV_BUDGET}) exhausted "
+                    f"after {self.clock() - started:.1f} s during {provider} with {len(left)} "
+                    f"symbol(s) left: {', '.join(left)}; errors so far: "
+                    f"{'; '.join([*transport_errors, *session.errors][:3]) or self._errors(ledger) or 'none'}"
+                ) from exc
+            finally:
+                ledger.requests += len(session.calls)
+                transport_errors += session.errors
+                session.close()
+        return ledger
+
+    def _errors(self, ledger: _Ledger) -> str:
+        parts = [f"{p} ({e})" for p in self.providers if (e := ledger.first_error(p))]
+        return ", ".join(parts)
+
+    def _missing(self, wanted, ledger: _Ledger) -> tuple[dict[str, str], list[str]]:
+        """Symbols a provider answered for without serving (-> every asked provider's
+        reason) and symbols every attempt failed for."""
+        missing, unresolved = {}, []
+        for symbol in wanted:
+            if ledger.served(symbol):
+                continue
+            if ledger.answered(symbol):
+                per = ledger.outcomes[symbol]
+                missing[symbol] = "; ".join(f"{p}: {_reason(o)}" for p, o in per.items())
+            else:
+                unresolved.append(symbol)
+        return missing, unresolved
+
+    def _raise_unresolved(self, unresolved: list[str], ledger: _Ledger) -> None:
+        failures = [o for per in ledger.outcomes.values() for o in per.values()]
+        nothing_answered = not any(isinstance(o, (Served, Empty)) for o in failures)
+        all_unreachable = all(isinstance(o, Failed) and o.unreachable for o in failures)
+        tried = ", ".join(
+            f"{p} ({ledger.first_error(p) or 'not asked'})" for p in self.providers
+        )
+        if nothing_answered and all_unreachable:
+            raise PriceSourceError(f"no {self.kind} provider reachable: tried {tried}")
+        raise PriceSourceError(
+            f"{self.kind} providers failed for {len(unresolved)} symbol(s) "
+            f"({', '.join(sorted(unresolved))}): {tried}"
+        )
+
+
+class YahooPriceSource(_ProviderChain):
     """yfinance then yahooquery, bounded per request and per fetch (see the module doc)."""
 
     name = "yahoo"
+    kind = "price"
 
     def __init__(
         self,
@@ -213,82 +311,27 @@ class YahooPriceSource:
         clock: Callable[[], float] = time.monotonic,
         utcnow: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ):
-        self.timeout_s = timeout_s if timeout_s is not None else provider_timeout_s()
-        self.budget_s = budget_s if budget_s is not None else provider_budget_s()
-        self.session_factory = session_factory or (lambda p, t, d: ProviderSession(p, t, d, clock))
-        unknown = [p for p in providers if p not in _FETCHERS]
-        if unknown:
-            raise ValueError(f"unknown provider(s) {unknown}: expected some of {list(_FETCHERS)}")
-        self.providers = providers
-        self.clock = clock
+        super().__init__(_FETCHERS, providers, timeout_s, budget_s, session_factory, clock)
         self.utcnow = utcnow
 
     def fetch(self, requests: Mapping[str, tuple[date, date]]) -> FetchResult:
         """Closes for each symbol over its inclusive range, one request per symbol per
         provider asked; PriceSourceError when a symbol could not be resolved."""
-        started = self.clock()
-        deadline = started + self.budget_s
-        ledger = _Ledger()
-        transport_errors: list[str] = []
         wanted = {s: (pd.Timestamp(a).date(), pd.Timestamp(b).date()) for s, (a, b) in requests.items()}
-        for provider in self.providers:
-            todo = {s: r for s, r in wanted.items() if not ledger.served(s)}
-            if not todo:
-                break
-            session = self.session_factory(provider, self.timeout_s, deadline)
-            try:
-                log.info("%s: asking for %d symbol(s)", provider, len(todo))
-                ledger.add(provider, _FETCHERS[provider](session, todo, self.timeout_s, self.utcnow()))
-            except BudgetExhausted as exc:
-                left = sorted(s for s in wanted if not ledger.answered(s))
-                raise PriceSourceError(
-                    f"price provider time budget of {self.budget_s:g} s ({ENV_BUDGET}) exhausted "
-                    f"after {self.clock() - started:.1f} s during {provider} with {len(left)} "
-                    f"symbol(s) left: {', '.join(left)}; errors so far: "
-                    f"{'; '.join([*transport_errors, *session.errors][:3]) or self._errors(ledger) or 'none'}"
-                ) from exc
-            finally:
-                ledger.requests += len(session.calls)
-                transport_errors += session.errors
-                session.close()
+        ledger = self._ask(
+            wanted, lambda provider, session, todo: _FETCHERS[provider](session, todo, self.timeout_s, self.utcnow())
+        )
         return self._result(wanted, ledger)
-
-    def _errors(self, ledger: _Ledger) -> str:
-        parts = [f"{p} ({e})" for p in self.providers if (e := ledger.first_error(p))]
-        return ", ".join(parts)
 
     def _result(self, wanted: Mapping[str, tuple[date, date]], ledger: _Ledger) -> FetchResult:
         frames = [
             o.frame for per in ledger.outcomes.values() for o in per.values() if isinstance(o, Served)
         ]
-        missing = {}
-        unresolved = []
-        for symbol in wanted:
-            if ledger.served(symbol):
-                continue
-            if ledger.answered(symbol):
-                per = ledger.outcomes[symbol]
-                missing[symbol] = "; ".join(f"{p}: {_reason(o)}" for p, o in per.items())
-            else:
-                unresolved.append(symbol)
+        missing, unresolved = self._missing(wanted, ledger)
         if unresolved:
             self._raise_unresolved(unresolved, ledger)
         prices = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
         return FetchResult(prices=prices, missing=missing, requests=ledger.requests)
-
-    def _raise_unresolved(self, unresolved: list[str], ledger: _Ledger) -> None:
-        failures = [o for per in ledger.outcomes.values() for o in per.values()]
-        nothing_answered = not any(isinstance(o, (Served, Empty)) for o in failures)
-        all_unreachable = all(isinstance(o, Failed) and o.unreachable for o in failures)
-        tried = ", ".join(
-            f"{p} ({ledger.first_error(p) or 'not asked'})" for p in self.providers
-        )
-        if nothing_answered and all_unreachable:
-            raise PriceSourceError(f"no price provider reachable: tried {tried}")
-        raise PriceSourceError(
-            f"price providers failed for {len(unresolved)} symbol(s) "
-            f"({', '.join(sorted(unresolved))}): {tried}"
-        )
 
 
 def _reason(outcome: Outcome) -> str:
@@ -472,3 +515,212 @@ def _yahooquery_outcomes(hist, symbols: list[str], lo: date, hi: date, now: date
 
 
 _FETCHERS = {"yfinance": fetch_yfinance, "yahooquery": fetch_yahooquery}
+
+
+# --- company profiles ----------------------------------------------------------------------
+
+PROFILE_PROVIDERS = ("yahooquery", "yfinance")
+PROFILE_MODULES = ["assetProfile", "summaryDetail", "price", "quoteType", "defaultKeyStatistics"]
+"""quoteSummary modules of a profile: assetProfile (sector, industry), summaryDetail (beta,
+marketCap), price and quoteType (quoteType, longName/shortName, price.marketCap as the
+market-cap fallback), defaultKeyStatistics (beta fallback)."""
+
+
+class ProviderResponseError(Exception):
+    """A provider answered, but with an error that is not 'no such symbol' (HTTP 401
+    "Invalid Crumb", 429, 5xx, a body that is not Yahoo's JSON): a failure, not an answer."""
+
+
+class YahooProfileSource(_ProviderChain):
+    """Company profiles from Yahoo's v10 quoteSummary: yahooquery first (one crumb request,
+    then one quoteSummary request per symbol), then yfinance ``Ticker(symbol).info`` for the
+    symbols yahooquery did not serve (its cookie/crumb requests, then quoteSummary, v7 quote
+    and one fundamentals-timeseries request per symbol). Same per-request timeout and total
+    budget (``SIGMASIGHT_PROVIDER_TIMEOUT_S``, ``SIGMASIGHT_PROVIDER_BUDGET_S``) and the
+    same outcome rules as YahooPriceSource:
+
+    - served: the provider returned a quote record (a quoteType or a name) -> one
+      PROFILE_COLUMNS row; a field the provider does not report stays None (an ETF has no
+      sector, industry or market cap; ``beta3Year`` and ``totalAssets`` are other
+      statistics and are not substituted);
+    - answered without a profile (HTTP 404 "Quote not found", an empty result) ->
+      ``missing[symbol]`` with every asked provider's reason;
+    - failed (transport error, 401/429/5xx): the next provider is asked; a provider that
+      fails with a connection, DNS or timeout error is not asked for the remaining symbols.
+      When no provider answered anything the fetch raises PriceSourceError
+      (``no profile provider reachable: tried yahooquery (...), yfinance (...)`` when every
+      failure was a transport one); otherwise symbols no provider served go to ``missing``
+      with the errors as reasons;
+    - budget spent: PriceSourceError naming the budget and the symbols left.
+
+    ``requests`` counts HTTP requests, including the libraries' cookie/crumb requests."""
+
+    name = "yahoo"
+    kind = "profile"
+
+    def __init__(
+        self,
+        timeout_s: float | None = None,
+        budget_s: float | None = None,
+        session_factory: SessionFactory | None = None,
+        providers: tuple[str, ...] = PROFILE_PROVIDERS,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        super().__init__(_PROFILE_FETCHERS, providers, timeout_s, budget_s, session_factory, clock)
+
+    def fetch_profiles(self, symbols: list[str]) -> ProfileResult:
+        """One PROFILE_COLUMNS row per served symbol, in the order asked."""
+        wanted = dict.fromkeys(symbols)
+        ledger = self._ask(wanted, lambda provider, session, todo: _PROFILE_FETCHERS[provider](session, list(todo)))
+        missing, unresolved = self._missing(wanted, ledger)
+        if unresolved:
+            outcomes = [o for per in ledger.outcomes.values() for o in per.values()]
+            if not any(isinstance(o, (Served, Empty)) for o in outcomes):
+                self._raise_unresolved(unresolved, ledger)
+            for symbol in unresolved:
+                per = ledger.outcomes.get(symbol, {})
+                missing[symbol] = "; ".join(f"{p}: {_reason(o)}" for p, o in per.items()) or "not asked"
+        served = [
+            o.frame for s in wanted for o in ledger.outcomes.get(s, {}).values() if isinstance(o, Served)
+        ]
+        frame = pd.concat(served, ignore_index=True) if served else pd.DataFrame(columns=PROFILE_COLUMNS)
+        frame = frame.reindex(columns=PROFILE_COLUMNS)
+        for column in ("beta", "market_cap"):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+        log.info("profiles: %d served, %d missing, %d request(s)", len(frame), len(missing), ledger.requests)
+        return ProfileResult(profiles=frame, missing=dict(sorted(missing.items())), requests=ledger.requests)
+
+
+def _text(*values) -> str | None:
+    """The first non-blank string among ``values``."""
+    for value in values:
+        if isinstance(value, dict):
+            value = value.get("raw", value.get("fmt"))
+        if isinstance(value, str) and value.strip():
+            return value.replace("\xa0", " ").strip()
+    return None
+
+
+def _number(*values) -> float | None:
+    """The first finite number among ``values`` (plain, or Yahoo's ``{"raw": ..}``)."""
+    for value in values:
+        if isinstance(value, dict):
+            value = value.get("raw")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if np.isfinite(value):
+            return float(value)
+    return None
+
+
+def _profile_outcome(symbol: str, row: dict) -> Outcome:
+    if row["quote_type"] is None and row["name"] is None:
+        return Empty("answer has no quoteType and no name")
+    row["quote_type"] = row["quote_type"].upper() if row["quote_type"] else None
+    return Served(pd.DataFrame([{"symbol": symbol, **row}], columns=PROFILE_COLUMNS))
+
+
+def quote_summary_profile(modules: Mapping) -> dict:
+    """PROFILE_COLUMNS (without symbol) from a quoteSummary result's modules."""
+
+    def module(key: str) -> Mapping:
+        value = modules.get(key)
+        return value if isinstance(value, Mapping) else {}
+
+    asset, detail, price = module("assetProfile"), module("summaryDetail"), module("price")
+    quote, stats = module("quoteType"), module("defaultKeyStatistics")
+    return {
+        "name": _text(price.get("longName"), quote.get("longName"), price.get("shortName"), quote.get("shortName")),
+        "quote_type": _text(quote.get("quoteType"), price.get("quoteType")),
+        "sector": _text(asset.get("sector")),
+        "industry": _text(asset.get("industry")),
+        "beta": _number(detail.get("beta"), stats.get("beta")),
+        "market_cap": _number(detail.get("marketCap"), price.get("marketCap")),
+    }
+
+
+def info_profile(info: Mapping) -> dict:
+    """PROFILE_COLUMNS (without symbol) from yfinance's flattened ``Ticker.info``."""
+    return {
+        "name": _text(info.get("longName"), info.get("shortName")),
+        "quote_type": _text(info.get("quoteType")),
+        "sector": _text(info.get("sector")),
+        "industry": _text(info.get("industry")),
+        "beta": _number(info.get("beta")),
+        "market_cap": _number(info.get("marketCap")),
+    }
+
+
+def profile_yahooquery(session: ProviderSession, symbols: list[str]) -> dict[str, Outcome]:
+    """One ``Ticker`` (one crumb request), then ``get_modules(PROFILE_MODULES)`` per symbol:
+    one quoteSummary request each; after a connection-level failure nothing more is asked."""
+    from yahooquery import Ticker
+
+    try:
+        ticker = Ticker(symbols, session=session, progress=False)
+    except BudgetExhausted:
+        raise
+    except Exception as exc:
+        log.warning("yahooquery: session setup failed: %s", describe(exc))
+        return {s: Failed(exc) for s in symbols}
+    out: dict[str, Outcome] = {}
+    for i, symbol in enumerate(symbols):
+        ticker.symbols = [symbol]
+        try:
+            data = ticker.get_modules(PROFILE_MODULES)
+        except BudgetExhausted:
+            raise
+        except Exception as exc:
+            log.warning("yahooquery: profile of %s failed: %s", symbol, describe(exc))
+            out[symbol] = Failed(exc)
+            if is_unreachable(exc):
+                out.update({rest: Failed(exc) for rest in symbols[i + 1:]})
+                break
+            continue
+        out[symbol] = _yahooquery_profile(symbol, data, session.last_status)
+    return out
+
+
+def _yahooquery_profile(symbol: str, data, status: int | None) -> Outcome:
+    """yahooquery's answer for one symbol: ``{symbol: {module: {...}}}`` when served,
+    ``{symbol: "<Yahoo's error description>"}`` for a JSON error body, ``{"error": ...}``
+    when the body was not JSON."""
+    entry = data.get(symbol) if isinstance(data, Mapping) else None
+    if entry is None and isinstance(data, Mapping) and len(data) == 1 and "error" not in data:
+        entry = next(iter(data.values()))  # keyed by the URL's spelling of the symbol
+    if isinstance(entry, Mapping) and status == 200:
+        return _profile_outcome(symbol, quote_summary_profile(entry))
+    if isinstance(entry, str) and status in (200, 404):
+        return Empty(f"HTTP {status}: {entry}")
+    detail = entry if isinstance(entry, str) else "response is not Yahoo's quoteSummary JSON"
+    return Failed(ProviderResponseError(f"HTTP {status} for quoteSummary/{symbol}: {detail}"))
+
+
+def profile_yfinance(session: ProviderSession, symbols: list[str]) -> dict[str, Outcome]:
+    """``Ticker(symbol, session).info`` per symbol; HTTP 404 is 'no such symbol'; after a
+    connection-level failure the remaining symbols are not asked."""
+    yf = _configure_yfinance()
+    try:
+        out: dict[str, Outcome] = {}
+        for i, symbol in enumerate(symbols):
+            try:
+                info = yf.Ticker(symbol, session=session).info
+            except BudgetExhausted:
+                raise
+            except Exception as exc:
+                if _yfinance_no_data(exc):
+                    out[symbol] = Empty(describe(exc))
+                    continue
+                log.warning("yfinance: profile of %s failed: %s", symbol, describe(exc))
+                out[symbol] = Failed(exc)
+                if is_unreachable(exc):
+                    out.update({rest: Failed(exc) for rest in symbols[i + 1:]})
+                    break
+                continue
+            out[symbol] = _profile_outcome(symbol, info_profile(info or {}))
+        return out
+    finally:
+        _release_yfinance(yf)
+
+
+_PROFILE_FETCHERS = {"yahooquery": profile_yahooquery, "yfinance": profile_yfinance}
