@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import math
+import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import date
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sigmasight_assets import config
-from sigmasight_assets.schema import metadata
+from sigmasight_assets.schema import RISK_VIEWS, metadata
 
 _ENGINES: dict[str, Engine] = {}
 
@@ -48,7 +47,8 @@ def init_db(engine: Engine) -> list[str]:
     changes: list[str] = []
     with engine.begin() as conn:
         inspector = sa.inspect(conn)
-        existing = set(inspector.get_table_names())
+        # Tables only: the views of schema.RISK_VIEWS are (re)created after the tables.
+        existing = set(inspector.get_table_names()) - set(inspector.get_view_names())
         for table in metadata.sorted_tables:
             if table.name not in existing:
                 table.create(conn)
@@ -65,6 +65,62 @@ def init_db(engine: Engine) -> list[str]:
                 if index.name not in have_ix:
                     index.create(conn)
                     changes.append(f"created index {index.name}")
+        changes += ensure_views(conn, RISK_VIEWS)
+    return changes
+
+
+def _view_tag(select_sql: str) -> str:
+    """A digest of a view's definition (whitespace-normalised) recorded with the view."""
+    return "sigmasight-view:" + hashlib.sha256(" ".join(select_sql.split()).encode()).hexdigest()[:16]
+
+
+def ensure_views(conn: Connection, views: Mapping[str, str]) -> list[str]:
+    """Create each view ``name AS select_sql``, or replace it when its definition changed;
+    a view already up to date is left alone, so repeated calls change nothing.
+
+    PostgreSQL: ``CREATE OR REPLACE VIEW`` (falling back to DROP + CREATE inside a
+    savepoint when the column list changed, which OR REPLACE refuses), tagged with
+    ``COMMENT ON VIEW`` = a digest of the definition. SQLite: ``DROP VIEW IF EXISTS`` +
+    ``CREATE VIEW``, compared with the stored ``sqlite_master.sql``. A *table* of the same
+    name is an error (never dropped)."""
+    dialect = conn.dialect.name
+    inspector = sa.inspect(conn)
+    tables = set(inspector.get_table_names())
+    have = set(inspector.get_view_names())
+    changes: list[str] = []
+    for name, select_sql in views.items():
+        if name in tables:
+            raise RuntimeError(f"cannot create view {name}: a table of that name exists in the store; drop or rename it")
+        body = " ".join(select_sql.split())
+        tag = _view_tag(select_sql)
+        if dialect == "postgresql":
+            current = conn.execute(
+                sa.text(
+                    "SELECT obj_description(c.oid, 'pg_class') FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE c.relname = :name AND c.relkind = 'v' AND n.nspname = current_schema()"
+                ),
+                {"name": name},
+            ).scalar()
+            if name in have and current == tag:
+                continue
+            try:
+                with conn.begin_nested():
+                    conn.execute(sa.text(f'CREATE OR REPLACE VIEW "{name}" AS {body}'))
+            except sa.exc.DBAPIError:
+                conn.execute(sa.text(f'DROP VIEW IF EXISTS "{name}"'))
+                conn.execute(sa.text(f'CREATE VIEW "{name}" AS {body}'))
+            conn.execute(sa.text(f"COMMENT ON VIEW \"{name}\" IS '{tag}'"))
+        else:
+            ddl = f'CREATE VIEW "{name}" AS {body}'
+            current = conn.execute(
+                sa.text("SELECT sql FROM sqlite_master WHERE type = 'view' AND name = :name"), {"name": name}
+            ).scalar()
+            if current is not None and " ".join(current.split()) == ddl:
+                continue
+            conn.execute(sa.text(f'DROP VIEW IF EXISTS "{name}"'))
+            conn.execute(sa.text(ddl))
+        changes.append(f"{'replaced' if name in have else 'created'} view {name}")
     return changes
 
 
@@ -79,18 +135,16 @@ def check_schema(engine: Engine) -> None:
 
 
 def records(df: pd.DataFrame, columns: Iterable[str]) -> list[dict]:
-    """DataFrame rows as dicts of plain Python values (NaN/NaT -> None) for executemany."""
+    """DataFrame rows as dicts of plain Python values (NaN/NaT -> None, datetimes ->
+    dates) for executemany; converted a column at a time."""
     cols = list(columns)
-    out = df[cols].astype(object).where(df[cols].notna(), None).to_dict("records")
-    for row in out:
-        for key, value in row.items():
-            if isinstance(value, pd.Timestamp):
-                row[key] = value.date()
-            elif isinstance(value, np.generic):
-                row[key] = value.item()
-            elif isinstance(value, float) and math.isnan(value):
-                row[key] = None
-    return out
+    values = []
+    for name in cols:
+        column = df[name]
+        if pd.api.types.is_datetime64_any_dtype(column) and getattr(column.dt, "tz", None) is None:
+            column = column.dt.date
+        values.append(column.astype(object).where(column.notna(), None).tolist())
+    return [dict(zip(cols, row)) for row in zip(*values)]
 
 
 def replace_window(

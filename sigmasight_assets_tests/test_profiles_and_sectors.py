@@ -113,3 +113,21 @@ def test_positions_without_a_profile_are_unknown_and_named(demo_book, db_url):
     assert set(tags.loc[tags["symbol"] == "AAPL", "sector"]) == {"Unknown"}
     unknown = result.asset_materializations_for_node("sector_tags")[0].metadata["symbols_without_profile"].value
     assert "AAPL" in unknown and "PRIVATE_RE_FUND_A" not in unknown
+
+
+def test_asking_a_private_symbol_fails_the_profile_check_and_writes_nothing(demo_book, db_url, monkeypatch):
+    real = profiles_module.profile_candidates
+
+    class Answers(DemoProfileSource):
+        def fetch_profiles(self, symbols):
+            return super().fetch_profiles([s for s in symbols if not s.startswith("PRIVATE")])
+
+    def leaky(symbols, known_funds=()):
+        wanted, skipped = real(symbols, known_funds)
+        return wanted + ["PRIVATE_RE_FUND_A"], skipped
+
+    monkeypatch.setattr(profiles_module, "profile_candidates", leaky)
+    monkeypatch.setattr(profiles_module, "make_profile_source", lambda spec: Answers())
+    with pytest.raises(Exception, match="profile_requests_bounded.*never be asked.*PRIVATE_RE_FUND_A"):
+        materialize_latest(db_url)
+    assert table_rows(demo_book, t.company_profiles).empty

@@ -31,17 +31,17 @@ from sigmasight_assets.accounting.pnl import (
     position_pnl,
 )
 from sigmasight_assets.accounting.snapshots import build_snapshots
-from sigmasight_assets.accounting.valuation import LOOKBACK_DAYS, price_book, value_positions
+from sigmasight_assets.accounting.valuation import price_book, value_positions
 from sigmasight_assets.assets.common import (
     Window,
-    price_history_start,
     read_book,
     read_prices,
     read_window,
+    valuation_start,
     markdown_table as _markdown,
     write_checked,
 )
-from sigmasight_assets.calendar import daily_partitions, session_on_or_after
+from sigmasight_assets.calendar import daily_partitions, previous_session, session_on_or_after
 from sigmasight_assets.resources import StoreResource
 from sigmasight_assets.store import replace_window
 
@@ -52,9 +52,7 @@ PARTITIONED = dict(
 
 def _priced_grid(conn, window: Window):
     book = read_book(conn, window)
-    prices = read_prices(
-        conn, book.positions["symbol"], price_history_start(book.positions, window, LOOKBACK_DAYS), window.end
-    )
+    prices = read_prices(conn, book.positions["symbol"], valuation_start(window), window.end)
     grid, events = price_book(book.positions, book.events, book.marks, prices, window.with_previous)
     return book, prices, grid, events
 
@@ -275,14 +273,13 @@ def portfolio_snapshots(context: AssetExecutionContext, store: StoreResource):
         pnl = read_window(conn, t.daily_pnl, window.start, window.end)
         values = read_window(conn, t.position_values, window.start, window.end)
         book = read_book(conn, window)
-        prices = read_prices(
-            conn, book.positions["symbol"], price_history_start(book.positions, window, LOOKBACK_DAYS), window.end
+        inception = pd.Series(
+            session_on_or_after(book.portfolios["inception_date"]), index=book.portfolios["id"].to_numpy()
         )
+        inception = inception[inception <= window.end]
+        earliest = previous_session(inception.min()) if len(inception) else None
+        prices = read_prices(conn, book.positions["symbol"], valuation_start(window, earliest), window.end)
     snapshots = build_snapshots(equity, pnl, values)
-    inception = pd.Series(
-        session_on_or_after(book.portfolios["inception_date"]), index=book.portfolios["id"].to_numpy()
-    )
-    inception = inception[inception <= window.end]
 
     def write(conn) -> dict:
         n = replace_window(conn, t.portfolio_snapshots, "snapshot_date", window.start.date(), window.end.date(), snapshots)

@@ -21,6 +21,7 @@ from dagster import (
 from sqlalchemy.engine import Connection, Engine
 
 from sigmasight_assets import schema as t
+from sigmasight_assets.accounting.valuation import LOOKBACK_DAYS
 from sigmasight_assets.calendar import previous_session, sessions_between
 from sigmasight_assets.store import read_frame
 
@@ -94,15 +95,22 @@ def read_book(conn: Connection, window: Window) -> Book:
 
 
 def read_prices(conn: Connection, symbols, start, end) -> pd.DataFrame:
-    """Closes of ``symbols`` with ``start <= date <= end`` from market_data_cache."""
+    """Closes of ``symbols`` with ``start <= date <= end`` from market_data_cache, plus each
+    symbol's last close before ``start`` (a price carried into the window)."""
     c = t.market_data_cache
-    frame = read_frame(
-        conn,
-        sa.select(c.c.symbol, c.c.date, c.c.close).where(
-            c.c.symbol.in_(sorted(set(symbols))), c.c.date >= pd.Timestamp(start).date(), c.c.date <= pd.Timestamp(end).date()
-        ),
-        parse_dates=["date"],
+    names = sorted(set(symbols))
+    lo, hi = pd.Timestamp(start).date(), pd.Timestamp(end).date()
+    last = (
+        sa.select(c.c.symbol, sa.func.max(c.c.date).label("date"))
+        .where(c.c.symbol.in_(names), c.c.date < lo)
+        .group_by(c.c.symbol)
+        .subquery()
     )
+    earlier = sa.select(c.c.symbol, c.c.date, c.c.close).join(
+        last, sa.and_(c.c.symbol == last.c.symbol, c.c.date == last.c.date)
+    )
+    within = sa.select(c.c.symbol, c.c.date, c.c.close).where(c.c.symbol.in_(names), c.c.date >= lo, c.c.date <= hi)
+    frame = read_frame(conn, sa.union_all(earlier, within), parse_dates=["date"])
     return frame.astype({"close": float})
 
 
@@ -116,11 +124,11 @@ def read_window(conn: Connection, table: sa.Table, start, end, date_column: str 
     )
 
 
-def price_history_start(positions: pd.DataFrame, window: Window, lookback_days: int) -> pd.Timestamp:
-    """Earliest close a valuation over ``window`` can use: the lookback before the session
-    before the window, or before the earliest entry (a price carried since entry)."""
-    earliest = min([window.previous, *pd.to_datetime(positions["entry_date"]).dropna().tolist()])
-    return earliest - timedelta(days=lookback_days)
+def valuation_start(window: Window, earliest=None) -> pd.Timestamp:
+    """First close a valuation over ``window`` (and at ``earliest``, if earlier) can use:
+    the lookback before the session before the window."""
+    first = min(window.previous, pd.Timestamp(earliest)) if earliest is not None else window.previous
+    return first - timedelta(days=LOOKBACK_DAYS)
 
 
 def markdown_table(frame: pd.DataFrame, floatfmt: str = ",.2f") -> MetadataValue:

@@ -38,11 +38,18 @@ from dagster._core.storage.tags import (
 from sigmasight_assets import schema as t
 from sigmasight_assets.assets.common import Window, markdown_table, read_window, write_checked
 from sigmasight_assets.calendar import daily_partitions
-from sigmasight_assets.market_data.profiles import FUND_QUOTE_TYPES, PROFILE_COLUMNS, make_profile_source, profile_candidates
+from sigmasight_assets.market_data.profiles import (
+    FUND_QUOTE_TYPES,
+    FUND_SYMBOLS,
+    PROFILE_COLUMNS,
+    make_profile_source,
+    profile_candidates,
+)
 from sigmasight_assets.market_data.universe import price_universe
 from sigmasight_assets.resources import MarketDataResource, StoreResource
 from sigmasight_assets.sectors import sector_exposures, tag_positions
 from sigmasight_assets.store import read_frame, records, replace_window
+from sigmasight_assets.symbols import is_provider_eligible, parse_occ
 
 
 def run_partition_range(tags) -> tuple[str, str] | None:
@@ -70,7 +77,7 @@ def snapshot_label(profiles: pd.DataFrame) -> str:
     group_name="market_data",
     check_specs=[
         AssetCheckSpec("profile_requests_bounded", asset="company_profiles",
-                       description="Profile requests <= eligible symbols; none for PRIVATE, synthetic, options or funds.")
+                       description="Symbols asked <= eligible symbols, each once; never PRIVATE, synthetic, options or funds.")
     ],
 )
 def company_profiles(context: AssetExecutionContext, store: StoreResource, market_data: MarketDataResource):
@@ -130,12 +137,18 @@ def company_profiles(context: AssetExecutionContext, store: StoreResource, marke
         }
 
     def bounded(conn) -> AssetCheckResult:
-        forbidden = set(wanted) & {s for names in skipped.values() for s in names}
-        ok = result.requests <= len(wanted) and not forbidden
+        private = {r[0] for r in conn.execute(
+            sa.select(t.positions.c.symbol).where(t.positions.c.investment_class == "PRIVATE").distinct())}
+        wrong = sorted(
+            s for s in set(wanted)
+            if s in private or not is_provider_eligible(s) or parse_occ(s) is not None or s in FUND_SYMBOLS
+        )
+        duplicates = len(wanted) - len(set(wanted))
+        ok = not wrong and not duplicates and len(wanted) <= len(eligible)
         return AssetCheckResult(
             check_name="profile_requests_bounded", passed=ok, severity=AssetCheckSeverity.ERROR,
-            description=f"{result.requests} requests for {len(wanted)} eligible symbols"
-            + (f"; requested skipped symbols {sorted(forbidden)}" if forbidden else ""),
+            description=f"{len(wanted)} symbols asked of {len(eligible)} eligible ({result.requests} HTTP requests)"
+            + (f"; must never be asked: {wrong}" if wrong else "") + (f"; {duplicates} duplicates" if duplicates else ""),
         )
 
     yield from write_checked(engine, write, [bounded], DataVersion(f"fetched {fetched_at.isoformat()}"))
