@@ -58,6 +58,14 @@ def cmd_equity(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from sigmasight_assets.html_report import write_report
+
+    out = Path(args.out) if args.out else config.data_dir() / "report.html"
+    print(f"wrote {write_report(_engine(), out, args.portfolios, args.start, args.end)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sigmasight", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     eq.add_argument("--start")
     eq.add_argument("--end")
     eq.set_defaults(func=cmd_equity)
+
+    rep = sub.add_parser("report", help="write an HTML report (equity, drawdown, P&L, exposures) of the store")
+    rep.add_argument("--out", help="output file (default: report.html in the data directory)")
+    rep.add_argument("--portfolio", dest="portfolios", action="extend", nargs="+", metavar="ID",
+                     help="only these portfolios (default: all)")
+    rep.add_argument("--start")
+    rep.add_argument("--end")
+    rep.set_defaults(func=cmd_report)
     return parser
 
 

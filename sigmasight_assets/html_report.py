@@ -1,0 +1,346 @@
+"""A self-contained HTML report of the store (``sigmasight report``).
+
+For each portfolio: its headline figures, the equity curve, the drawdown of the TWR index,
+daily P&L and long/short/net/gross exposures as inline SVG, and the latest sector
+exposures. One bulk query per table; pure functions turn DataFrames into SVG strings and
+``render_report`` assembles the page. Every piece of text is escaped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from html import escape
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from sigmasight_assets import schema as t
+from sigmasight_assets.store import check_schema, read_frame
+
+# --- data --------------------------------------------------------------------------------
+
+
+class ReportData(NamedTuple):
+    portfolios: pd.DataFrame  # id, name (the selected portfolios, by id)
+    equity: pd.DataFrame  # portfolio_id, date, equity_balance, daily_pnl, capital_flow, daily_return, twr_index
+    snapshots: pd.DataFrame  # portfolio_id, date, long/short/net/gross exposure
+    sectors: pd.DataFrame  # sector_exposures rows of each portfolio's latest session in range
+    start: dt.date | None = None
+    end: dt.date | None = None
+
+
+def _day(value) -> dt.date | None:
+    return None if value in (None, "") else pd.Timestamp(value).date()
+
+
+def load_report_data(engine: Engine, portfolio_ids=None, start=None, end=None) -> ReportData:
+    """Read what the report shows. Unknown portfolio -> LookupError naming it; an empty
+    store or no equity history in the range -> LookupError saying what to do."""
+    check_schema(engine)
+    start, end = _day(start), _day(end)
+    if start and end and start > end:
+        raise ValueError(f"--start {start} is after --end {end}")
+    p, e, s, x = t.portfolios, t.equity_balances, t.portfolio_snapshots, t.sector_exposures
+
+    def where(query, table, date_col):
+        if portfolio_ids:
+            query = query.where(table.c.portfolio_id.in_(list(portfolio_ids)))
+        if start:
+            query = query.where(date_col >= start)
+        if end:
+            query = query.where(date_col <= end)
+        return query
+
+    with engine.connect() as conn:
+        portfolios = read_frame(conn, sa.select(p.c.id, p.c.name).order_by(p.c.id))
+        if portfolios.empty:
+            raise LookupError("the store has no portfolios: import a book (`sigmasight book load-demo`)")
+        unknown = [i for i in dict.fromkeys(portfolio_ids or []) if i not in set(portfolios["id"])]
+        if unknown:
+            raise LookupError(
+                f"unknown portfolio {', '.join(map(repr, unknown))}; known: {', '.join(portfolios['id'])}"
+            )
+        equity = read_frame(conn, where(
+            sa.select(e.c.portfolio_id, e.c.date, e.c.equity_balance, e.c.daily_pnl, e.c.capital_flow,
+                      e.c.daily_return, e.c.twr_index), e, e.c.date,
+        ).order_by(e.c.portfolio_id, e.c.date), parse_dates=["date"])
+        snapshots = read_frame(conn, where(
+            sa.select(s.c.portfolio_id, s.c.snapshot_date.label("date"), s.c.long_exposure, s.c.short_exposure,
+                      s.c.net_market_value.label("net_exposure"), s.c.gross_exposure), s, s.c.snapshot_date,
+        ).order_by(s.c.portfolio_id, s.c.snapshot_date), parse_dates=["date"])
+        latest = where(sa.select(x.c.portfolio_id, sa.func.max(x.c.date).label("date")), x, x.c.date)
+        latest = latest.group_by(x.c.portfolio_id).subquery()
+        sectors = read_frame(conn, sa.select(x).join(
+            latest, sa.and_(x.c.portfolio_id == latest.c.portfolio_id, x.c.date == latest.c.date)
+        ).order_by(x.c.portfolio_id, x.c.gross_exposure.desc(), x.c.sector), parse_dates=["date"])
+    if portfolio_ids:
+        portfolios = portfolios[portfolios["id"].isin(portfolio_ids)]
+    if equity.empty:
+        span = f" between {start or 'the start'} and {end or 'the end'}" if start or end else ""
+        raise LookupError(f"no equity history in the store{span}: materialize equity_balances")
+    return ReportData(portfolios.reset_index(drop=True), equity, snapshots, sectors, start, end)
+
+
+# --- figures -----------------------------------------------------------------------------
+
+
+def drawdown(twr: pd.Series) -> pd.Series:
+    """Drawdown of a TWR index from its running peak, ≤ 0: twr / running max − 1."""
+    twr = twr.astype(float)
+    return twr / twr.cummax() - 1.0
+
+
+def _base_index(equity: pd.DataFrame) -> float:
+    """The TWR index at the close before the first session (a NULL return grew nothing)."""
+    first = equity.iloc[0]
+    return first["twr_index"] / (1.0 + (0.0 if pd.isna(first["daily_return"]) else first["daily_return"]))
+
+
+def with_drawdown(equity: pd.DataFrame) -> pd.DataFrame:
+    """One portfolio's equity rows (sorted by date) plus ``drawdown``; the peak includes the
+    index at the close before the first session, so a first-day loss counts."""
+    index = pd.concat([pd.Series([_base_index(equity)]), equity["twr_index"]], ignore_index=True)
+    return equity.assign(drawdown=drawdown(index).iloc[1:].to_numpy())
+
+
+def summary(equity: pd.DataFrame) -> dict:
+    """Headline figures of one portfolio's rows from ``with_drawdown``."""
+    first, last = equity.iloc[0], equity.iloc[-1]
+    return {
+        "first_session": first["date"].date(), "last_session": last["date"].date(),
+        "first_equity": first["equity_balance"], "last_equity": last["equity_balance"],
+        "pnl": equity["daily_pnl"].sum(), "flows": equity["capital_flow"].sum(),
+        "twr_return": last["twr_index"] / _base_index(equity) - 1.0, "max_drawdown": equity["drawdown"].min(),
+        "sessions": len(equity),
+    }
+
+
+def money(value: float) -> str:
+    """To the cent with thousands separators: 1,234,567.89."""
+    return f"{round(value, 2) + 0.0:,.2f}"  # + 0.0: no "-0.00"
+
+
+def pct(value: float, digits: int = 2) -> str:
+    return "–" if pd.isna(value) else f"{value:.{digits}%}"
+
+
+def short_money(value: float) -> str:
+    """Axis labels: 1.25M, 450k, -20k."""
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.2f}".rstrip("0").rstrip(".") + suffix
+    return f"{value:.0f}"
+
+
+# --- SVG charts --------------------------------------------------------------------------
+
+WIDTH, HEIGHT = 560, 220
+LEFT, RIGHT, TOP, BOTTOM = 58, 10, 10, 24
+COLORS = {"gross": "#9e9e9e", "long": "#2e7d32", "short": "#c62828", "net": "#1565c0"}  # drawing order
+
+
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """Round tick values covering [lo, hi], about ``count`` intervals."""
+    if not lo < hi:
+        pad = abs(lo) * 0.05 or 1.0
+        lo, hi = lo - pad, hi + pad
+    raw = (hi - lo) / count
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
+    return [i * step for i in range(first, last + 1)]
+
+
+def _chart(label: str, dates: pd.Series, lo: float, hi: float, fmt: Callable[[float], str],
+           draw: Callable[[Callable, Callable], list[str]]) -> str:
+    """An SVG with y grid and labels, a few session labels on x, and ``draw(x, y)``'s
+    elements; sessions are evenly spaced bands (no weekend gaps)."""
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" class="chart" '
+            f'role="img" aria-label="{escape(label)}"><title>{escape(label)}</title>')
+    if len(dates) == 0:
+        return head + f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="empty">no data</text></svg>'
+    ticks = nice_ticks(lo, hi)
+    lo, hi = ticks[0], ticks[-1]
+    n, plot_w, plot_h = len(dates), WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def x(i):
+        return LEFT + plot_w * (i + 0.5) / n
+
+    def y(v):
+        return TOP + plot_h * (hi - v) / (hi - lo)
+
+    parts = [head]
+    for tick in ticks:
+        parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
+                     f'class="{"zero" if tick == 0 else "grid"}"/>'
+                     f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{escape(fmt(tick))}</text>')
+    for i in sorted(set(np.linspace(0, n - 1, min(n, 5)).round().astype(int))):
+        anchor = "end" if i == n - 1 and n > 1 else "middle"
+        parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - 6}" text-anchor="{anchor}">'
+                     f'{escape(pd.Timestamp(dates.iloc[i]).strftime("%Y-%m-%d"))}</text>')
+    parts += draw(x, y)
+    return "".join(parts) + "</svg>"
+
+
+def _points(values: pd.Series, x, y) -> str:
+    return " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values) if pd.notna(v))
+
+
+def line_chart(frame: pd.DataFrame, columns: dict[str, str], label: str, fmt=short_money,
+               dashed: tuple[str, ...] = ()) -> str:
+    """Lines of ``frame[column]`` (colour ``columns[column]``, ``dashed`` ones dashed so a
+    line they coincide with shows through) against ``frame["date"]``."""
+    values = frame[list(columns)].astype(float)
+    lo, hi = (values.min().min(), values.max().max()) if len(frame) else (0.0, 1.0)
+
+    def draw(x, y):
+        dash = ' stroke-dasharray="6 4"'
+        return [f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{_points(values[col], x, y)}"'
+                f'{dash if col in dashed else ""}>'
+                f'<title>{escape(col)}</title></polyline>' for col, color in columns.items()]
+
+    return _chart(label, frame["date"], lo, hi, fmt, draw)
+
+
+def area_chart(frame: pd.DataFrame, column: str, label: str, color: str = "#c62828", fmt=pct) -> str:
+    """``frame[column]`` filled down (or up) to zero: the drawdown chart."""
+    values = frame[column].astype(float)
+    lo, hi = min(values.min(), -0.01), max(values.max(), 0.0)  # at least a 1% scale
+
+    def draw(x, y):
+        line = _points(values, x, y)
+        area = f"{x(0):.1f},{y(0):.1f} {line} {x(len(values) - 1):.1f},{y(0):.1f}"
+        return [f'<polygon points="{area}" fill="{color}" fill-opacity="0.25" stroke="none"/>',
+                f'<polyline points="{line}" fill="none" stroke="{color}" stroke-width="1.5"/>']
+
+    return _chart(label, frame["date"], lo if len(values) else -0.01, hi if len(values) else 0.0, fmt, draw)
+
+
+def bar_chart(frame: pd.DataFrame, column: str, label: str, fmt=short_money) -> str:
+    """One bar per session from zero, class ``pos`` (green) or ``neg`` (red), with a tooltip."""
+    values = frame[column].astype(float).fillna(0.0)
+    lo, hi = min(values.min(), 0.0), max(values.max(), 0.0)
+
+    def draw(x, y):
+        width = max((WIDTH - LEFT - RIGHT) / len(values) * 0.7, 1.0)
+        bars = []
+        for i, (day, v) in enumerate(zip(frame["date"], values)):
+            top, bottom = sorted((y(v), y(0)))
+            bars.append(f'<rect x="{x(i) - width / 2:.1f}" y="{top:.1f}" width="{width:.1f}" '
+                        f'height="{max(bottom - top, 0.5):.1f}" class="{"neg" if v < 0 else "pos"}">'
+                        f'<title>{escape(pd.Timestamp(day).strftime("%Y-%m-%d"))}: {escape(money(v))}</title></rect>')
+        return bars
+
+    return _chart(label, frame["date"], lo if len(values) else 0.0, hi if len(values) else 1.0, fmt, draw)
+
+
+# --- page --------------------------------------------------------------------------------
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;
+  margin:24px auto;max-width:1180px;padding:0 16px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:0}h3{font-size:13px;margin:0 0 4px;color:#444}
+.meta,.id{color:#666;font-size:12px}nav a{margin-right:12px}
+section{border-top:2px solid #ddd;margin-top:24px;padding-top:12px}
+.stats{display:grid;grid-template-columns:repeat(auto-fit,minmax(120px,1fr));gap:6px 16px;margin:10px 0}
+.stats div{background:#f6f7f9;border-radius:4px;padding:4px 8px}.stats dt{font-size:11px;color:#666}
+.stats dd{margin:0;font-weight:600;font-variant-numeric:tabular-nums}
+.charts{display:grid;grid-template-columns:1fr 1fr;gap:12px 20px}
+svg.chart{width:100%;height:auto;font-size:10px;fill:#555}
+.grid{stroke:#e5e5e5}.zero{stroke:#999}.pos{fill:#2e7d32}.neg{fill:#c62828}
+.up{color:#2e7d32}.down{color:#c62828}
+.legend span{margin-right:10px;font-size:11px}
+.legend i{display:inline-block;width:14px;height:3px;margin-right:4px;vertical-align:middle}
+table{border-collapse:collapse;margin-top:6px;font-variant-numeric:tabular-nums}
+th,td{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}th:first-child,td:first-child{text-align:left}
+th{font-size:12px;color:#555}
+"""
+
+
+def _signed(value: float, text: str) -> str:
+    return f'<span class="{"down" if value < 0 else "up"}">{escape(text)}</span>'
+
+
+def stats_html(s: dict) -> str:
+    items = [
+        ("First session", escape(str(s["first_session"]))), ("Last session", escape(str(s["last_session"]))),
+        ("First equity", escape(money(s["first_equity"]))), ("Last equity", escape(money(s["last_equity"]))),
+        ("Total P&amp;L", _signed(s["pnl"], money(s["pnl"]))), ("Flows", escape(money(s["flows"]))),
+        ("TWR return", _signed(s["twr_return"], pct(s["twr_return"]))),
+        ("Max drawdown", _signed(s["max_drawdown"], pct(s["max_drawdown"]))),
+    ]
+    return '<dl class="stats">' + "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in items) + "</dl>"
+
+
+def sector_table(sectors: pd.DataFrame) -> str:
+    """The latest session's sector exposures of one portfolio, largest gross first."""
+    if sectors.empty:
+        return ""
+    heads = ["Sector", "Positions", "Long", "Short", "Net", "Gross", "Net weight", "Gross weight"]
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in (
+            r.sector, r.position_count, money(r.long_exposure), money(r.short_exposure), money(r.net_exposure),
+            money(r.gross_exposure), pct(r.net_weight, 1), pct(r.gross_weight, 1))) + "</tr>"
+        for r in sectors.itertuples()
+    )
+    day = pd.Timestamp(sectors["date"].iloc[0]).strftime("%Y-%m-%d")
+    return (f"<h3>Sector exposures at {escape(day)}</h3><table><thead><tr>"
+            + "".join(f"<th>{h}</th>" for h in heads) + f"</tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _legend(columns: dict[str, str]) -> str:
+    return '<div class="legend">' + "".join(
+        f'<span><i style="background:{c}"></i>{escape(name)}</span>' for name, c in columns.items()) + "</div>"
+
+
+def portfolio_html(pid: str, name: str, equity: pd.DataFrame, snapshots: pd.DataFrame, sectors: pd.DataFrame) -> str:
+    head = f'<section id="{escape(pid)}"><h2>{escape(name)}</h2><div class="id">{escape(pid)}</div>'
+    if equity.empty:
+        return head + '<p class="meta">No equity history in this range.</p></section>'
+    equity = with_drawdown(equity.sort_values("date").reset_index(drop=True))
+    exposure_cols = {f"{k}_exposure": v for k, v in COLORS.items()}
+    exposures = snapshots.sort_values("date")
+    charts = [
+        ("Equity", line_chart(equity, {"equity_balance": COLORS["net"]}, f"{name}: equity")),
+        ("Drawdown (TWR index)", area_chart(equity, "drawdown", f"{name}: drawdown")),
+        ("Daily P&amp;L", bar_chart(equity, "daily_pnl", f"{name}: daily P&L")),
+        ("Exposures", _legend(COLORS) + line_chart(exposures, exposure_cols, f"{name}: exposures",
+                                                    dashed=("net_exposure",))),
+    ]
+    body = "".join(f"<div><h3>{title}</h3>{svg}</div>" for title, svg in charts)
+    charts_html = f'<div class="charts">{body}</div>'
+    return head + stats_html(summary(equity)) + charts_html + sector_table(sectors) + "</section>"
+
+
+def render_report(data: ReportData, generated: dt.datetime | None = None) -> str:
+    """The whole page: a title, links to each portfolio, then one section per portfolio."""
+    generated = generated or dt.datetime.now(dt.timezone.utc)
+    span = f"{data.start or data.equity['date'].min().date()} to {data.end or data.equity['date'].max().date()}"
+    groups = {key: {pid: g for pid, g in frame.groupby("portfolio_id")}
+              for key, frame in (("e", data.equity), ("s", data.snapshots), ("x", data.sectors))}
+    empty = {"e": data.equity.iloc[:0], "s": data.snapshots.iloc[:0], "x": data.sectors.iloc[:0]}
+    sections = "".join(
+        portfolio_html(p.id, p.name, *(groups[k].get(p.id, empty[k]) for k in ("e", "s", "x")))
+        for p in data.portfolios.itertuples()
+    )
+    nav = "".join(f'<a href="#{escape(p.id)}">{escape(p.name)}</a>' for p in data.portfolios.itertuples())
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>SigmaSight portfolio report</title>'
+        f"<style>{CSS}</style></head><body><h1>SigmaSight portfolio report</h1>"
+        f'<div class="meta">Sessions {escape(span)} · generated {escape(generated.strftime("%Y-%m-%d %H:%M UTC"))}'
+        f"</div><nav>{nav}</nav>{sections}</body></html>\n"
+    )
+
+
+def write_report(engine: Engine, out: Path, portfolio_ids=None, start=None, end=None) -> Path:
+    """Read the store, render the page and write it to ``out``; returns the absolute path."""
+    page = render_report(load_report_data(engine, portfolio_ids, start, end))
+    out = Path(out).expanduser().resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    return out
