@@ -286,3 +286,164 @@ portfolio_snapshots = Table(
     Index("ux_portfolio_snapshots_portfolio_date", "portfolio_id", "snapshot_date", unique=True),
     Index("ix_portfolio_snapshots_date", "snapshot_date"),
 )
+
+# --- risk outputs (risk_analytics asset; DESIGN §6) --------------------------------------
+# Statistics are properties of a *symbol* and a session (an option's position takes its
+# underlying's rows through position_values.risk_symbol); the position-level tables of the
+# public contract are the views of ``RISK_VIEWS`` below. Too few observations leave the
+# statistic NULL with its n_obs; nothing is ever filled in.
+
+symbol_market_betas = Table(
+    "symbol_market_betas",
+    metadata,
+    Column("symbol", String(64), nullable=False),
+    Column("date", Date, nullable=False),
+    Column("window_days", Integer, nullable=False),
+    Money("beta"),
+    Money("alpha"),  # per session, simple-return units
+    Money("r_squared"),
+    Column("n_obs", Integer, nullable=False),
+    PrimaryKeyConstraint("symbol", "date", "window_days"),
+    Index("ix_symbol_market_betas_date", "date"),
+)
+
+symbol_factor_exposures = Table(
+    "symbol_factor_exposures",
+    metadata,
+    Column("symbol", String(64), nullable=False),
+    Column("date", Date, nullable=False),
+    Column("factor", String(32), nullable=False),
+    Column("window_days", Integer, nullable=False),
+    Money("exposure"),
+    Money("alpha"),
+    Money("r_squared"),
+    Column("n_obs", Integer, nullable=False),
+    PrimaryKeyConstraint("symbol", "date", "factor"),
+    Index("ix_symbol_factor_exposures_date", "date"),
+)
+
+symbol_volatility = Table(
+    "symbol_volatility",
+    metadata,
+    Column("symbol", String(64), nullable=False),
+    Column("date", Date, nullable=False),
+    Money("realized_vol_21d"),  # annualised fractions
+    Money("realized_vol_63d"),
+    Money("realized_vol_252d"),
+    Money("har_forecast_1d"),
+    Money("har_forecast_21d"),
+    Column("n_obs_21d", Integer, nullable=False),
+    Column("n_obs_63d", Integer, nullable=False),
+    Column("n_obs_252d", Integer, nullable=False),
+    Column("har_n_obs", Integer, nullable=False),
+    PrimaryKeyConstraint("symbol", "date"),
+    Index("ix_symbol_volatility_date", "date"),
+)
+
+portfolio_market_betas = Table(
+    "portfolio_market_betas",
+    metadata,
+    Column("portfolio_id", String(64), nullable=False),
+    Column("date", Date, nullable=False),
+    Column("window_days", Integer, nullable=False),
+    # Σ_i MV_i·beta_i / equity over priced positions with a beta (shorts negative)
+    Money("beta_weighted"),
+    Money("beta_ols"),  # OLS of the portfolio's daily_return on SPY
+    Money("alpha_ols"),
+    Money("r_squared_ols"),
+    Column("n_obs_ols", Integer, nullable=False),
+    Money("provider_beta_weighted"),  # Σ_i MV_i·provider_beta_i / equity
+    Column("n_positions_with_beta", Integer, nullable=False),
+    Column("n_positions_without", Integer, nullable=False),
+    Money("weight_without_beta"),  # Σ|MV_i| / equity of positions lacking a beta (PRIVATE incl.)
+    Column("n_positions_with_provider_beta", Integer, nullable=False),
+    Money("equity_balance"),  # the denominator
+    PrimaryKeyConstraint("portfolio_id", "date", "window_days"),
+    Index("ix_portfolio_market_betas_date", "date"),
+)
+
+portfolio_volatility = Table(
+    "portfolio_volatility",
+    metadata,
+    Column("portfolio_id", String(64), nullable=False),
+    Column("date", Date, nullable=False),
+    Money("realized_vol_21d"),  # of the stored portfolio daily_return, annualised
+    Money("realized_vol_63d"),
+    Money("realized_vol_252d"),
+    Money("har_forecast_1d"),
+    Money("har_forecast_21d"),
+    Column("n_obs_21d", Integer, nullable=False),
+    Column("n_obs_63d", Integer, nullable=False),
+    Column("n_obs_252d", Integer, nullable=False),
+    Column("har_n_obs", Integer, nullable=False),
+    PrimaryKeyConstraint("portfolio_id", "date"),
+    Index("ix_portfolio_volatility_date", "date"),
+)
+
+# The full matrix (upper triangle, symbol_a < symbol_b) of the latest session computed only.
+correlations = Table(
+    "correlations",
+    metadata,
+    Column("date", Date, nullable=False),
+    Column("symbol_a", String(64), nullable=False),
+    Column("symbol_b", String(64), nullable=False),
+    Money("correlation"),
+    Column("n_obs", Integer, nullable=False),
+    PrimaryKeyConstraint("date", "symbol_a", "symbol_b"),
+    Index("ix_correlations_symbol_a_date", "symbol_a", "date"),
+    Index("ix_correlations_symbol_b_date", "symbol_b", "date"),
+)
+
+portfolio_correlation_summary = Table(
+    "portfolio_correlation_summary",
+    metadata,
+    Column("portfolio_id", String(64), nullable=False),
+    Column("date", Date, nullable=False),
+    Money("avg_pairwise_corr"),
+    Money("effective_bets"),
+    Column("n_symbols", Integer, nullable=False),
+    Column("n_excluded", Integer, nullable=False),
+    Column("n_pairs", Integer, nullable=False),
+    Column("n_pairs_missing", Integer, nullable=False),
+    PrimaryKeyConstraint("portfolio_id", "date"),
+    Index("ix_portfolio_correlation_summary_date", "date"),
+)
+
+RISK_TABLES = (
+    symbol_market_betas,
+    symbol_factor_exposures,
+    symbol_volatility,
+    portfolio_market_betas,
+    portfolio_volatility,
+    portfolio_correlation_summary,
+    correlations,
+)
+
+# Position-level risk (DESIGN §9): views joining each held position's (risk_symbol, date) to
+# the symbol tables, so an option takes its underlying's statistics. PRIVATE positions have
+# no market returns and no rows. Plain SQL valid on SQLite and PostgreSQL; ``store.init_db``
+# creates or replaces them (they depend on the tables above and on position_values).
+RISK_VIEWS: dict[str, str] = {
+    "position_market_betas": """
+SELECT pv.position_id, pv.portfolio_id, pv.date, b.window_days, b.beta, b.alpha, b.r_squared, b.n_obs,
+       pv.symbol, pv.risk_symbol, pv.market_value
+FROM position_values pv
+JOIN symbol_market_betas b ON b.symbol = pv.risk_symbol AND b.date = pv.date
+WHERE pv.investment_class <> 'PRIVATE'
+""",
+    "position_volatility": """
+SELECT pv.position_id, pv.portfolio_id, pv.date, v.realized_vol_21d, v.realized_vol_63d, v.realized_vol_252d,
+       v.har_forecast_1d, v.har_forecast_21d, v.n_obs_21d, v.n_obs_63d, v.n_obs_252d, v.har_n_obs,
+       pv.symbol, pv.risk_symbol
+FROM position_values pv
+JOIN symbol_volatility v ON v.symbol = pv.risk_symbol AND v.date = pv.date
+WHERE pv.investment_class <> 'PRIVATE'
+""",
+    "position_factor_exposures": """
+SELECT pv.position_id, pv.portfolio_id, pv.date, f.factor, f.window_days, f.exposure, f.alpha, f.r_squared,
+       f.n_obs, pv.symbol, pv.risk_symbol, pv.market_value
+FROM position_values pv
+JOIN symbol_factor_exposures f ON f.symbol = pv.risk_symbol AND f.date = pv.date
+WHERE pv.investment_class <> 'PRIVATE'
+""",
+}
