@@ -147,6 +147,18 @@ def records(df: pd.DataFrame, columns: Iterable[str]) -> list[dict]:
     return [dict(zip(cols, row)) for row in zip(*values)]
 
 
+WRITE_LOCK_KEY = 0x5167_5349  # "SigS": one advisory lock for every window write
+
+
+def serialize_writes(conn: Connection) -> None:
+    """Serialize window writes across concurrent runs for the rest of ``conn``'s
+    transaction. PostgreSQL: a transaction-scoped advisory lock (two runs replacing
+    overlapping windows would otherwise collide on the keys one of them inserted). SQLite
+    allows one writer at a time already; a writer waits for the other (busy timeout)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
+
+
 def replace_window(
     conn: Connection,
     table: sa.Table,

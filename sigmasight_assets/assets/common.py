@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sigmasight_assets import schema as t
 from sigmasight_assets.accounting.valuation import LOOKBACK_DAYS
 from sigmasight_assets.calendar import previous_session, sessions_between
-from sigmasight_assets.store import read_frame
+from sigmasight_assets.store import read_frame, serialize_writes
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,7 @@ def write_checked(
     step fails naming the failures; otherwise commit and yield the results and then the
     ``MaterializeResult`` built from ``write``'s metadata."""
     with engine.begin() as conn:
+        serialize_writes(conn)
         metadata = write(conn)
         results = [check(conn) for check in checks]
         failed = [r for r in results if not r.passed and r.severity == AssetCheckSeverity.ERROR]

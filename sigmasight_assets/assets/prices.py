@@ -29,7 +29,7 @@ from sigmasight_assets.market_data.sources.base import PRICE_COLUMNS, FetchResul
 from sigmasight_assets.market_data.universe import price_universe
 from sigmasight_assets.resources import MarketDataResource, StoreResource
 from sigmasight_assets.schema import market_data_cache, price_coverage_gaps
-from sigmasight_assets.store import records
+from sigmasight_assets.store import records, serialize_writes
 
 PREVIEW_ROWS = 15
 MISSING_RANGES_SHOWN = 5
@@ -79,6 +79,7 @@ def sync_prices(engine: Engine, source: PriceSource, first: date, last: date, hi
     }
     gaps = gap_records(sync.requested, sync.coverage.lacking(), reasons, source.name, now)
     with engine.begin() as conn:
+        serialize_writes(conn)
         sync.rows = insert_prices(conn, new, source.name, now)
         sync.gap_records = replace_gap_records(conn, sync.requested, gaps)
     sync.coverage.reasons.update(reasons)
