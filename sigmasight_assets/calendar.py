@@ -60,18 +60,27 @@ def session_on_or_after(days) -> pd.DatetimeIndex | pd.Timestamp:
     return out[0] if scalar else out
 
 
+# A session becomes a partition at its close: each partition's time window starts at 16:00
+# New York on its session and runs to the next one's close, and the window in progress
+# counts (end_offset=1). So at 18:30 on session D the latest partition is D (what the daily
+# schedule asks for), while during trading hours it is still the previous session (no
+# intraday price can be stored as a close).
+CLOSE_HOUR = 16
+
+
 def _weekday_closures() -> list[datetime]:
     weekdays = pd.bdate_range(PARTITIONS_START, all_sessions()[-1])
     closed = weekdays.difference(all_sessions())
-    return [ts.to_pydatetime() for ts in closed]
+    return [(ts + pd.Timedelta(hours=CLOSE_HOUR)).to_pydatetime() for ts in closed]
 
 
 daily_partitions = TimeWindowPartitionsDefinition(
-    start=PARTITIONS_START,
+    start=datetime.fromisoformat(PARTITIONS_START).replace(hour=CLOSE_HOUR),
     fmt="%Y-%m-%d",
-    cron_schedule="0 0 * * 1-5",
+    cron_schedule=f"0 {CLOSE_HOUR} * * 1-5",
     timezone="America/New_York",
     exclusions=_weekday_closures(),
+    end_offset=1,
 )
 
 
