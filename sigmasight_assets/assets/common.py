@@ -151,6 +151,10 @@ def markdown_table(frame: pd.DataFrame, floatfmt: str = ",.2f") -> MetadataValue
 Check = Callable[[Connection], AssetCheckResult]
 
 
+class StoreWriteError(RuntimeError):
+    """The database failed while a window was being written (rolled back)."""
+
+
 def write_checked(
     engine: Engine,
     write: Callable[[Connection], dict],
@@ -161,14 +165,21 @@ def write_checked(
     check results are reported, the transaction is rolled back (nothing is written) and the
     step fails naming the failures; otherwise commit and yield the results and then the
     ``MaterializeResult`` built from ``write``'s metadata."""
-    with engine.begin() as conn:
-        serialize_writes(conn)
-        metadata = write(conn)
-        results = [check(conn) for check in checks]
-        failed = [r for r in results if not r.passed and r.severity == AssetCheckSeverity.ERROR]
-        if failed:
-            for result in results:
-                yield result
-            details = "; ".join(f"{r.check_name}: {r.description}" for r in failed)
-            raise Failure(f"rolled back, nothing written: {details}")
+    try:
+        with engine.begin() as conn:
+            serialize_writes(conn)
+            metadata = write(conn)
+            results = [check(conn) for check in checks]
+            failed = [r for r in results if not r.passed and r.severity == AssetCheckSeverity.ERROR]
+            if failed:
+                for result in results:
+                    yield result
+                details = "; ".join(f"{r.check_name}: {r.description}" for r in failed)
+                raise Failure(f"rolled back, nothing written: {details}")
+    except sa.exc.DBAPIError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        raise StoreWriteError(
+            f"the store at {where} failed during the write ({type(exc.orig).__name__}: {str(exc.orig).strip()}); "
+            "the transaction was rolled back and nothing of this window was written: re-run when the store is back"
+        ) from exc
     yield MaterializeResult(metadata=metadata, check_results=results, data_version=data_version)

@@ -32,6 +32,7 @@ from dagster import (
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
+    BACKFILL_ID_TAG,
     PARTITION_NAME_TAG,
 )
 
@@ -52,13 +53,25 @@ from sigmasight_assets.store import read_frame, records, replace_window
 from sigmasight_assets.symbols import is_provider_eligible, parse_occ
 
 
-def run_partition_range(tags) -> tuple[str, str] | None:
-    """The partition range a run covers, from its tags; None for a run without one."""
+def run_partition_range(context: AssetExecutionContext) -> tuple[str, str] | None:
+    """The partition range a run covers: from its range or partition tags, else — for a
+    run that an asset backfill launched for this unpartitioned asset alone — the range the
+    backfill targets. None for a run with neither (an explicit materialization)."""
+    tags = context.run.tags
     if ASSET_PARTITION_RANGE_START_TAG in tags:
         return tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG]
     if PARTITION_NAME_TAG in tags:
         return tags[PARTITION_NAME_TAG], tags[PARTITION_NAME_TAG]
-    return None
+    backfill = context.instance.get_backfill(tags[BACKFILL_ID_TAG]) if BACKFILL_ID_TAG in tags else None
+    if backfill is None:
+        return None
+    if backfill.is_asset_backfill:
+        data = backfill.get_asset_backfill_data(context.repository_def.asset_graph)
+        keys = [k for subset in data.target_subset.partitions_subsets_by_asset_key.values()
+                for k in subset.get_partition_keys()]
+    else:
+        keys = list(backfill.partition_names or [])
+    return (min(keys), max(keys)) if keys else None
 
 
 def stored_profiles(conn) -> pd.DataFrame:
@@ -84,7 +97,7 @@ def company_profiles(context: AssetExecutionContext, store: StoreResource, marke
     """Sector, industry, beta and market cap of the listed single names held, fetched only
     by a run whose range ends at the latest session (at most once per symbol)."""
     latest = daily_partitions.get_last_partition_key()
-    covered = run_partition_range(context.run.tags)
+    covered = run_partition_range(context)
     engine = store.engine()
     with engine.connect() as conn:
         stored = stored_profiles(conn)
