@@ -19,6 +19,30 @@ chart request per symbol (plus, the first time it meets a symbol, a timezone loo
 caches on disk, and its cookie/crumb requests); yahooquery one chart request per symbol
 plus one crumb request per fetch. Never one request per day.
 
+Retries. A GET answered HTTP 429, 500, 502, 503 or 504 is sent again, at most twice, after
+0.5 s and then 1 s (``RETRY_WAITS_S``); a ``Retry-After`` header is honoured (the wait is at
+least what it asks) up to ``RETRY_AFTER_CAP_S`` (5 s): asked for longer, the request is not
+retried at all. No wait runs past the fetch's deadline: a re-send that would is not made.
+Once one request of a session has used up its re-sends and still failed, the session sends
+every later request once (the provider is failing, not blinking). Other 4xx are answers and
+never retried. Every attempt counts as a request.
+
+Payloads. After each symbol the chart answer it got is checked (``chart_problem``): a chart
+request that ended in an HTTP status other than 200 or 404 (after the retries above), a body
+that is not Yahoo's chart JSON (truncated, an HTML error page sent with 200), or chart arrays
+that disagree in length with ``timestamp`` make the provider *failed* for that symbol with
+``ProviderResponseError`` naming the status or the defect, whatever the library made of it.
+A persistent 429/5xx also stops the provider for the remaining symbols of the fetch (they go
+to the next provider), like a connection failure. Rows whose close is not a positive finite
+number (null, NaN, 0, negative) are dropped and logged; a symbol left with no row is
+missing, its reason counting the rows dropped.
+
+Proxies. curl_cffi leaves proxy selection to libcurl, which reads ``https_proxy`` /
+``HTTPS_PROXY``, ``all_proxy`` / ``ALL_PROXY`` and ``no_proxy`` from the environment (every
+Yahoo endpoint is https; libcurl ignores an upper-case ``HTTP_PROXY`` by design). A proxy
+that never answers is bounded like a hanging host, and the "no ... provider reachable"
+message then names the proxy (without credentials).
+
 Outcomes. A symbol is served (rows), or missing (a provider answered that it has no data:
 the reasons of every provider asked go to ``FetchResult.missing``), or unresolved (every
 attempt failed). Unresolved symbols fail the fetch with ``PriceSourceError``; when nothing
@@ -36,13 +60,17 @@ and points its on-disk cache (timezones, cookie) at ``<data dir>/yfinance-cache`
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -63,10 +91,42 @@ PROVIDERS = ("yfinance", "yahooquery")
 CLOSE_SETTLE = timedelta(minutes=15)
 """A session's close is accepted this long after the scheduled close, not before."""
 COLUMNS = [*PRICE_COLUMNS, "adj_close", "source"]
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+"""HTTP statuses a request is sent again for (rate limit, server and gateway errors)."""
+RETRY_WAITS_S = (0.5, 1.0)
+"""Waits before the first and the second re-send (exponential backoff)."""
+RETRY_AFTER_CAP_S = 5.0
+"""The longest ``Retry-After`` honoured; a longer one means: do not retry."""
+RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+RESEND_MARGIN_S = 0.1
+"""A re-send needs at least this much of the budget left after its wait."""
 
 
 class BudgetExhausted(Exception):
     """The fetch's time budget is spent; raised by ProviderSession before sending."""
+
+
+class ProviderResponseError(Exception):
+    """A provider answered, but with an error that is not 'no such symbol' (HTTP 401
+    "Invalid Crumb", 429, 5xx, a body that is not Yahoo's JSON, a malformed chart): a
+    failure, not an answer. ``status`` is the HTTP status when there was one."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Answer:
+    """One request's final response (after any re-sends): ``attempts`` sends, ``note`` why
+    it was not sent again when its status asked for it."""
+
+    method: str
+    url: str
+    status: int | None
+    attempts: int
+    response: object = field(repr=False, default=None)
+    note: str | None = None
 
 
 def _seconds(env: str, default: float) -> float:
@@ -92,45 +152,135 @@ def provider_budget_s() -> float:
 
 class ProviderSession(curl_requests.Session):
     """A curl_cffi session (Chrome fingerprint, as yfinance's own) that bounds every request
-    by ``timeout_s`` and by the deadline, refuses to send past the deadline, and records
-    each request (``calls``), each transport error (``errors``) and the HTTP status of the
-    last response (``last_status``).
+    by ``timeout_s`` and by the deadline, refuses to send past the deadline, re-sends a
+    request answered 429/5xx with backoff (see the module doc: Retries), and records each
+    HTTP request sent (``calls``), each transport error (``errors``), each request's final
+    answer (``answers``) and the HTTP status of the last one (``last_status``).
 
     Tests subclass it and override ``send`` to answer from recorded payloads."""
 
     def __init__(self, provider: str, timeout_s: float, deadline: float,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
         super().__init__(impersonate="chrome")
         self.provider = provider
         self.timeout_s = timeout_s
         self.deadline = deadline
         self.clock = clock
+        self.sleep = sleep
         self.calls: list[str] = []
         self.errors: list[str] = []
+        self.answers: list[Answer] = []
+        self.waits: list[float] = []
+        self.resends_spent = False
         self.last_status: int | None = None
 
     def request(self, method, url, *args, **kwargs):
+        asked = kwargs.get("timeout")
+        self.last_status = None
+        attempts = 0
+        while True:
+            response = self._send_once(method, url, asked, *args, **kwargs)
+            attempts += 1
+            status = getattr(response, "status_code", None)
+            self.last_status = status
+            wait, note = self._retry_wait(method, status, response, attempts)
+            if wait is None:
+                if note:
+                    log.warning("%s: %s %s answered HTTP %s: %s", self.provider, method, url, status, note)
+                self.answers.append(Answer(method, url, status, attempts, response, note))
+                return response
+            log.warning("%s: %s %s answered HTTP %s; sending again in %.2f s", self.provider, method,
+                        url, status, wait)
+            self.waits.append(wait)
+            self.sleep(wait)
+
+    def _send_once(self, method, url, asked, *args, **kwargs):
         left = self.deadline - self.clock()
         if left <= 0:
             raise BudgetExhausted(f"{self.provider}: time budget spent before {method} {url}")
-        asked = kwargs.get("timeout")
         cap = min(self.timeout_s, left)
         if isinstance(asked, (int, float)) and asked > 0:
             cap = min(cap, float(asked))
         kwargs["timeout"] = cap
         self.calls.append(f"{method} {url}")
-        self.last_status = None
         try:
-            response = self.send(method, url, *args, **kwargs)
+            return self.send(method, url, *args, **kwargs)
         except Exception as exc:
             self.errors.append(f"{method} {url}: {describe(exc)}")
             log.warning("%s: %s %s failed: %s", self.provider, method, url, describe(exc))
             raise
-        self.last_status = getattr(response, "status_code", None)
-        return response
+
+    def _retry_wait(self, method, status, response, attempts: int) -> tuple[float | None, str | None]:
+        """(seconds to wait before sending again, None) or (None, why not, when the status
+        asked for a retry)."""
+        if status not in RETRY_STATUSES or str(method).upper() not in RETRY_METHODS:
+            return None, None
+        if self.resends_spent:
+            return None, "not sent again: an earlier request of this session used up its re-sends"
+        if attempts > len(RETRY_WAITS_S):
+            self.resends_spent = True
+            return None, f"still failing after {attempts} attempts"
+        wait = RETRY_WAITS_S[attempts - 1]
+        after = retry_after_s(getattr(response, "headers", None), self._now_utc())
+        if after is not None:
+            if after > RETRY_AFTER_CAP_S:
+                self.resends_spent = True
+                return None, f"not sent again: Retry-After {after:g} s exceeds the {RETRY_AFTER_CAP_S:g} s cap"
+            wait = max(wait, after)
+        left = self.deadline - self.clock()
+        if wait + RESEND_MARGIN_S >= left:
+            self.resends_spent = True
+            return None, f"not sent again: a {wait:g} s wait does not fit the {max(left, 0):.2f} s of budget left"
+        return wait, None
+
+    @staticmethod
+    def _now_utc() -> datetime:
+        return datetime.now(timezone.utc)
 
     def send(self, method, url, *args, **kwargs):
         return super().request(method, url, *args, **kwargs)
+
+
+def retry_after_s(headers, now: datetime) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or an HTTP date), or None
+    when absent or unreadable."""
+    raw = headers.get("Retry-After") if headers is not None else None
+    if raw is None or not str(raw).strip():
+        return None
+    raw = str(raw).strip()
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max((when - now).total_seconds(), 0.0)
+
+
+def env_proxy(url: str = "https://query2.finance.yahoo.com/") -> str | None:
+    """The proxy libcurl takes from the environment for ``url`` (``<scheme>_proxy``, then
+    ``all_proxy``, either case, unless ``no_proxy`` covers the host), without credentials."""
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    if parts.hostname and urllib.request.proxy_bypass_environment(parts.hostname, proxies):
+        return None
+    if parts.scheme == "http":  # libcurl reads only the lower-case http_proxy
+        proxy = os.environ.get("http_proxy") or proxies.get("all")
+    else:
+        proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy:
+        return None
+    shown = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    try:
+        port = shown.port
+    except ValueError:
+        port = None
+    return f"{shown.scheme}://{shown.hostname or '?'}" + (f":{port}" if port else "")
 
 
 SessionFactory = Callable[[str, float, float], ProviderSession]
@@ -158,6 +308,76 @@ def is_unreachable(exc: BaseException) -> bool:
         socket.gaierror,
     )
     return isinstance(exc, types)
+
+
+def provider_down(exc: BaseException) -> bool:
+    """Unreachable, or answering 429/5xx even after the re-sends: asking this provider for
+    further symbols of the fetch would only fail again."""
+    return is_unreachable(exc) or (
+        isinstance(exc, ProviderResponseError) and exc.status in RETRY_STATUSES
+    )
+
+
+def chart_problem(session: ProviderSession, since: int, symbol: str, provider: str) -> ProviderResponseError | None:
+    """Why the last chart answer ``session`` got after its ``since``-th answer is not a
+    usable one (status, body, arrays), or None (a usable answer, or no chart answer)."""
+    charts = [a for a in session.answers[since:] if "/finance/chart/" in str(a.url)]
+    if not charts:
+        return None
+    answer = charts[-1]
+    where = f"{provider}: chart/{symbol}"
+    if answer.status not in (200, 404):
+        attempts = sum(a.attempts for a in charts if a.url == answer.url)  # yfinance re-requests once itself
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        notes = [a.note for a in charts if a.url == answer.url and a.note and ("Retry-After" in a.note or "budget" in a.note)]
+        note = f" ({notes[0]})" if notes else ""
+        return ProviderResponseError(f"HTTP {answer.status} for {where}{tries}{note}", answer.status)
+    defect = chart_payload_defect(getattr(answer.response, "content", b"") or b"",
+                                  (getattr(answer.response, "headers", None) or {}).get("Content-Type"))
+    if defect is None:
+        return None
+    return ProviderResponseError(f"HTTP {answer.status} for {where}: {defect}", answer.status)
+
+
+def chart_payload_defect(body: bytes, content_type: str | None = None) -> str | None:
+    """What is wrong with a v8 chart body, or None: Yahoo's JSON, either an error object
+    (no data: an answer) or a result whose ``timestamp`` and price arrays have one entry
+    each per row."""
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        snippet = body[:60].decode("utf-8", "replace").replace("\n", " ")
+        where = f"{exc.msg} at byte {exc.pos} of {len(body)}" if isinstance(exc, json.JSONDecodeError) else describe(exc)
+        return f"body is not valid JSON ({where}; {content_type or 'no content type'}: {snippet!r})"
+    chart = data.get("chart") if isinstance(data, dict) else None
+    if not isinstance(chart, dict) or not ({"result", "error"} & set(chart)):
+        return "body is not Yahoo's chart JSON (no chart.result)"
+    if chart.get("error") or not chart.get("result"):
+        return None
+    first = chart["result"][0] if isinstance(chart["result"], list) else None
+    if not isinstance(first, dict):
+        return "chart.result[0] is not an object"
+    stamps = first.get("timestamp")
+    if stamps is None:
+        return None  # Yahoo omits timestamp (and the price arrays) for a range without rows
+    if not isinstance(stamps, list):
+        return "chart timestamp is not a list"
+    if not stamps:
+        return None
+    indicators = first.get("indicators") if isinstance(first.get("indicators"), dict) else {}
+    quotes = indicators.get("quote") or [{}]
+    quote = quotes[0] if isinstance(quotes, list) and isinstance(quotes[0], dict) else {}
+    lengths = {k: len(v) for k, v in quote.items() if isinstance(v, list)}
+    adj = indicators.get("adjclose") or [{}]
+    if isinstance(adj, list) and isinstance(adj[0], dict) and isinstance(adj[0].get("adjclose"), list):
+        lengths["adjclose"] = len(adj[0]["adjclose"])
+    if "close" not in lengths:
+        return f"chart has {len(stamps)} timestamp(s) but no close array"
+    off = {k: n for k, n in lengths.items() if n != len(stamps)}
+    if off:
+        return f"chart arrays disagree: {len(stamps)} timestamp(s) but " + ", ".join(
+            f"{n} {k}" for k, n in sorted(off.items()))
+    return None
 
 
 @dataclass
@@ -289,7 +509,9 @@ class _ProviderChain:
             f"{p} ({ledger.first_error(p) or 'not asked'})" for p in self.providers
         )
         if nothing_answered and all_unreachable:
-            raise PriceSourceError(f"no {self.kind} provider reachable: tried {tried}")
+            proxy = env_proxy()
+            via = f"; requests went through the proxy {proxy} set in the environment" if proxy else ""
+            raise PriceSourceError(f"no {self.kind} provider reachable: tried {tried}{via}")
         raise PriceSourceError(
             f"{self.kind} providers failed for {len(unresolved)} symbol(s) "
             f"({', '.join(sorted(unresolved))}): {tried}"
@@ -346,7 +568,9 @@ def closes_frame(symbol: str, provider: str, dates, close, adj_close=None, open_
                  high=None, low=None, volume=None, lo: date | None = None,
                  hi: date | None = None, now: datetime | None = None) -> pd.DataFrame:
     """Provider columns as COLUMNS rows: NYSE sessions inside [lo, hi] whose close has
-    happened by ``now``, with a finite positive close; nothing else is kept."""
+    happened by ``now``, with a finite positive close; nothing else is kept. The sessions
+    dropped for their close (null, NaN, 0, negative) are logged and listed in
+    ``attrs["dropped"]``."""
     n = len(dates)
 
     def col(values):
@@ -360,18 +584,26 @@ def closes_frame(symbol: str, provider: str, dates, close, adj_close=None, open_
     })
     closes = nyse().closes
     closed_at = closes.reindex(frame["date"]).to_numpy()
-    keep = pd.notna(closed_at) & np.isfinite(frame["close"].to_numpy()) & (frame["close"].to_numpy() > 0)
+    wanted = pd.notna(closed_at)
     if lo is not None:
-        keep &= (frame["date"] >= pd.Timestamp(lo)).to_numpy()
+        wanted &= (frame["date"] >= pd.Timestamp(lo)).to_numpy()
     if hi is not None:
-        keep &= (frame["date"] <= pd.Timestamp(hi)).to_numpy()
+        wanted &= (frame["date"] <= pd.Timestamp(hi)).to_numpy()
     if now is not None:
         settled = pd.Series(pd.to_datetime(closed_at, utc=True)) + CLOSE_SETTLE
-        keep &= (settled <= pd.Timestamp(now)).fillna(False).to_numpy()
+        wanted &= (settled <= pd.Timestamp(now)).fillna(False).to_numpy()
+    valid = np.isfinite(frame["close"].to_numpy()) & (frame["close"].to_numpy() > 0)
+    keep = wanted & valid
+    dropped = sorted({d.date().isoformat() for d in frame.loc[wanted & ~valid, "date"]})
+    if dropped:
+        log.warning("%s: %s: dropped %d row(s) whose close is not a positive number: %s", provider, symbol,
+                    len(dropped), ", ".join(dropped[:10]) + (" …" if len(dropped) > 10 else ""))
     adj = frame["adj_close"].to_numpy()
     frame.loc[~(np.isfinite(adj) & (adj > 0)), "adj_close"] = np.nan
     out = frame[keep].drop_duplicates(["symbol", "date"], keep="last")
-    return out[COLUMNS].reset_index(drop=True)
+    out = out[COLUMNS].reset_index(drop=True)
+    out.attrs["dropped"] = dropped
+    return out
 
 
 # --- yfinance ------------------------------------------------------------------------------
@@ -408,7 +640,8 @@ def _yfinance_no_data(exc: BaseException) -> bool:
 def fetch_yfinance(session, todo: Mapping[str, tuple[date, date]], timeout_s: float,
                    now: datetime) -> dict[str, Outcome]:
     """``Ticker(symbol, session).history(start, end + 1 day)`` per symbol, raw and adjusted
-    closes; after a connection-level failure the remaining symbols are not asked."""
+    closes, the chart answer checked (``chart_problem``); after a connection-level failure or
+    a persistent 429/5xx the remaining symbols are not asked."""
     yf = _configure_yfinance()
     try:
         return _yfinance_each(yf, session, todo, timeout_s, now)
@@ -431,6 +664,7 @@ def _yfinance_each(yf, session, todo: Mapping[str, tuple[date, date]], timeout_s
     symbols = list(todo)
     for i, symbol in enumerate(symbols):
         lo, hi = todo[symbol]
+        since = len(session.answers)
         try:
             hist = yf.Ticker(symbol, session=session).history(
                 start=lo.isoformat(), end=(hi + timedelta(days=1)).isoformat(), interval="1d",
@@ -439,14 +673,26 @@ def _yfinance_each(yf, session, todo: Mapping[str, tuple[date, date]], timeout_s
         except BudgetExhausted:
             raise
         except Exception as exc:
-            if _yfinance_no_data(exc):
+            problem = chart_problem(session, since, symbol, "yfinance")
+            if problem is None and _yfinance_no_data(exc):
                 out[symbol] = Empty(describe(exc))
                 continue
-            log.warning("yfinance: %s failed: %s", symbol, describe(exc))
-            out[symbol] = Failed(exc)
-            if is_unreachable(exc):
+            error = problem or exc
+            if problem is not None:
+                problem.__cause__ = exc
+            log.warning("yfinance: %s failed: %s", symbol, describe(error))
+            out[symbol] = Failed(error)
+            if provider_down(error):
                 for rest in symbols[i + 1:]:
-                    out[rest] = Failed(exc)
+                    out[rest] = Failed(error)
+                break
+            continue
+        problem = chart_problem(session, since, symbol, "yfinance")
+        if problem is not None:
+            log.warning("yfinance: %s failed: %s", symbol, describe(problem))
+            out[symbol] = Failed(problem)
+            if provider_down(problem):
+                out.update({rest: Failed(problem) for rest in symbols[i + 1:]})
                 break
             continue
         dates = hist.index.tz_localize(None) if getattr(hist.index, "tz", None) is not None else hist.index
@@ -454,8 +700,16 @@ def _yfinance_each(yf, session, todo: Mapping[str, tuple[date, date]], timeout_s
             symbol, "yfinance", dates, hist.get("Close"), hist.get("Adj Close"), hist.get("Open"),
             hist.get("High"), hist.get("Low"), hist.get("Volume"), lo, hi, now,
         )
-        out[symbol] = Served(frame) if len(frame) else Empty(f"no close in [{lo}, {hi}]")
+        out[symbol] = _served_or_empty(frame, lo, hi)
     return out
+
+
+def _served_or_empty(frame: pd.DataFrame, lo: date, hi: date) -> Outcome:
+    if len(frame):
+        return Served(frame)
+    dropped = frame.attrs.get("dropped", [])
+    detail = f"; dropped {len(dropped)} row(s) whose close is not a positive number" if dropped else ""
+    return Empty(f"no close in [{lo}, {hi}]{detail}")
 
 
 # --- yahooquery ----------------------------------------------------------------------------
@@ -463,8 +717,9 @@ def _yfinance_each(yf, session, todo: Mapping[str, tuple[date, date]], timeout_s
 
 def fetch_yahooquery(session, todo: Mapping[str, tuple[date, date]], timeout_s: float,
                      now: datetime) -> dict[str, Outcome]:
-    """One ``Ticker`` (one crumb request), then ``history`` per distinct range: one chart
-    request per symbol; after a connection-level failure nothing more is asked."""
+    """One ``Ticker`` (one crumb request), then ``history`` per symbol: one chart request
+    each, its answer checked (``chart_problem``) before the rows are read; after a
+    connection-level failure or a persistent 429/5xx nothing more is asked."""
     from yahooquery import Ticker
 
     out: dict[str, Outcome] = {}
@@ -475,24 +730,28 @@ def fetch_yahooquery(session, todo: Mapping[str, tuple[date, date]], timeout_s: 
     except Exception as exc:
         log.warning("yahooquery: session setup failed: %s", describe(exc))
         return {s: Failed(exc) for s in todo}
-    groups: dict[tuple[date, date], list[str]] = {}
-    for symbol, rng in todo.items():
-        groups.setdefault(rng, []).append(symbol)
-    pending = list(groups.items())
-    for g, ((lo, hi), symbols) in enumerate(pending):
-        ticker.symbols = symbols
+    symbols = list(todo)
+    for i, symbol in enumerate(symbols):
+        lo, hi = todo[symbol]
+        ticker.symbols = [symbol]  # one chart request either way; one answer checked per symbol
+        since = len(session.answers)
         try:
             hist = ticker.history(start=lo.isoformat(), end=(hi + timedelta(days=1)).isoformat(), interval="1d")
+            error = chart_problem(session, since, symbol, "yahooquery")
         except BudgetExhausted:
             raise
         except Exception as exc:
-            log.warning("yahooquery: %s failed: %s", ", ".join(symbols), describe(exc))
-            out.update({s: Failed(exc) for s in symbols})
-            if is_unreachable(exc):
-                out.update({s: Failed(exc) for _, rest in pending[g + 1:] for s in rest})
+            error = chart_problem(session, since, symbol, "yahooquery") or exc
+            if error is not exc:
+                error.__cause__ = exc
+        if error is not None:
+            log.warning("yahooquery: %s failed: %s", symbol, describe(error))
+            out[symbol] = Failed(error)
+            if provider_down(error):
+                out.update({rest: Failed(error) for rest in symbols[i + 1:]})
                 break
             continue
-        out.update(_yahooquery_outcomes(hist, symbols, lo, hi, now))
+        out.update(_yahooquery_outcomes(hist, [symbol], lo, hi, now))
     return out
 
 
@@ -510,7 +769,7 @@ def _yahooquery_outcomes(hist, symbols: list[str], lo: date, hi: date, now: date
             symbol, "yahooquery", list(rows.index), rows.get("close"), rows.get("adjclose"),
             rows.get("open"), rows.get("high"), rows.get("low"), rows.get("volume"), lo, hi, now,
         )
-        out[symbol] = Served(frame) if len(frame) else Empty(f"no close in [{lo}, {hi}]")
+        out[symbol] = _served_or_empty(frame, lo, hi)
     return out
 
 
@@ -524,11 +783,6 @@ PROFILE_MODULES = ["assetProfile", "summaryDetail", "price", "quoteType", "defau
 """quoteSummary modules of a profile: assetProfile (sector, industry), summaryDetail (beta,
 marketCap), price and quoteType (quoteType, longName/shortName, price.marketCap as the
 market-cap fallback), defaultKeyStatistics (beta fallback)."""
-
-
-class ProviderResponseError(Exception):
-    """A provider answered, but with an error that is not 'no such symbol' (HTTP 401
-    "Invalid Crumb", 429, 5xx, a body that is not Yahoo's JSON): a failure, not an answer."""
 
 
 class YahooProfileSource(_ProviderChain):
