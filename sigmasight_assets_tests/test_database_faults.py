@@ -90,9 +90,8 @@ def materialize(url: str, home: Path) -> subprocess.Popen:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_store_lost_mid_run_fails_clearly_writes_nothing_partial_and_next_run_succeeds(demo_book, db_url, tmp_path):
-    if not db_url.startswith("postgresql"):
-        pytest.skip("the server-side fault is a PostgreSQL one")
     proxy = CuttableProxy()
     via_proxy = sa.engine.make_url(db_url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     try:
