@@ -5,6 +5,7 @@
     sigmasight book load-demo           import the packaged demo book
     sigmasight equity                   each portfolio's first and last equity in the store
     sigmasight equity PORTFOLIO_ID      a portfolio's equity history (session, equity, P&L, flow)
+    sigmasight report [--out PATH]      an HTML report: equity, drawdown, daily P&L, exposures
 """
 
 from __future__ import annotations
