@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import ExitStack
 
 import pytest
 import sqlalchemy as sa
 
 from sigmasight_assets.store import dispose_engines, init_db, make_engine
+from sigmasight_assets_tests.fake_yahoo import serving, silent_server
 
 PG_SERVER = os.environ.get("SIGMASIGHT_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
 
@@ -83,3 +85,26 @@ def demo_book(engine) -> sa.Engine:
 
     load_demo(engine)
     return engine
+
+
+@pytest.fixture
+def start_yahoo():
+    """Starts a fake Yahoo server (``fake_yahoo.FakeYahooServer``) on a thread and returns it;
+    every server started is shut down after the test. A test module's ``yahoo`` fixture
+    passes it the server its tests talk to."""
+    with ExitStack() as servers:
+        yield lambda server: servers.enter_context(serving(server))
+
+
+@pytest.fixture
+def silent_listener():
+    """A TCP server on 127.0.0.1 that accepts connections and never answers: (port, list of
+    the accepted connections)."""
+    with silent_server() as listener:
+        yield listener
+
+
+@pytest.fixture
+def silent_port(silent_listener) -> int:
+    """The port of ``silent_listener``."""
+    return silent_listener[0]

@@ -8,7 +8,8 @@ opens at 09:30 New York, ``indicators.quote[0]`` and ``adjclose``) for any symbo
 requested ``period1``/``period2``, and can be told per provider and symbol to answer otherwise
 (a status, a Retry-After, a truncated or HTML body, arrays of different lengths, bad closes).
 As in test_yahoo_source.py the production ``ProviderSession`` runs with its transport routed
-to 127.0.0.1, so yfinance and yahooquery run their real request code. The proxy tests use no
+to 127.0.0.1 (``fake_yahoo.routed_factory``), so yfinance and yahooquery run their real
+request code. The proxy tests use no
 routing at all: the real code path with ``HTTPS_PROXY`` & co. pointing at a local port that
 accepts connections and never answers. Nothing leaves the machine.
 """
@@ -18,14 +19,9 @@ from __future__ import annotations
 import json
 import math
 import socket
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from datetime import datetime, timezone
 
 import pandas as pd
 import pytest
@@ -44,32 +40,30 @@ from sigmasight_assets.market_data.sources.yahoo import (
     env_proxy,
     retry_after_s,
 )
+from sigmasight_assets_tests.fake_yahoo import (
+    AFTER_THE_FACT,
+    CHART,
+    FIXTURES,
+    JULY,
+    FakeYahooServer,
+    Reply,
+    closes,
+    price_source,
+    routed_factory,
+    status_reply,
+)
 from sigmasight_assets_tests.test_prices_asset import metadata, run, table
 from sigmasight_assets_tests.test_universe_and_gaps import make_book, position
 
-FIXTURES = Path(__file__).parent / "fixtures" / "yahoo"
 META = json.loads((FIXTURES / "chart_SPY.json").read_text())["chart"]["result"][0]["meta"]
 NOT_FOUND = (FIXTURES / "chart_not_found.json").read_bytes()
 SERIES = sessions_between("2025-06-02", "2025-07-10")
-JULY = (date(2025, 7, 1), date(2025, 7, 10))
 JULY_SESSIONS = ["2025-07-01", "2025-07-02", "2025-07-03", "2025-07-07", "2025-07-08", "2025-07-09", "2025-07-10"]
-AFTER_THE_FACT = datetime(2025, 11, 24, tzinfo=timezone.utc)
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")
 
 
 def synthetic_close(symbol: str, day: pd.Timestamp) -> float:
     return round(50 + sum(map(ord, symbol)) % 97 + 0.25 * SERIES.get_loc(day), 2)
-
-
-@dataclass
-class Reply:
-    """An answer to a chart request: ``body`` bytes, or a function of the normal body, or
-    None for the normal body."""
-
-    status: int = 200
-    body: bytes | Callable[[bytes], bytes] | None = None
-    headers: dict = field(default_factory=dict)
-    kind: str = "application/json"
 
 
 HTML_500 = Reply(500, b"<html><body><h1>500 Internal Server Error</h1></body></html>", kind="text/html")
@@ -80,7 +74,7 @@ HTML_200 = Reply(200, b"<!doctype html><html><head><title>Yahoo</title></head><b
                  kind="text/html")
 
 
-class FakeYahoo(ThreadingHTTPServer):
+class FakeYahoo(FakeYahooServer):
     """Answers /<provider>/<host>/<path>. Chart requests: every symbol has synthetic closes
     on the sessions of SERIES except ``unknown`` ones (404 + Yahoo's not-found body);
     ``only[symbol] = (lo, hi)`` keeps the sessions in that range; ``closes[symbol][day]``
@@ -90,10 +84,8 @@ class FakeYahoo(ThreadingHTTPServer):
     any provider or symbol). Also a crumb, ``/status/<code>`` and 404 for anything else.
     ``log``: (provider, symbol, kind, status, monotonic time) per request."""
 
-    daemon_threads = True
-
     def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(routes={"/status/": status_reply})
         self.log: list[tuple[str, str, str, int, float]] = []
         self.unknown: set[str] = set()
         self.only: dict[str, tuple[str, str]] = {}
@@ -101,6 +93,26 @@ class FakeYahoo(ThreadingHTTPServer):
         self.mangle: dict[tuple[str, str], Callable[[dict], None]] = {}
         self.script: dict[tuple[str, str], list[Reply]] = {}
         self.always: dict[tuple[str, str], Reply] = {}
+
+    def reply(self, provider: str, path: str, query: dict) -> Reply:
+        if not path.startswith(CHART):
+            self.log.append((provider, "", "other", 0, time.monotonic()))
+            return self.route(path)
+        symbol = path.rsplit("/", 1)[-1]
+        history = "period1" in query
+        entry = [provider, symbol, "history" if history else "tz", 0, time.monotonic()]
+        self.log.append(entry)
+        reply = self.reply_for(provider, symbol, history)
+        if reply is None or not isinstance(reply.body, bytes):  # the normal body or a function of it
+            if symbol in self.unknown:
+                reply = Reply(404, NOT_FOUND)
+            elif reply is None:
+                reply = Reply(200, self.chart(provider, symbol, query))
+            else:
+                body = self.chart(provider, symbol, query)
+                reply = Reply(reply.status, reply.body(body) if reply.body else body, reply.headers, reply.kind)
+        entry[3] = reply.status
+        return reply
 
     def charts(self, provider: str | None = None, symbol: str | None = None, kind: str | None = "history") -> list:
         return [e for e in self.log if e[1] and provider in (None, e[0]) and symbol in (None, e[1])
@@ -150,119 +162,19 @@ class FakeYahoo(ThreadingHTTPServer):
         return json.dumps({"chart": {"result": [result], "error": None}}).encode()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def _answer(self, status: int, body: bytes, kind: str = "application/json", headers: dict | None = None):
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-        return status
-
-    def do_GET(self):
-        parts = urlsplit(self.path)
-        provider, _host, path = parts.path.lstrip("/").split("/", 2)
-        path, query = "/" + path, parse_qs(parts.query)
-        server: FakeYahoo = self.server
-        if path.startswith("/v8/finance/chart/"):
-            symbol = path.rsplit("/", 1)[-1]
-            history = "period1" in query
-            entry = [provider, symbol, "history" if history else "tz", 0, time.monotonic()]
-            server.log.append(entry)
-            reply = server.reply_for(provider, symbol, history)
-            if reply is not None and isinstance(reply.body, bytes):
-                entry[3] = self._answer(reply.status, reply.body, reply.kind, reply.headers)
-                return
-            if symbol in server.unknown:
-                entry[3] = self._answer(404, NOT_FOUND)
-                return
-            body = server.chart(provider, symbol, query)
-            if reply is None:
-                entry[3] = self._answer(200, body)
-            else:
-                entry[3] = self._answer(reply.status, reply.body(body) if reply.body else body, reply.kind, reply.headers)
-            return
-        server.log.append((provider, "", "other", 0, time.monotonic()))
-        if path.endswith("/v1/test/getcrumb"):
-            return self._answer(200, b"fAk3CrUmB", "text/plain")
-        if path.startswith("/status/"):
-            return self._answer(int(path.rsplit("/", 1)[-1]), b"status", "text/plain")
-        return self._answer(404, b"<html>not here</html>", "text/html")
-
-    do_POST = do_GET
-
-
-def routed_factory(port: int, sessions: list | None = None):
-    """Sessions sending every request to 127.0.0.1:port/<provider>/<host>/<path>."""
-
-    class RoutedSession(ProviderSession):
-        def send(self, method, url, *args, **kwargs):
-            parts = urlsplit(url)
-            local = f"http://127.0.0.1:{port}/{self.provider}/{parts.hostname}{parts.path or '/'}"
-            if parts.query:
-                local += "?" + parts.query
-            return super().send(method, local, *args, **kwargs)
-
-    def factory(provider, timeout_s, deadline):
-        session = RoutedSession(provider, timeout_s, deadline)
-        if sessions is not None:
-            sessions.append(session)
-        return session
-
-    return factory
+@pytest.fixture
+def yahoo(start_yahoo) -> FakeYahoo:
+    return start_yahoo(FakeYahoo())
 
 
 @pytest.fixture
-def yahoo():
-    server = FakeYahoo()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def silent_port():
-    """A TCP server on 127.0.0.1 that accepts connections and never answers; yields
-    (port, list of accepted connections)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    held, stop = [], threading.Event()
-
-    def accept():
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1], held
-    stop.set()
-    thread.join(2)
-    for conn in held:
-        conn.close()
-    listener.close()
+def silent_port(silent_listener) -> tuple[int, list]:
+    """Here the whole ``silent_listener``: (port, list of accepted connections)."""
+    return silent_listener
 
 
 def source(server: FakeYahoo, sessions: list | None = None, **kw) -> YahooPriceSource:
-    kw.setdefault("utcnow", lambda: AFTER_THE_FACT)
-    return YahooPriceSource(session_factory=routed_factory(server.server_address[1], sessions),
-                            timeout_s=kw.pop("timeout_s", 5), budget_s=kw.pop("budget_s", 30), **kw)
-
-
-def closes(result, symbol) -> dict[str, float]:
-    rows = result.prices[result.prices["symbol"] == symbol]
-    return dict(zip(rows["date"].dt.strftime("%Y-%m-%d"), rows["close"]))
+    return price_source(server.server_address[1], sessions, **kw)
 
 
 def expected(symbol: str, days=JULY_SESSIONS) -> dict[str, float]:
@@ -403,13 +315,20 @@ MALFORMED = {
 }
 
 
-@pytest.mark.parametrize("case", list(MALFORMED))
-def test_a_malformed_payload_from_every_provider_fails_the_symbol_and_stores_nothing(yahoo, case):
+def malform_aapl(server: FakeYahoo, provider: str, case: str) -> str:
+    """Makes the AAPL chart payloads of ``provider`` ("*": of every provider) malformed as
+    ``MALFORMED[case]``; returns the words the error names."""
     reply, mangle, words = MALFORMED[case]
     if reply is not None:
-        yahoo.always[("*", "AAPL")] = reply
+        server.always[(provider, "AAPL")] = reply
     else:
-        yahoo.mangle[("*", "AAPL")] = mangle
+        server.mangle[(provider, "AAPL")] = mangle
+    return words
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_malformed_payload_from_every_provider_fails_the_symbol_and_stores_nothing(yahoo, case):
+    words = malform_aapl(yahoo, "*", case)
     started = time.monotonic()
     with pytest.raises(PriceSourceError) as info:
         source(yahoo).fetch({"AAPL": JULY, "SPY": JULY})
@@ -421,11 +340,7 @@ def test_a_malformed_payload_from_every_provider_fails_the_symbol_and_stores_not
 
 @pytest.mark.parametrize("case", list(MALFORMED))
 def test_a_malformed_payload_from_one_provider_goes_to_the_next(yahoo, case):
-    reply, mangle, _ = MALFORMED[case]
-    if reply is not None:
-        yahoo.always[("yfinance", "AAPL")] = reply
-    else:
-        yahoo.mangle[("yfinance", "AAPL")] = mangle
+    malform_aapl(yahoo, "yfinance", case)
     result = source(yahoo).fetch({"AAPL": JULY, "SPY": JULY})
     assert [e[1] for e in yahoo.charts("yahooquery")] == ["AAPL"]  # asked for what is left only
     assert closes(result, "AAPL") == pytest.approx(expected("AAPL"))

@@ -1,39 +1,37 @@
 """YahooProfileSource against hand-written v10 quoteSummary payloads served by a local HTTP
 server.
 
-As in test_yahoo_source.py, ``RoutedSession`` is the production ``ProviderSession``
-(timeouts, budget, request ledger) whose transport is redirected from the Yahoo hosts to
-127.0.0.1, so yahooquery and yfinance run their real request code over real HTTP; nothing
-leaves the machine.
+As in test_yahoo_source.py, the sessions are the production ``ProviderSession`` (timeouts,
+budget, request ledger) whose transport is redirected from the Yahoo hosts to 127.0.0.1
+(``fake_yahoo.routed_factory``), so yahooquery and yfinance run their real request code over
+real HTTP; nothing leaves the machine.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
-import pandas as pd
 import pytest
-from curl_cffi.requests.exceptions import DNSError
 
 from sigmasight_assets.market_data.profiles import PROFILE_COLUMNS, ProfileResult, make_profile_source
 from sigmasight_assets.market_data.sources.base import PriceSourceError
 from sigmasight_assets.market_data.sources.yahoo import (
     PROFILE_MODULES,
-    ProviderSession,
     YahooProfileSource,
     info_profile,
     quote_summary_profile,
 )
-
-FIXTURES = Path(__file__).parent / "fixtures" / "yahoo"
-QUOTE_SUMMARY = "/v10/finance/quoteSummary/"
+from sigmasight_assets_tests.fake_yahoo import (
+    FIXTURES,
+    QUOTE_SUMMARY,
+    FixtureYahoo,
+    OfflineSession,
+    Reply,
+    request_timeouts,
+    routed_factory,
+)
 
 AAPL = {
     "symbol": "AAPL", "name": "Apple Inc.", "quote_type": "EQUITY", "sector": "Technology",
@@ -45,123 +43,29 @@ SPY = {
 }
 
 
-class FakeYahoo(ThreadingHTTPServer):
-    """Answers /<provider>/<host>/<path>: quoteSummary from FIXTURES (404 + Yahoo's
-    not-found body for other symbols), a crumb, empty v7 quote and fundamentals-timeseries
-    results (what yfinance's ``info`` also asks for), 404 for anything else.
-    ``fail[provider] = status`` makes that provider's quoteSummary requests fail (401 with
-    Yahoo's "Invalid Crumb" body, other statuses with an HTML page). Records (provider,
-    path, query) of every request."""
-
-    daemon_threads = True
+class FakeYahoo(FixtureYahoo):
+    """quoteSummary from FIXTURES (404 + Yahoo's not-found body for other symbols), a crumb,
+    empty v7 quote and fundamentals-timeseries results (what yfinance's ``info`` also asks
+    for), 404 for anything else. ``fail[provider] = status`` makes that provider's
+    quoteSummary requests fail (401 with Yahoo's "Invalid Crumb" body, other statuses with an
+    HTML page). Records (provider, path, query) of every request."""
 
     def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.log: list[tuple[str, str, dict]] = []
-        self.fail: dict[str, int] = {}
+        super().__init__(
+            QUOTE_SUMMARY, "quote_summary",
+            fail_replies={401: Reply(401, (FIXTURES / "quote_summary_invalid_crumb.json").read_bytes())},
+            routes={"/v7/finance/quote": Reply(200, b'{"quoteResponse": {"result": [], "error": null}}'),
+                    "/ws/fundamentals-timeseries/": Reply(200, b'{"timeseries": {"result": [], "error": null}}')},
+        )
 
     def summaries(self, provider: str | None = None) -> list[str]:
         """Symbols of the quoteSummary requests of ``provider`` (all providers: None)."""
-        return [path.rsplit("/", 1)[-1] for p, path, _ in self.log
-                if path.startswith(QUOTE_SUMMARY) and provider in (None, p)]
-
-    def requests_of(self, provider: str) -> int:
-        return sum(1 for p, _, _ in self.log if p == provider)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def _answer(self, status: int, body: bytes, kind: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        parts = urlsplit(self.path)
-        provider, _host, path = parts.path.lstrip("/").split("/", 2)
-        path = "/" + path
-        self.server.log.append((provider, path, parse_qs(parts.query)))
-        if path.startswith(QUOTE_SUMMARY):
-            status = self.server.fail.get(provider)
-            if status == 401:
-                return self._answer(401, (FIXTURES / "quote_summary_invalid_crumb.json").read_bytes())
-            if status is not None:
-                return self._answer(status, b"<html>Internal Server Error</html>", "text/html")
-            symbol = path.rsplit("/", 1)[-1]
-            fixture = FIXTURES / f"quote_summary_{symbol}.json"
-            if fixture.exists():
-                return self._answer(200, fixture.read_bytes())
-            body = (FIXTURES / "quote_summary_not_found.json").read_text().replace("{symbol}", symbol)
-            return self._answer(404, body.encode())
-        if path.endswith("/v1/test/getcrumb"):
-            return self._answer(200, b"fAk3CrUmB", "text/plain")
-        if path == "/v7/finance/quote":
-            return self._answer(200, b'{"quoteResponse": {"result": [], "error": null}}')
-        if path.startswith("/ws/fundamentals-timeseries/"):
-            return self._answer(200, b'{"timeseries": {"result": [], "error": null}}')
-        return self._answer(404, b"<html>not here</html>", "text/html")
-
-    do_POST = do_GET
-
-
-def routed_factory(port: int, sessions: list | None = None):
-    """A session factory sending every request to 127.0.0.1:port/<provider>/<host>/<path>."""
-
-    class RoutedSession(ProviderSession):
-        def send(self, method, url, *args, **kwargs):
-            parts = urlsplit(url)
-            local = f"http://127.0.0.1:{port}/{self.provider}/{parts.hostname}{parts.path or '/'}"
-            if parts.query:
-                local += "?" + parts.query
-            return super().send(method, local, *args, **kwargs)
-
-    def factory(provider, timeout_s, deadline):
-        session = RoutedSession(provider, timeout_s, deadline)
-        if sessions is not None:
-            sessions.append(session)
-        return session
-
-    return factory
+        return self.symbols(provider)
 
 
 @pytest.fixture
-def yahoo():
-    server = FakeYahoo()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def silent_port():
-    """A TCP server on 127.0.0.1 that accepts connections and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    held, stop = [], threading.Event()
-
-    def accept():
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join(2)
-    for conn in held:
-        conn.close()
-    listener.close()
+def yahoo(start_yahoo) -> FakeYahoo:
+    return start_yahoo(FakeYahoo())
 
 
 def source(port, **kw) -> YahooProfileSource:
@@ -242,15 +146,10 @@ def test_a_provider_failing_for_some_symbols_only_reports_them_as_missing(yahoo)
 
 
 def test_no_network_fails_fast_naming_both_providers():
-    class Offline(ProviderSession):
-        def send(self, method, url, *args, **kwargs):
-            host = urlsplit(url).hostname
-            raise DNSError(f"Failed to perform, curl: (6) Could not resolve host: {host}")
-
     sessions = []
 
     def factory(p, t, d):
-        sessions.append(Offline(p, t, d))
+        sessions.append(OfflineSession(p, t, d))
         return sessions[-1]
 
     started = time.monotonic()
@@ -290,18 +189,8 @@ def test_every_request_is_capped_by_the_session_timeout(yahoo):
     src = YahooProfileSource(session_factory=routed_factory(yahoo.server_address[1], sessions),
                              timeout_s=1.5, budget_s=30)
     yahoo.fail["yahooquery"] = 401  # both libraries send requests
-    seen = []
-    original = ProviderSession.send
-
-    def spy(self, method, url, *args, **kwargs):
-        seen.append(kwargs["timeout"])
-        return original(self, method, url, *args, **kwargs)
-
-    ProviderSession.send = spy
-    try:
+    with request_timeouts() as seen:
         result = src.fetch_profiles(["AAPL"])
-    finally:
-        ProviderSession.send = original
     assert [s.provider for s in sessions] == ["yahooquery", "yfinance"]
     assert seen and max(seen) <= 1.5
     assert result.requests == sum(len(s.calls) for s in sessions) == len(seen)

@@ -1,147 +1,50 @@
 """YahooPriceSource against recorded Yahoo chart payloads served by a local HTTP server.
 
-``RoutedSession`` is the production ``ProviderSession`` (timeouts, budget, recording) whose
-transport is redirected from the Yahoo hosts to 127.0.0.1, so both libraries run their real
-request code over real HTTP; nothing leaves the machine.
+The sessions are the production ``ProviderSession`` (timeouts, budget, recording) whose
+transport is redirected from the Yahoo hosts to 127.0.0.1 (``fake_yahoo.routed_factory``), so
+both libraries run their real request code over real HTTP; nothing leaves the machine.
 """
 
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from datetime import date, datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from curl_cffi.requests.exceptions import DNSError
 
 from sigmasight_assets.market_data.sources.base import PriceSourceError
-from sigmasight_assets.market_data.sources.yahoo import ProviderSession, YahooPriceSource
+from sigmasight_assets.market_data.sources.yahoo import YahooPriceSource
+from sigmasight_assets_tests.fake_yahoo import (
+    AFTER_THE_FACT,
+    CHART,
+    FIXTURES,
+    JULY,
+    FixtureYahoo,
+    OfflineSession,
+    closes,
+    request_timeouts,
+    routed_factory,
+)
+from sigmasight_assets_tests.fake_yahoo import price_source as source
 
-FIXTURES = Path(__file__).parent / "fixtures" / "yahoo"
-JULY = (date(2025, 7, 1), date(2025, 7, 10))
-AFTER_THE_FACT = datetime(2025, 11, 24, tzinfo=timezone.utc)
 
-
-class FakeYahoo(ThreadingHTTPServer):
-    """Answers /<provider>/<host>/<path>: charts from FIXTURES (404 + Yahoo's not-found body
-    for other symbols), a crumb, 404 for anything else; ``fail[provider] = status`` makes
-    that provider's chart requests fail. Records (provider, path, query) of every request."""
-
-    daemon_threads = True
+class FakeYahoo(FixtureYahoo):
+    """Charts from FIXTURES (404 + Yahoo's not-found body for other symbols), a crumb, 404 for
+    anything else; ``fail[provider] = status`` makes that provider's chart requests fail.
+    Records (provider, path, query) of every request."""
 
     def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.log: list[tuple[str, str, dict]] = []
-        self.fail: dict[str, int] = {}
+        super().__init__(CHART, "chart")
 
     def charts(self, provider: str | None = None, history_only: bool = True) -> list[str]:
         """Symbols of the chart requests (history ones: with period1) of ``provider``."""
-        return [
-            path.rsplit("/", 1)[-1]
-            for p, path, query in self.log
-            if "/v8/finance/chart/" in path and (provider in (None, p)) and (not history_only or "period1" in query)
-        ]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def _answer(self, status: int, body: bytes, kind: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        parts = urlsplit(self.path)
-        provider, _host, path = parts.path.lstrip("/").split("/", 2)
-        path = "/" + path
-        self.server.log.append((provider, path, parse_qs(parts.query)))
-        if path.startswith("/v8/finance/chart/"):
-            if provider in self.server.fail:
-                return self._answer(self.server.fail[provider], b"<html>Internal Server Error</html>", "text/html")
-            fixture = FIXTURES / f"chart_{path.rsplit('/', 1)[-1]}.json"
-            if fixture.exists():
-                return self._answer(200, fixture.read_bytes())
-            return self._answer(404, (FIXTURES / "chart_not_found.json").read_bytes())
-        if path == "/v1/test/getcrumb":
-            return self._answer(200, b"fAk3CrUmB", "text/plain")
-        return self._answer(404, b"<html>not here</html>", "text/html")
-
-    do_POST = do_GET
-
-
-def routed_factory(port: int, sessions: list | None = None):
-    """A session factory sending every request to 127.0.0.1:port/<provider>/<host>/<path>."""
-
-    class RoutedSession(ProviderSession):
-        def send(self, method, url, *args, **kwargs):
-            parts = urlsplit(url)
-            local = f"http://127.0.0.1:{port}/{self.provider}/{parts.hostname}{parts.path or '/'}"
-            if parts.query:
-                local += "?" + parts.query
-            return super().send(method, local, *args, **kwargs)
-
-    def factory(provider, timeout_s, deadline):
-        session = RoutedSession(provider, timeout_s, deadline)
-        if sessions is not None:
-            sessions.append(session)
-        return session
-
-    return factory
+        return self.symbols(provider, with_param="period1" if history_only else None)
 
 
 @pytest.fixture
-def yahoo():
-    server = FakeYahoo()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def silent_port():
-    """A TCP server on 127.0.0.1 that accepts connections and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    held, stop = [], threading.Event()
-
-    def accept():
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join(2)
-    for conn in held:
-        conn.close()
-    listener.close()
-
-
-def source(port, **kw) -> YahooPriceSource:
-    kw.setdefault("utcnow", lambda: AFTER_THE_FACT)
-    return YahooPriceSource(session_factory=routed_factory(port), timeout_s=kw.pop("timeout_s", 5), budget_s=kw.pop("budget_s", 30), **kw)
-
-
-def closes(result, symbol):
-    rows = result.prices[result.prices["symbol"] == symbol]
-    return dict(zip(rows["date"].dt.strftime("%Y-%m-%d"), rows["close"]))
+def yahoo(start_yahoo) -> FakeYahoo:
+    return start_yahoo(FakeYahoo())
 
 
 def test_yfinance_serves_raw_and_adjusted_closes_from_the_recorded_chart(yahoo):
@@ -197,14 +100,9 @@ def test_rows_outside_the_requested_range_are_dropped(yahoo):
 
 
 def test_no_network_fails_fast_naming_both_providers():
-    class Offline(ProviderSession):
-        def send(self, method, url, *args, **kwargs):
-            host = urlsplit(url).hostname
-            raise DNSError(f"Failed to perform, curl: (6) Could not resolve host: {host}")
-
     started = time.monotonic()
     with pytest.raises(PriceSourceError) as info:
-        YahooPriceSource(session_factory=lambda p, t, d: Offline(p, t, d)).fetch({"AAPL": JULY, "SPY": JULY})
+        YahooPriceSource(session_factory=OfflineSession).fetch({"AAPL": JULY, "SPY": JULY})
     message = str(info.value)
     assert message.startswith("no price provider reachable: tried yfinance (DNSError")
     assert "yahooquery (DNSError" in message and "Could not resolve host" in message
@@ -246,18 +144,8 @@ def test_every_request_is_capped_by_the_session_timeout(yahoo):
     sessions: list = []
     src = YahooPriceSource(session_factory=routed_factory(yahoo.server_address[1], sessions), timeout_s=1.5,
                            budget_s=30, utcnow=lambda: AFTER_THE_FACT)
-    seen = []
-    original = ProviderSession.send
-
-    def spy(self, method, url, *args, **kwargs):
-        seen.append(kwargs["timeout"])
-        return original(self, method, url, *args, **kwargs)
-
-    ProviderSession.send = spy
-    try:
+    with request_timeouts() as seen:
         src.fetch({"SPY": JULY})
-    finally:
-        ProviderSession.send = original
     assert seen and max(seen) <= 1.5
     assert sum(len(s.calls) for s in sessions) == len(seen)
 
