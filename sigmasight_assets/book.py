@@ -37,6 +37,8 @@ CHANGE_TYPES = ("CONTRIBUTION", "WITHDRAWAL")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _QTY_TOLERANCE = 1e-9
+_UNREADABLE = re.compile("[\x00\udc80-\udcff]")  # NUL, or a byte that is not UTF-8 (surrogateescape)
+csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # an over-long cell is reported by its field's check
 
 
 @dataclass(frozen=True)
@@ -115,9 +117,9 @@ def _read(directory: Traversable, spec: BookFile, problems: list[Problem]) -> pd
             problems.append(Problem(spec.name, None, None, "required file is missing"))
             return None
         return pd.DataFrame(columns=[*spec.columns, "_line"])
-    with source.open("r", encoding="utf-8-sig", newline="") as handle:
+    with source.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.reader(handle)
-        header = [h.strip() for h in next(reader, [])]
+        header = [_printable(h.strip()) for h in next(reader, [])]
         body: list[list[str]] = []
         lines: list[int] = []
         for row in reader:
@@ -139,9 +141,19 @@ def _read(directory: Traversable, spec: BookFile, problems: list[Problem]) -> pd
     if bad:
         problems.extend(bad)
         return None
+    for row, line in zip(body, lines):
+        problems.extend(
+            Problem(spec.name, line, name, "contains a NUL character" if "\x00" in cell else "is not UTF-8 text")
+            for name, cell in zip(header, row) if _UNREADABLE.search(cell)
+        )
     frame = pd.DataFrame(body, columns=header, dtype=object).reindex(columns=list(spec.columns))
     frame["_line"] = lines
     return frame.reset_index(drop=True)
+
+
+def _printable(text: str) -> str:
+    """``text`` with undecodable bytes shown as ``\\xNN`` (safe to print)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 class _Rows:
@@ -189,6 +201,7 @@ class _Rows:
         if required:
             self.flag(~present, field, "is required")
         parsed = pd.to_datetime(values.where(values.str.match(_DATE)), format="%Y-%m-%d", errors="coerce")
+        parsed = parsed.where(parsed.dt.year > 0)  # pandas accepts year 0, Python dates (and the store) do not
         self.flag(present & parsed.isna(), field, lambda v: f"must be an ISO date YYYY-MM-DD, got {v!r}")
         return parsed
 
@@ -220,6 +233,7 @@ class _Rows:
         """Flag values not in ``known`` (file ids ∪ store ids); None skips the check because
         the target file itself is unusable. Returns the resolvable mask."""
         present = self.present(field)
+        self.flag(~present, field, "is required")
         if known is None:
             return pd.Series(False, index=self.frame.index)
         resolvable = self.frame[field].isin(list(known))
@@ -438,7 +452,7 @@ def _check_closures(merged: pd.DataFrame, stored: _Stored, events: pd.DataFrame 
     all_events = pd.concat(
         [kept.assign(_imported=0), imported[kept.columns.drop("_line").tolist() + ["_line"]].assign(_imported=1)],
         ignore_index=True,
-    )
+    ).astype({"quantity_closed": float})
     all_events = all_events[all_events["position_id"].isin(merged.index) & all_events["quantity_closed"].notna()]
     all_events = all_events.sort_values(["position_id", "_imported", "trade_date", "_line"], kind="stable")
     all_events["closed"] = all_events.groupby("position_id")["quantity_closed"].cumsum()

@@ -4,15 +4,18 @@ and air-gapped use.
 Format: a header row, then ``symbol,date,close`` and optionally ``open,high,low,volume``
 (and ``adj_close``, the dividend- and split-adjusted close); ISO dates, ``.`` decimals.
 Other columns are ignored. The whole file is validated on every fetch (it is read once per
-fetch): a missing file or column, a bad date, a close that is not a positive number, a bad
-optional number, or a duplicate ``symbol,date`` raises ``PriceSourceError`` naming the file,
-the line and the field. Rows outside the requested ranges are ignored; rows dated on a
+fetch): a missing file or column, bytes that are not UTF-8, a row whose cell count is not the
+header's, a bad date, a close that is not a positive number, a bad optional number, or a
+duplicate ``symbol,date`` raises ``PriceSourceError`` naming the file, the line (where the
+row starts; header = 1) and the field. Rows outside the requested ranges are ignored; rows dated on a
 weekend or an NYSE holiday are ignored and counted (``ignored_non_session_rows``, logged).
 """
 
 from __future__ import annotations
 
+import csv
 import logging
+import re
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -28,6 +31,8 @@ log = logging.getLogger(__name__)
 REQUIRED = ("symbol", "date", "close")
 OPTIONAL_PRICES = ("open", "high", "low", "adj_close")
 MAX_REPORTED_ERRORS = 10
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that are not UTF-8, kept by errors="surrogateescape"
+csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # an over-long cell is reported as a bad value
 
 
 class CsvPriceSource:
@@ -80,24 +85,36 @@ def read_price_file(path: Path) -> pd.DataFrame:
     problem, naming the file, line and field."""
     if not path.is_file():
         raise PriceSourceError(f"price file {path}: not found")
-    try:
-        raw = pd.read_csv(
-            path, dtype=str, keep_default_na=False, skip_blank_lines=False, skipinitialspace=True
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise PriceSourceError(f"price file {path}: unreadable as CSV: {exc}") from exc
-    raw.columns = [str(c).strip() for c in raw.columns]
-    absent = [c for c in REQUIRED if c not in raw.columns]
+    header, rows, lines = _read_cells(path)
+    columns = ", ".join(map(_printable, header)) or "nothing"
+    absent = [c for c in REQUIRED if c not in header]
     if absent:
         raise PriceSourceError(
-            f"price file {path}: missing column(s) {', '.join(absent)} "
-            f"(header has {', '.join(raw.columns) or 'nothing'}; expected symbol,date,close"
-            f"[,open,high,low,volume])"
+            f"price file {path}: line 1 (header): missing column(s) {', '.join(absent)} "
+            f"(header has {columns}; expected symbol,date,close[,open,high,low,volume])"
         )
-    raw = raw.apply(lambda col: col.str.strip())
-    raw["_line"] = np.arange(len(raw)) + 2
-    raw = raw[(raw.drop(columns="_line") != "").any(axis=1)]
+    known = [*REQUIRED, *OPTIONAL_PRICES, "volume"]
+    twice = [c for c in known if header.count(c) > 1]
+    if twice:
+        raise PriceSourceError(f"price file {path}: line 1 (header): duplicate column(s) {', '.join(twice)}")
+    if _UNDECODABLE.search("".join(header)):
+        raise PriceSourceError(f"price file {path}: line 1 (header): not UTF-8 text ({columns})")
     errors: list[tuple[int, str]] = []
+    names = [h if h else f"#{i + 1}" for i, h in enumerate(map(_printable, header))]
+    shaped = [len(row) == len(header) for row in rows]
+    for line, row, ok in zip(lines, rows, shaped):
+        if not ok:
+            name = names[len(row)] if len(row) < len(header) else f"#{len(header) + 1} (beyond the header)"
+            errors.append((line, f"field {name}: the row has {len(row)} cell(s), the header {len(header)}"))
+            continue
+        for name, column, cell in zip(names, header, row):
+            if _UNDECODABLE.search(cell):
+                errors.append((line, f"field {name}: is not UTF-8 text"))
+            elif column in known and ("\n" in cell or "\r" in cell):
+                errors.append((line, f"field {name}: {cell!r} contains a line break (unbalanced quote?)"))
+    kept = [row for row, ok in zip(rows, shaped) if ok]
+    raw = pd.DataFrame({c: [row[header.index(c)] for row in kept] for c in known if c in header}, dtype=object)
+    raw["_line"] = [line for line, ok in zip(lines, shaped) if ok]
     out = pd.DataFrame({"symbol": raw["symbol"]})
 
     def flag(mask: pd.Series, field: str, what: str) -> None:
@@ -105,8 +122,13 @@ def read_price_file(path: Path) -> pd.DataFrame:
             errors.append((int(line), f"field {field}: {value!r} {what}"))
 
     flag(raw["symbol"] == "", "symbol", "is empty")
-    out["date"] = pd.to_datetime(raw["date"], format="%Y-%m-%d", errors="coerce")
-    flag(out["date"].isna(), "date", "is not an ISO date (YYYY-MM-DD)")
+    # only YYYY-MM-DD: with this format pandas still takes "today", "now" and "2025-8-1"
+    iso = raw["date"].str.fullmatch("[0-9]{4}-[0-9]{2}-[0-9]{2}").fillna(False).astype(bool)
+    day = pd.to_datetime(raw["date"].where(iso), format="%Y-%m-%d", errors="coerce")
+    flag(day.isna(), "date", "is not an ISO date (YYYY-MM-DD)")
+    in_range = (day >= pd.Timestamp.min) & (day <= pd.Timestamp.max)
+    flag(day.notna() & ~in_range, "date", "is outside the supported dates 1677-09-22 … 2262-04-11")
+    out["date"] = day.where(in_range).astype("datetime64[ns]")
     close = pd.to_numeric(raw["close"], errors="coerce")
     flag(close.isna() | ~np.isfinite(close), "close", "is not a number")
     flag(close.notna() & np.isfinite(close) & (close <= 0), "close", "is not positive")
@@ -133,3 +155,25 @@ def read_price_file(path: Path) -> pd.DataFrame:
         more = f" (and {len(errors) - MAX_REPORTED_ERRORS} more)" if len(errors) > MAX_REPORTED_ERRORS else ""
         raise PriceSourceError(f"price file {path}: {len(errors)} error(s): {shown}{more}")
     return out[[*PRICE_COLUMNS, "adj_close"]].reset_index(drop=True)
+
+
+def _read_cells(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """The stripped header, the stripped non-blank rows and the line each row starts on
+    (header = line 1). Bytes that are not UTF-8 stay as surrogate escapes, reported by cell."""
+    with path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
+        reader = csv.reader(handle)
+        header = [cell.strip() for cell in next(reader, [])]
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        previous = reader.line_num
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows.append([cell.strip() for cell in row])
+                lines.append(previous + 1)
+            previous = reader.line_num
+    return header, rows, lines
+
+
+def _printable(text: str) -> str:
+    """``text`` with undecodable bytes shown as ``\\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
