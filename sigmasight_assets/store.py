@@ -153,10 +153,15 @@ WRITE_LOCK_KEY = 0x5167_5349  # "SigS": one advisory lock for every window write
 def serialize_writes(conn: Connection) -> None:
     """Serialize window writes across concurrent runs for the rest of ``conn``'s
     transaction. PostgreSQL: a transaction-scoped advisory lock (two runs replacing
-    overlapping windows would otherwise collide on the keys one of them inserted). SQLite
-    allows one writer at a time already; a writer waits for the other (busy timeout)."""
+    overlapping windows would otherwise collide on the keys one of them inserted). SQLite:
+    the transaction starts IMMEDIATE, so a second writer waits (busy timeout) instead of
+    failing with "database is locked"."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
+    elif conn.dialect.name == "sqlite" and not conn.connection.dbapi_connection.in_transaction:
+        # Take the write lock now (waiting up to the busy timeout): a deferred transaction
+        # that reads first cannot upgrade once another writer has committed.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def replace_window(
