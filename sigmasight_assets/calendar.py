@@ -6,7 +6,7 @@ special closures are never partitions.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from functools import lru_cache
 
 import exchange_calendars as xcals
@@ -82,7 +82,3 @@ daily_partitions = TimeWindowPartitionsDefinition(
     exclusions=_weekday_closures(),
     end_offset=1,
 )
-
-
-def to_date(value) -> date:
-    return pd.Timestamp(value).date()
