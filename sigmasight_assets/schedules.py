@@ -51,7 +51,7 @@ def session_closed_at(tick: datetime) -> str | SkipReason:
     if day > calendar.last_session:
         return SkipReason(f"{key} is beyond the NYSE calendar (last session {calendar.last_session:%Y-%m-%d})")
     if not calendar.is_session(day):
-        kind = "a weekend" if day.dayofweek >= 5 else "an NYSE holiday"
+        kind = "a weekend" if day.day_of_week >= 5 else "an NYSE holiday"
         return SkipReason(f"{key} ({day:%A}) is {kind}: no session to materialize")
     close = calendar.session_close(day)
     if pd.Timestamp(local) < close:

@@ -62,7 +62,12 @@ def sector_exposures(tags: pd.DataFrame, equity: pd.DataFrame, priced: pd.Series
             "unpriced_count": (~priced.to_numpy()).astype(int),
         }
     )
-    out = frame.groupby(["portfolio_id", "date", "sector"], as_index=False).sum()
+    return sector_weights(frame.groupby(["portfolio_id", "date", "sector"], as_index=False).sum(), equity)
+
+
+def sector_weights(out: pd.DataFrame, equity: pd.DataFrame) -> pd.DataFrame:
+    """Add net and gross weights of equity to summed exposures per (portfolio_id, date,
+    sector) (NULL when equity <= 0)."""
     out = out.merge(equity[["portfolio_id", "date", "equity_balance"]], on=["portfolio_id", "date"], how="left")
     positive = out["equity_balance"] > 0
     denominator = out["equity_balance"].where(positive)

@@ -29,10 +29,13 @@ def exposures(values: pd.DataFrame) -> pd.DataFrame:
     return frame.groupby(["portfolio_id", "date"], as_index=False).sum()
 
 
-def build_snapshots(equity: pd.DataFrame, pnl: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:
+def build_snapshots(
+    equity: pd.DataFrame, pnl: pd.DataFrame, values: pd.DataFrame | None, exposure: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Join the rollforward (``equity``), the portfolio P&L (``pnl``) and the exposures of
-    ``values`` into the snapshot columns, one row per row of ``equity``."""
-    exp = exposures(values)
+    ``values`` into the snapshot columns, one row per row of ``equity``. ``exposure``: the
+    result of ``exposures(values)`` already computed (e.g. by the store), used instead."""
+    exp = exposures(values) if exposure is None else exposure
     snap = equity.merge(
         pnl[["portfolio_id", "date", "unrealized_pnl", "realized_pnl"]], on=["portfolio_id", "date"], how="left"
     ).merge(exp, on=["portfolio_id", "date"], how="left")

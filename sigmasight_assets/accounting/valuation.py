@@ -70,7 +70,8 @@ def position_grid(positions: pd.DataFrame, events: pd.DataFrame, sessions: pd.Da
     ``quantity_closed`` and ``proceeds_qty`` of events in d.
     """
     sessions = pd.DatetimeIndex(sessions)
-    pos = positions.reset_index(drop=True)
+    # positions in id order: the rows below come out sorted by (position_id, date) as built
+    pos = positions.sort_values("id", kind="stable").reset_index(drop=True)
     last_day = last_sessions(pos, events, sessions)
     first_i = sessions.searchsorted(pos["entry_session"].to_numpy(), side="left")
     last_i = sessions.searchsorted(last_day.to_numpy(), side="right") - 1
@@ -88,7 +89,7 @@ def position_grid(positions: pd.DataFrame, events: pd.DataFrame, sessions: pd.Da
     grid["entry_quantity"] = grid["quantity"]
     grid["quantity"] = grid["sign"] * (grid["entry_quantity"] - closed_through(grid, events).to_numpy())
     grid.loc[grid["quantity"].abs() < 1e-9, "quantity"] = 0.0
-    return grid.sort_values(["position_id", "date"]).reset_index(drop=True)
+    return grid.reset_index(drop=True)  # already in (position_id, date) order (ids unique, left merge)
 
 
 def last_sessions(positions: pd.DataFrame, events: pd.DataFrame, sessions: pd.DatetimeIndex) -> pd.Series:
@@ -117,7 +118,7 @@ def attach_prices(grid: pd.DataFrame, prices: pd.DataFrame, marks: pd.DataFrame)
     ``is_priced`` and ``pnl_price`` to rows of (position_id, symbol, investment_class,
     entry_price, entry_session, date). ``prices``: symbol, date, close (sessions only);
     ``marks``: position_id, mark_date, price."""
-    out = grid.copy()
+    out = grid.copy(deep=False)  # copy-on-write: the new columns never reach ``grid``
     private = out["investment_class"].eq("PRIVATE").to_numpy()
 
     closes = prices[["symbol", "date", "close"]].assign(price_date=prices["date"])
@@ -155,7 +156,7 @@ def attach_prices(grid: pd.DataFrame, prices: pd.DataFrame, marks: pd.DataFrame)
 def value_positions(grid: pd.DataFrame) -> pd.DataFrame:
     """Market value ``q · price · m`` (NULL when unpriced), cost basis ``q · entry · m`` and
     unrealized P&L against entry ``q · m · (price − entry)`` of the rows held at the close."""
-    held = grid[grid["quantity"].ne(0.0)].copy()
+    held = grid[grid["quantity"].ne(0.0)]  # a new frame (copy-on-write): ``grid`` is not modified
     qm = held["quantity"] * held["multiplier"]
     held["market_value"] = qm * held["price"]
     held["cost_basis"] = qm * held["entry_price"]
@@ -163,9 +164,46 @@ def value_positions(grid: pd.DataFrame) -> pd.DataFrame:
     return held.reset_index(drop=True)
 
 
+_DAY_NS = 86_400_000_000_000
+
+
 def _asof(left: pd.DataFrame, right: pd.DataFrame, by: str) -> pd.DataFrame:
     """For each row of ``left`` the last row of ``right`` with the same ``by`` and
-    ``date`` <= left's date; returned aligned to ``left``'s index."""
+    ``date`` <= left's date; returned aligned to ``left``'s index.
+
+    The same frame as ``pd.merge_asof(..., by=by, direction="backward")`` (``_asof_merge``),
+    found with one binary search per left row over the right rows sorted by (by, day):
+    no sort of the (large) left side, which is a grid of millions of position-sessions."""
+    ldates = left["date"].astype("datetime64[ns]").to_numpy()
+    rdates = right["date"].astype("datetime64[ns]").to_numpy()
+    lns, rns = ldates.view(np.int64), rdates.view(np.int64)
+    if (
+        len(left) == 0 or len(right) == 0 or np.isnat(ldates).any() or np.isnat(rdates).any()
+        or (lns % _DAY_NS).any() or (rns % _DAY_NS).any()
+    ):
+        return _asof_merge(left, right, by)
+    lkeys, rkeys = left[by].astype(str).to_numpy(), right[by].astype(str).to_numpy()
+    groups = pd.Index(pd.unique(rkeys))
+    lcode, rcode = groups.get_indexer(lkeys).astype(np.int64), groups.get_indexer(rkeys).astype(np.int64)
+    lday, rday = lns // _DAY_NS, rns // _DAY_NS
+    base = min(lday.min(), rday.min())
+    span = max(lday.max(), rday.max()) - base + 1
+    rk = rcode * span + (rday - base)
+    order = np.argsort(rk, kind="stable")
+    j = np.searchsorted(rk[order], lcode * span + (lday - base), side="right") - 1
+    found = (lcode >= 0) & (j >= 0)
+    found[found] = rcode[order[j[found]]] == lcode[found]
+    rows = np.where(found, order[np.clip(j, 0, None)], -1)
+    columns = [c for c in right.columns if c not in (by, "date")]
+    return pd.DataFrame(
+        {c: pd.api.extensions.take(right[c].to_numpy(), rows, allow_fill=True) for c in columns},
+        index=left.index,
+        columns=columns,
+    )
+
+
+def _asof_merge(left: pd.DataFrame, right: pd.DataFrame, by: str) -> pd.DataFrame:
+    """``_asof`` by ``pd.merge_asof`` (the reference; used for NaT or intraday dates)."""
     lhs = left[[by, "date"]].assign(
         _row=np.arange(len(left)), date=left["date"].astype("datetime64[ns]"), **{by: left[by].astype(str)}
     )
@@ -188,8 +226,11 @@ def _previous_session_in(session: pd.Series, sessions: pd.DatetimeIndex) -> pd.S
     """The session before each value (NaT stays NaT), for values inside or after
     ``sessions``; values at or before its start give a date before it."""
     idx = sessions.searchsorted(session.fillna(sessions[-1] + pd.Timedelta(days=1)).to_numpy(), side="left") - 1
-    before = sessions[0] - pd.Timedelta(days=1)
-    prev = np.where(idx >= 0, sessions[np.clip(idx, 0, None)], before)
+    days = sessions.values.astype("datetime64[ns]")
+    before = (sessions[0] - pd.Timedelta(days=1)).to_datetime64().astype("datetime64[ns]")
+    # datetime64 on both branches: a DatetimeIndex and a Timestamp would make an object
+    # array of integer nanoseconds that later comparisons with Timestamps reject.
+    prev = np.where(idx >= 0, days[np.clip(idx, 0, None)], before)
     return pd.Series(prev, index=session.index).where(session.notna(), pd.NaT)
 
 

@@ -6,6 +6,7 @@ needs once, computes every session of the range with the pure functions of
 with its checks (a failing blocking check rolls the write back).
 """
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from dagster import (
@@ -43,18 +44,48 @@ from sigmasight_assets.assets.common import (
 )
 from sigmasight_assets.calendar import daily_partitions, previous_session, session_on_or_after
 from sigmasight_assets.resources import StoreResource
-from sigmasight_assets.store import replace_window
+from sigmasight_assets.store import read_frame, replace_window, replace_window_chunks, window_source
 
 PARTITIONED = dict(
     partitions_def=daily_partitions, backfill_policy=BackfillPolicy.single_run(), group_name="accounting"
 )
 
 
-def _priced_grid(conn, window: Window):
+def _priced_book(conn, window: Window):
+    """The book and the closes a valuation of ``window`` needs (two bulk reads)."""
     book = read_book(conn, window)
     prices = read_prices(conn, book.positions["symbol"], valuation_start(window), window.end)
-    grid, events = price_book(book.positions, book.events, book.marks, prices, window.with_previous)
-    return book, prices, grid, events
+    return book, prices
+
+
+CHUNK_ROWS = 1_000_000
+"""About how many (position, session) rows are valued at a time: position_values and
+daily_pnl work through the book a batch of whole portfolios at a time, so memory stays
+bounded whatever the size of the book (50,000 positions × 252 sessions = 12.6M rows)."""
+
+
+def portfolio_batches(book, sessions: int, rows: int = CHUNK_ROWS) -> list[list[str]]:
+    """Every portfolio id of the book (sorted; those without positions too) in consecutive
+    batches of about ``rows`` position-sessions each; one empty batch for an empty book."""
+    ids = pd.Index(sorted(book.portfolios["id"]))
+    counts = book.positions.groupby("portfolio_id").size().reindex(ids, fill_value=0).to_numpy() * max(sessions, 1)
+    batch = np.cumsum(counts) // max(rows, 1)
+    return [list(ids[batch == b]) for b in np.unique(batch)] if len(ids) else [[]]
+
+
+def _priced_batches(book, prices: pd.DataFrame, window: Window):
+    """(portfolio ids, priced grid over the window and the session before it) per batch of
+    ``portfolio_batches``: ``price_book`` of the batch's positions, which is the rows of the
+    whole book's grid for them (each position is valued on its own)."""
+    positions = book.positions
+    for ids in portfolio_batches(book, len(window.with_previous)):
+        pos = positions[positions["portfolio_id"].isin(ids)]
+        held = pos["id"]
+        events = book.events[book.events["position_id"].isin(held)]
+        marks = book.marks[book.marks["position_id"].isin(held)]
+        quotes = prices[prices["symbol"].isin(pos["symbol"])]
+        grid, _ = price_book(pos, events, marks, quotes, window.with_previous)
+        yield ids, grid
 
 
 def _failures(frame: pd.DataFrame, limit: int = 20) -> str:
@@ -83,26 +114,45 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
     window = Window.from_context(context)
     engine = store.engine()
     with engine.connect() as conn:
-        _, _, grid, _ = _priced_grid(conn, window)
-    values = value_positions(grid[grid["date"] >= window.start])
-    context.log.info(f"position_values {window.label()}: {len(values)} rows for {values['position_id'].nunique()} positions")
+        book, prices = _priced_book(conn, window)
+    parts: dict[str, list] = {"unpriced": [], "last": []}
+    totals = {"rows": 0, "positions": 0, "unpriced": 0, "filled": 0}
+
+    def batches():
+        """The window's rows a batch of portfolios at a time (computed inside the write)."""
+        for _, grid in _priced_batches(book, prices, window):
+            values = value_positions(grid[grid["date"] >= window.start])
+            del grid
+            unpriced = values.loc[~values["is_priced"], ["symbol", "date"]]
+            parts["unpriced"].append(unpriced)
+            parts["last"].append(values[values["date"] == window.end].groupby("portfolio_id", as_index=False).agg(
+                positions=("position_id", "count"), net_market_value=("market_value", "sum"),
+                unpriced=("is_priced", lambda s: int((~s).sum()))
+            ))
+            totals["rows"] += len(values)
+            totals["positions"] += values["position_id"].nunique()
+            totals["unpriced"] += len(unpriced)
+            totals["filled"] += int(values["is_filled"].sum())
+            yield values
 
     def write(conn) -> dict:
-        n = replace_window(conn, t.position_values, "date", window.start.date(), window.end.date(), values)
-        last = values[values["date"] == window.end].groupby("portfolio_id", as_index=False).agg(
-            positions=("position_id", "count"), net_market_value=("market_value", "sum"), unpriced=("is_priced", lambda s: int((~s).sum()))
-        )
+        expected = len(book.positions) * len(window.sessions)
+        n = replace_window_chunks(conn, t.position_values, "date", window.start.date(), window.end.date(), batches(),
+                                  expected)
+        context.log.info(f"position_values {window.label()}: {totals['rows']} rows for {totals['positions']} positions")
+        last = pd.concat(parts["last"], ignore_index=True) if parts["last"] else pd.DataFrame()
         return {
             "rows_written": n,
             "sessions": len(window.sessions),
-            "unpriced_rows": int((~values["is_priced"]).sum()),
-            "filled_rows": int(values["is_filled"].sum()),
+            "unpriced_rows": totals["unpriced"],
+            "filled_rows": totals["filled"],
             f"at {window.end.date()}": _markdown(last),
         }
 
     def coverage(conn) -> AssetCheckResult:
-        rows = read_window(conn, t.position_values, window.start, window.end)
-        unpriced = rows[~rows["is_priced"].astype(bool)]
+        # the window's rows are exactly those just written: their unpriced (symbol, date)s
+        unpriced = pd.concat(parts["unpriced"], ignore_index=True) if parts["unpriced"] else \
+            pd.DataFrame({"symbol": pd.Series(dtype=object), "date": pd.Series(dtype="datetime64[ns]")})
         by_symbol = unpriced.groupby("symbol")["date"].agg(["count", "min", "max"]).reset_index()
         named = {r.symbol: f"{r.count} sessions {r.min.date()}…{r.max.date()}" for r in by_symbol.itertuples()}
         return AssetCheckResult(
@@ -124,21 +174,33 @@ def daily_pnl(context: AssetExecutionContext, store: StoreResource):
     window = Window.from_context(context)
     engine = store.engine()
     with engine.connect() as conn:
-        book, _, grid, _ = _priced_grid(conn, window)
+        book, prices = _priced_book(conn, window)
     sessions = portfolio_session_grid(book.portfolios, window.sessions)
-    positions = position_pnl(grid, window.start).merge(sessions[["portfolio_id", "date"]], on=["portfolio_id", "date"])
-    held = grid[(grid["date"] >= window.start) & grid["quantity"].ne(0.0)]
-    unpriced = (
-        held.assign(unpriced_count=~held["is_priced"].astype(bool))
-        .groupby(["portfolio_id", "date"], as_index=False)["unpriced_count"]
-        .sum()
-    )
-    portfolios = portfolio_pnl(positions, capital_flows(book.changes), sessions, unpriced)
-    context.log.info(f"daily_pnl {window.label()}: {len(positions)} position rows, {len(portfolios)} portfolio rows")
+    flows = capital_flows(book.changes)
+    parts: list[pd.DataFrame] = []
+
+    def batches():
+        """Position rows a batch of portfolios at a time (computed inside the write); the
+        portfolio rows of each batch are complete (whole portfolios) and kept."""
+        for ids, grid in _priced_batches(book, prices, window):
+            due = sessions[sessions["portfolio_id"].isin(ids)]
+            positions = position_pnl(grid, window.start).merge(due[["portfolio_id", "date"]], on=["portfolio_id", "date"])
+            held = grid[(grid["date"] >= window.start) & grid["quantity"].ne(0.0)]
+            unpriced = (
+                held.assign(unpriced_count=~held["is_priced"].astype(bool))
+                .groupby(["portfolio_id", "date"], as_index=False)["unpriced_count"]
+                .sum()
+            )
+            del grid, held
+            parts.append(portfolio_pnl(positions, flows[flows["portfolio_id"].isin(ids)], due, unpriced))
+            yield positions
 
     def write(conn) -> dict:
         lo, hi = window.start.date(), window.end.date()
-        n_pos = replace_window(conn, t.position_daily_pnl, "date", lo, hi, positions)
+        expected = len(book.positions) * len(window.sessions)
+        n_pos = replace_window_chunks(conn, t.position_daily_pnl, "date", lo, hi, batches(), expected)
+        portfolios = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        context.log.info(f"daily_pnl {window.label()}: {n_pos} position rows, {len(portfolios)} portfolio rows")
         n = replace_window(conn, t.daily_pnl, "date", lo, hi, portfolios)
         totals = portfolios.groupby("portfolio_id", as_index=False)[
             ["unrealized_pnl", "realized_pnl", "lifetime_realized_pnl", "capital_flow"]
@@ -252,6 +314,34 @@ def equity_balances(context: AssetExecutionContext, store: StoreResource):
     yield from write_checked(engine, write, [identity, balance])
 
 
+def stored_exposures(conn, window: Window) -> pd.DataFrame:
+    """``snapshots.exposures`` of the stored position_values of ``window``, aggregated by
+    the store (one row per portfolio and session instead of one per position): net, gross,
+    long and short market value (NULL = unpriced counts 0), position and unpriced counts."""
+    pv = window_source(conn, t.position_values, "date", window.start.date(), window.end.date()).c
+    mv = sa.func.coalesce(pv.market_value, 0.0)
+    statement = (
+        sa.select(
+            pv.portfolio_id,
+            pv.date,
+            sa.func.sum(mv).label("net_market_value"),
+            sa.func.sum(sa.func.abs(mv)).label("gross_exposure"),
+            sa.func.sum(sa.case((mv > 0, mv), else_=0.0)).label("long_exposure"),
+            sa.func.sum(sa.case((mv < 0, mv), else_=0.0)).label("short_exposure"),
+            sa.func.count().label("position_count"),
+            sa.func.sum(sa.case((pv.is_priced == sa.false(), 1), else_=0)).label("unpriced_count"),
+        )
+        .where(pv.date >= window.start.date(), pv.date <= window.end.date())
+        .group_by(pv.portfolio_id, pv.date)
+        .order_by(pv.portfolio_id, pv.date)
+    )
+    frame = read_frame(conn, statement, parse_dates=["date"])
+    money = ["net_market_value", "gross_exposure", "long_exposure", "short_exposure"]
+    frame[money] = frame[money].astype(float)
+    frame[["position_count", "unpriced_count"]] = frame[["position_count", "unpriced_count"]].astype(np.int64)
+    return frame
+
+
 @asset(
     deps=["equity_balances", "daily_pnl", "position_values"],
     check_specs=[
@@ -271,7 +361,7 @@ def portfolio_snapshots(context: AssetExecutionContext, store: StoreResource):
     with engine.connect() as conn:
         equity = read_window(conn, t.equity_balances, window.start, window.end)
         pnl = read_window(conn, t.daily_pnl, window.start, window.end)
-        values = read_window(conn, t.position_values, window.start, window.end)
+        exposure = stored_exposures(conn, window)
         book = read_book(conn, window)
         inception = pd.Series(
             session_on_or_after(book.portfolios["inception_date"]), index=book.portfolios["id"].to_numpy()
@@ -279,7 +369,7 @@ def portfolio_snapshots(context: AssetExecutionContext, store: StoreResource):
         inception = inception[inception <= window.end]
         earliest = previous_session(inception.min()) if len(inception) else None
         prices = read_prices(conn, book.positions["symbol"], valuation_start(window, earliest), window.end)
-    snapshots = build_snapshots(equity, pnl, values)
+    snapshots = build_snapshots(equity, pnl, None, exposure)
 
     def write(conn) -> dict:
         n = replace_window(conn, t.portfolio_snapshots, "snapshot_date", window.start.date(), window.end.date(), snapshots)
@@ -290,7 +380,8 @@ def portfolio_snapshots(context: AssetExecutionContext, store: StoreResource):
 
     def nmv(conn) -> AssetCheckResult:
         stored = read_window(conn, t.portfolio_snapshots, window.start, window.end, "snapshot_date")
-        broken = checks.net_market_value_breaks(stored, read_window(conn, t.position_values, window.start, window.end))
+        sums = stored_exposures(conn, window)[["portfolio_id", "date", "net_market_value"]]
+        broken = checks.net_market_value_breaks(stored, sums.rename(columns={"net_market_value": "market_value"}))
         return AssetCheckResult(check_name="net_market_value_is_sum_of_positions", passed=broken.empty,
                                 description=f"{len(stored)} snapshots agree" if broken.empty else _failures(broken))
 

@@ -29,7 +29,7 @@ from sigmasight_assets.market_data.sources.base import PRICE_COLUMNS, FetchResul
 from sigmasight_assets.market_data.universe import price_universe
 from sigmasight_assets.resources import MarketDataResource, StoreResource
 from sigmasight_assets.schema import market_data_cache, price_coverage_gaps
-from sigmasight_assets.store import records, serialize_writes
+from sigmasight_assets.store import bulk_insert, records, serialize_writes
 
 PREVIEW_ROWS = 15
 MISSING_RANGES_SHOWN = 5
@@ -134,6 +134,10 @@ def insert_prices(conn: Connection, frame: pd.DataFrame, source: str, fetched_at
         frame["source"] = source
     frame["source"] = frame["source"].fillna(source).astype(str).str.slice(0, 64)
     columns = [c.name for c in market_data_cache.columns if c.name in frame.columns and c.name != "fetched_at"]
+    if conn.dialect.name in ("sqlite", "postgresql"):  # batched, without a dict per row
+        rows = frame[columns].assign(fetched_at=pd.Series([fetched_at] * len(frame), index=frame.index, dtype=object))
+        bulk_insert(conn, market_data_cache, rows, [*columns, "fetched_at"], skip_conflicts_on=["symbol", "date"])
+        return frame
     rows = [{**row, "fetched_at": fetched_at} for row in records(frame, columns)]
     conn.execute(_insert_ignoring_conflicts(conn, market_data_cache, ["symbol", "date"]), rows)
     return frame

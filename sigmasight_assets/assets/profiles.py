@@ -16,6 +16,7 @@ and always completes, so downstream assets always run:
 
 from datetime import datetime, timezone
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from dagster import (
@@ -48,8 +49,15 @@ from sigmasight_assets.market_data.profiles import (
 )
 from sigmasight_assets.market_data.universe import price_universe
 from sigmasight_assets.resources import MarketDataResource, StoreResource
-from sigmasight_assets.sectors import sector_exposures, tag_positions
-from sigmasight_assets.store import read_frame, records, replace_window
+from sigmasight_assets.sectors import sector_weights, tag_positions
+from sigmasight_assets.store import (
+    bulk_insert,
+    read_frame,
+    records,
+    replace_window,
+    replace_window_from_select,
+    window_source,
+)
 from sigmasight_assets.symbols import is_provider_eligible, parse_occ
 
 
@@ -177,21 +185,77 @@ def sector_tags(context: AssetExecutionContext, store: StoreResource):
     """Per held position per session: sector and industry from the latest stored profile
     (ETFs as "ETF", options by their underlying, PRIVATE as "Private", no profile as
     "Unknown"); per portfolio per session: long, short, net and gross exposure by sector and
-    their weights of equity."""
+    their weights of equity.
+
+    A tag depends only on (symbol, risk_symbol, investment_class), so ``tag_positions``
+    runs on the distinct keys of the window and the store joins them to the window's
+    position_values rows (INSERT ... SELECT, and the exposures by GROUP BY): no position row
+    makes a round trip through Python (12M rows at the scale target)."""
     window = Window.from_context(context)
     engine = store.engine()
+    lo, hi = window.start.date(), window.end.date()
     with engine.connect() as conn:
-        values = read_window(conn, t.position_values, window.start, window.end)
+        source = window_source(conn, t.position_values, "date", lo, hi)
+        pv = source.c
+        in_window = sa.and_(pv.date >= lo, pv.date <= hi)
+        keys = read_frame(conn, sa.select(pv.symbol, pv.risk_symbol, pv.investment_class).distinct().where(in_window))
         equity = read_window(conn, t.equity_balances, window.start, window.end)
         profiles = stored_profiles(conn)
-    tags = tag_positions(values, profiles)
-    exposures = sector_exposures(tags, equity, values["is_priced"].astype(bool))
-    unknown = sorted(tags.loc[tags["tag_basis"].eq("unknown"), "symbol"].unique())
-    context.log.info(f"sector_tags {window.label()}: {len(tags)} position rows, {len(unknown)} symbols without a profile")
+    keys = keys.sort_values(["symbol", "risk_symbol", "investment_class"]).reset_index(drop=True)
+    tagged = tag_positions(keys.assign(position_id=None, portfolio_id=None, date=None, market_value=np.nan), profiles)
+    keys[["sector", "industry", "tag_basis"]] = tagged[["sector", "industry", "tag_basis"]].to_numpy()
+    unknown = sorted(keys.loc[keys["tag_basis"].eq("unknown"), "symbol"].unique())
 
     def write(conn) -> dict:
-        lo, hi = window.start.date(), window.end.date()
-        n = replace_window(conn, t.position_sector_tags, "date", lo, hi, tags)
+        key_table = sa.Table(
+            "_sigmasight_sector_keys", sa.MetaData(),
+            sa.Column("symbol", sa.String(64)), sa.Column("risk_symbol", sa.String(64)),
+            sa.Column("investment_class", sa.String(16)), sa.Column("sector", sa.String(100)),
+            sa.Column("industry", sa.String(200)), sa.Column("tag_basis", sa.String(16)),
+            prefixes=["TEMPORARY"],
+        )
+        key_table.create(conn)
+        try:
+            bulk_insert(conn, key_table, keys)
+            k = key_table.c
+            joined = source.join(
+                key_table, sa.and_(k.symbol == pv.symbol, k.risk_symbol == pv.risk_symbol,
+                                   k.investment_class == pv.investment_class)
+            )
+            columns = ["position_id", "portfolio_id", "date", "symbol", "sector", "industry", "tag_basis", "market_value"]
+            rows = sa.select(pv.position_id, pv.portfolio_id, pv.date, pv.symbol, k.sector, k.industry, k.tag_basis,
+                             pv.market_value).select_from(joined).where(in_window)
+            expected = conn.execute(sa.select(sa.func.count()).select_from(t.position_values).where(
+                t.position_values.c.date >= lo, t.position_values.c.date <= hi)).scalar()
+            # a full scan returns position_values in storage order: about (position_id, date) already
+            n = replace_window_from_select(conn, t.position_sector_tags, "date", lo, hi, columns, rows, expected,
+                                           ordered=source is t.position_values)
+            # one pass for the exposures and the tag counts: by (portfolio, session, sector, tag basis)
+            mv = sa.case((pv.is_priced == sa.true(), sa.func.coalesce(pv.market_value, 0.0)), else_=0.0)
+            grouped = read_frame(
+                conn,
+                sa.select(
+                    pv.portfolio_id, pv.date, k.sector, k.tag_basis,
+                    sa.func.sum(sa.case((mv > 0, mv), else_=0.0)).label("long_exposure"),
+                    sa.func.sum(sa.case((mv < 0, mv), else_=0.0)).label("short_exposure"),
+                    sa.func.sum(mv).label("net_exposure"),
+                    sa.func.sum(sa.func.abs(mv)).label("gross_exposure"),
+                    sa.func.count().label("position_count"),
+                    sa.func.sum(sa.case((pv.is_priced == sa.false(), 1), else_=0)).label("unpriced_count"),
+                ).select_from(joined).where(in_window).group_by(pv.portfolio_id, pv.date, k.sector, k.tag_basis),
+                parse_dates=["date"],
+            )
+        finally:
+            key_table.drop(conn)
+        money = ["long_exposure", "short_exposure", "net_exposure", "gross_exposure"]
+        counts = ["position_count", "unpriced_count"]
+        grouped[money] = grouped[money].astype(float)
+        grouped[counts] = grouped[counts].astype(np.int64)
+        tagged_by = grouped.groupby("tag_basis")["position_count"].sum().sort_values(ascending=False, kind="stable")
+        exposures = sector_weights(
+            grouped.groupby(["portfolio_id", "date", "sector"], as_index=False)[money + counts].sum(), equity
+        )
+        context.log.info(f"sector_tags {window.label()}: {n} position rows, {len(unknown)} symbols without a profile")
         m = replace_window(conn, t.sector_exposures, "date", lo, hi, exposures)
         last = exposures[exposures["date"] == window.end].groupby("sector", as_index=False)[
             ["net_exposure", "gross_exposure"]].sum().sort_values("gross_exposure", ascending=False)
@@ -200,7 +264,7 @@ def sector_tags(context: AssetExecutionContext, store: StoreResource):
             "exposure_rows_written": m,
             "profile_snapshot": snapshot_label(profiles),
             "symbols_without_profile": MetadataValue.json(unknown),
-            "tagged_by": MetadataValue.json(tags["tag_basis"].value_counts().to_dict()),
+            "tagged_by": MetadataValue.json({str(b): int(c) for b, c in tagged_by.items()}),
             f"sectors at {window.end.date()}": markdown_table(last),
         }
 

@@ -51,16 +51,15 @@ from sigmasight_assets.resources import StoreResource
 from sigmasight_assets.risk import (
     METRIC_DEFINITIONS,
     correlation_matrix,
-    correlation_summary,
     market_betas,
     rolling_factor_exposures,
     simple_returns,
     volatility_metrics,
 )
-from sigmasight_assets.risk.correlation import CORR_WINDOW, MIN_OVERLAP
+from sigmasight_assets.risk.correlation import CORR_WINDOW, MIN_OVERLAP, grouped_correlation_summaries
 from sigmasight_assets.risk.regression import BETA_MIN_OBS, BETA_WINDOWS, FACTOR_MIN_OBS, FACTOR_WINDOW
 from sigmasight_assets.risk.volatility import HAR_WINDOW, REALIZED_WINDOWS
-from sigmasight_assets.store import read_frame, records, replace_window
+from sigmasight_assets.store import bulk_insert, indexes_rebuilt_if_bulk, read_frame, replace_window, window_source
 from sigmasight_assets.symbols import FACTOR_ETFS, MARKET_PROXY
 
 HISTORY_SESSIONS = max(max(BETA_WINDOWS), FACTOR_WINDOW, HAR_WINDOW, max(REALIZED_WINDOWS), CORR_WINDOW)
@@ -114,13 +113,19 @@ def _ns(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def read_values(conn: Connection, window: Window) -> pd.DataFrame:
-    pv = t.position_values.c
+    """The window's position_values rows the risk statistics use. ``position_id`` and
+    ``symbol`` are only read for PRIVATE rows (NULL otherwise): they are only counted for
+    those, and 12M ids and symbols would double the read."""
+    pv = window_source(conn, t.position_values, "date", window.start.date(), window.end.date()).c
+    private = pv.investment_class == PRIVATE
     frame = read_frame(
         conn,
         sa.select(
-            pv.position_id, pv.portfolio_id, pv.date, pv.symbol, pv.risk_symbol, pv.investment_class,
+            sa.case((private, pv.position_id), else_=sa.null()).label("position_id"), pv.portfolio_id, pv.date,
+            sa.case((private, pv.symbol), else_=sa.null()).label("symbol"), pv.risk_symbol, pv.investment_class,
             pv.market_value, pv.is_priced,
         ).where(pv.date >= window.start.date(), pv.date <= window.end.date()),
+        parse_dates=["date"],
     )
     frame = _ns(frame, "date")
     return frame.astype({"market_value": float, "is_priced": bool})
@@ -199,6 +204,24 @@ def volatility_rows(vol: pd.DataFrame, key: str) -> pd.DataFrame:
     return vol[["symbol", "date", *cols]].rename(columns={"symbol": key})
 
 
+PORTFOLIOS_PER_BATCH = 100
+"""Per-position work of risk_analytics (betas' weighting, correlation weights) runs this
+many portfolios at a time: its temporaries stay a fraction of the 12M position rows."""
+
+
+def _portfolio_batches(values: pd.DataFrame, portfolio_ids, size: int = PORTFOLIOS_PER_BATCH):
+    """(ids, rows of ``values`` of those portfolios in their original order) for sorted
+    ``portfolio_ids`` in batches of ``size``; a group's rows keep their order, so sums by
+    portfolio (and finer keys) are the same as over all rows at once."""
+    ids = np.array(sorted(set(portfolio_ids)), dtype=object)
+    batch_of = pd.Series(np.arange(len(ids)) // max(size, 1), index=ids)
+    codes = values["portfolio_id"].map(batch_of).fillna(-1).to_numpy(dtype=np.int64)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(-1, (len(ids) - 1) // max(size, 1) + 2))
+    for b in range((len(ids) + size - 1) // max(size, 1)):
+        yield list(ids[b * size : (b + 1) * size]), values.iloc[np.sort(order[bounds[b + 1] : bounds[b + 2]])]
+
+
 def portfolio_betas(
     values: pd.DataFrame,
     betas: pd.DataFrame,
@@ -212,7 +235,26 @@ def portfolio_betas(
     ``betas``: symbol_market_betas rows; ``provider``: provider beta by symbol;
     ``grid``: (portfolio_id, date, equity_balance) of the stored snapshots;
     ``ols``: rolling_beta output over portfolio return series (symbol = portfolio_id).
-    See PORTFOLIO_BETA_DEFINITION."""
+    See PORTFOLIO_BETA_DEFINITION. Computed ``PORTFOLIOS_PER_BATCH`` portfolios at a time
+    (the same rows, in the same order)."""
+    columns = [c.name for c in t.portfolio_market_betas.columns]
+    frames = [
+        _portfolio_betas(part, betas, provider, grid[grid["portfolio_id"].isin(ids)], ols[ols["symbol"].isin(ids)])
+        for ids, part in _portfolio_batches(values, grid["portfolio_id"])
+    ]
+    if not frames:
+        return _portfolio_betas(values, betas, provider, grid, ols)
+    out = pd.concat(frames, ignore_index=True)[columns]
+    return out.sort_values(["portfolio_id", "date", "window_days"])
+
+
+def _portfolio_betas(
+    values: pd.DataFrame,
+    betas: pd.DataFrame,
+    provider: pd.Series,
+    grid: pd.DataFrame,
+    ols: pd.DataFrame,
+) -> pd.DataFrame:
     public = values["investment_class"].ne(PRIVATE)
     mv = values["market_value"]
     pbeta = values["risk_symbol"].map(provider).where(public)
@@ -227,12 +269,27 @@ def portfolio_betas(
     )
     provider_part = base.groupby(["portfolio_id", "date"], as_index=False).sum()
     frames = []
+    # (risk_symbol, date) of each position row as codes into the symbol × session beta
+    # tables below: the left join of values with each window's betas, without a merge
+    symbols = pd.Index(pd.unique(betas["symbol"].to_numpy()))
+    days = pd.Index(pd.unique(betas["date"].to_numpy()))
+    sym_code = symbols.get_indexer(values["risk_symbol"])
+    day_code = days.get_indexer(values["date"])
+    found = (sym_code >= 0) & (day_code >= 0)
     for w in BETA_WINDOWS:
-        b = betas.loc[betas["window_days"] == w, ["symbol", "date", "beta"]].rename(columns={"symbol": "risk_symbol"})
-        x = values[["portfolio_id", "date", "risk_symbol", "market_value", "investment_class"]].merge(
-            b, on=["risk_symbol", "date"], how="left"
-        )
-        beta = x["beta"].where(x["investment_class"].ne(PRIVATE))
+        b = betas.loc[betas["window_days"] == w, ["symbol", "date", "beta"]]
+        if b.duplicated(["symbol", "date"]).any():  # a merge would repeat rows: keep its semantics
+            x = values[["portfolio_id", "date", "risk_symbol", "market_value", "investment_class"]].merge(
+                b.rename(columns={"symbol": "risk_symbol"}), on=["risk_symbol", "date"], how="left"
+            )
+            beta = x["beta"].where(x["investment_class"].ne(PRIVATE))
+        else:
+            x = values[["portfolio_id", "date", "risk_symbol", "market_value", "investment_class"]]
+            table = np.full((len(symbols), len(days)), np.nan)
+            table[symbols.get_indexer(b["symbol"]), days.get_indexer(b["date"])] = b["beta"].to_numpy(dtype=float)
+            looked_up = np.full(len(x), np.nan)
+            looked_up[found] = table[sym_code[found], day_code[found]]
+            beta = pd.Series(looked_up, index=x.index).where(x["investment_class"].ne(PRIVATE))
         has = x["market_value"].notna() & beta.notna()
         part = pd.DataFrame(
             {
@@ -309,19 +366,37 @@ def correlation_summaries(
     """portfolio_correlation_summary rows for every (portfolio, session) of ``grid``: one
     ``correlation_summary`` call per portfolio over the window, weights Σ|MV| per risk
     symbol (unpriced positions weigh 0; PRIVATE ones have no returns and are left out)."""
-    public = values[values["investment_class"].ne(PRIVATE)]
-    weights = (
-        public.assign(weight=public["market_value"].abs().fillna(0.0))
-        .groupby(["portfolio_id", "date", "risk_symbol"], as_index=False)["weight"]
-        .sum()
-    )
+    def summed(part: pd.DataFrame) -> pd.DataFrame:
+        public = part["investment_class"].ne(PRIVATE)
+        return (
+            pd.DataFrame(  # only the columns the weights need (not a copy of every column of values)
+                {
+                    "portfolio_id": part["portfolio_id"][public],
+                    "date": part["date"][public],
+                    "risk_symbol": part["risk_symbol"][public],
+                    "weight": part["market_value"][public].abs().fillna(0.0),
+                }
+            )
+            .groupby(["portfolio_id", "date", "risk_symbol"], as_index=False)["weight"]
+            .sum()
+        )
+
+    # a batch of portfolios at a time: the same sums (a group's rows keep their order)
+    parts = [summed(part) for _, part in _portfolio_batches(values, values["portfolio_id"].unique())]
+    weights = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else summed(values))
     frames = []
     definition = dict(METRIC_DEFINITIONS["correlation_summary"])
-    for pid, w in weights.groupby("portfolio_id", sort=True):
-        wide = w.pivot(index="date", columns="risk_symbol", values="weight")
-        summary = correlation_summary(
-            returns[list(wide.columns)], window.start, window.end, CORR_WINDOW, MIN_OVERLAP, weights=wide
-        )
+    groups = {
+        pid: w.pivot(index="date", columns="risk_symbol", values="weight")
+        for pid, w in weights.groupby("portfolio_id", sort=True)
+    }
+    # = correlation_summary(returns[list(wide.columns)], ..., weights=wide) per portfolio,
+    # with each date's window statistics computed once for all portfolios
+    by_portfolio = grouped_correlation_summaries(
+        returns, groups, window.start, window.end, CORR_WINDOW, MIN_OVERLAP
+    )
+    for pid in groups:
+        summary = by_portfolio[pid]
         definition = summary.attrs["definition"]
         frames.append(summary.assign(portfolio_id=pid))
     columns = [c.name for c in t.portfolio_correlation_summary.columns]
@@ -345,10 +420,12 @@ def _write_correlations(conn: Connection, rows: pd.DataFrame, end: pd.Timestamp)
     stored = conn.execute(sa.select(sa.func.max(c.c.date))).scalar()
     if stored is not None and pd.Timestamp(stored) > end:
         return 0, f"kept the newer matrix of {pd.Timestamp(stored).date()}"
-    conn.execute(c.delete().where(c.c.date <= end.date()))
-    if not rows.empty:
-        conn.execute(c.insert(), records(rows, [col.name for col in c.columns]))
-    n_symbols = len(set(rows["symbol_a"]) | set(rows["symbol_b"]))
+    older = c.c.date <= end.date()
+    with indexes_rebuilt_if_bulk(conn, c, len(rows), older):
+        conn.execute(c.delete().where(older))
+        if not rows.empty:
+            bulk_insert(conn, c, rows, [col.name for col in c.columns])
+    n_symbols = len(set(pd.unique(rows["symbol_a"])) | set(pd.unique(rows["symbol_b"])))
     return len(rows), f"matrix of {end.date()}: {n_symbols} symbols, {len(rows)} pairs"
 
 
@@ -451,6 +528,9 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
     held_end = sorted(values.loc[~private & values["date"].eq(window.end), "risk_symbol"].unique())
     corr_rows, corr_def = correlation_rows(returns, held_end, window.end)
     summaries, summary_def = correlation_summaries(returns, values, grid, window)
+    private_positions = int(values.loc[private, "position_id"].nunique())
+    private_symbols = int(values.loc[private, "symbol"].nunique())
+    del values, private  # 12M rows at the scale target: not held through the write
     context.log.info(f"portfolio statistics for {grid['portfolio_id'].nunique()} portfolios, correlation matrix "
                      f"of {len(held_end)} symbols in {time.perf_counter() - t0:.2f}s")
 
@@ -491,8 +571,8 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
             "sessions": MetadataValue.int(len(window.sessions)),
             "symbols_computed": MetadataValue.int(len(held)),
             "symbols": MetadataValue.json(held),
-            "private_positions_excluded": MetadataValue.int(int(values.loc[private, "position_id"].nunique())),
-            "private_symbols_excluded": MetadataValue.int(int(values.loc[private, "symbol"].nunique())),
+            "private_positions_excluded": MetadataValue.int(private_positions),
+            "private_symbols_excluded": MetadataValue.int(private_symbols),
             "history_start": MetadataValue.text(str(first.date())),
             "off_session_closes_ignored": MetadataValue.int(off_session),
             "correlation_matrix": MetadataValue.text(corr_note),

@@ -1,0 +1,281 @@
+"""The scale benchmark of DESIGN §8: 1,000 portfolios, 50,000 positions, 2,000 symbols,
+252 sessions, all eight assets in ONE CLI range run; targets ≤ 5 min wall, ≤ 3 GiB peak RSS.
+
+    python benchmarks/scale.py [--database sqlite|postgresql] [--scale 0.5] [--both-sizes]
+                               [--portfolios N --positions N --symbols N] [--keep]
+
+For each size: generates the book (``benchmarks/scale_book.py``) into a temp dir, then
+``sigmasight db init``, ``sigmasight book import DIR``, and one
+``dagster asset materialize --select '*' --partition-range 2024-11-05...2025-11-06``
+with SIGMASIGHT_PRICE_SOURCE=demo on a fresh store and DAGSTER_HOME. Reports wall time,
+each asset's step time (the run log's 'Finished execution of step "X" in ...'), peak RSS
+(``getrusage(RUSAGE_CHILDREN).ru_maxrss`` of a launcher around the run = the largest
+process of its tree, and the sampled sum of the tree's RSS from /proc), the rows stored
+per output table, and the load average. ``--both-sizes`` runs half size and then the
+requested size and prints the ratios (time should grow linearly with positions × sessions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import scale_book  # noqa: E402
+
+BIN = Path(sys.executable).parent
+PG_SERVER = os.environ.get("SIGMASIGHT_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
+STEP = re.compile(r'Finished execution of step "(\w+)" in ([\dhms.]+)\.?(?:\s|$)')
+DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:([\d.]+)s)?(?:([\d.]+)ms)?$")
+WALL_TARGET_S, RSS_TARGET_GIB = 300.0, 3.0
+GIB = 1024**3
+LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "rc = subprocess.run(sys.argv[1:]).returncode\n"
+    "print(f'LAUNCHER_MAXRSS_KIB {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}', file=sys.stderr)\n"
+    "sys.exit(rc)\n"
+)
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def sh(args, env, what: str) -> tuple[float, str]:
+    started = time.perf_counter()
+    out = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if out.returncode != 0:
+        sys.exit(f"{what} failed: {' '.join(map(str, args))}\n{(out.stdout + out.stderr)[-4000:]}")
+    return elapsed, out.stdout + out.stderr
+
+
+def _tree(root: int) -> list[int]:
+    """``root`` and its descendants (from /proc/*/stat parent pids)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+class TreeSampler(threading.Thread):
+    """Samples the summed RSS of a process tree every ``interval`` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.2):
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.peak, self.stop = pid, interval, 0, threading.Event()
+        self.samples: list[tuple[float, int]] = []
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            rss = sum(_rss_bytes(p) for p in _tree(self.pid))
+            self.samples.append((time.time(), rss))
+            self.peak = max(self.peak, rss)
+            self.stop.wait(self.interval)
+
+
+STARTED = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) [+-]\d{4} .*Started execution of step "(\w+)"', re.M)
+
+
+def step_peaks(text: str, samples: list[tuple[float, int]]) -> dict[str, int]:
+    """Peak sampled RSS while each step ran (a step runs from its STEP_START line to the
+    next one; log timestamps have one-second resolution)."""
+    import calendar
+
+    starts = [(calendar.timegm(time.strptime(m[1], "%Y-%m-%d %H:%M:%S")), m[2]) for m in STARTED.finditer(text)]
+    peaks: dict[str, int] = {}
+    for i, (t0, name) in enumerate(starts):
+        t1 = starts[i + 1][0] if i + 1 < len(starts) else float("inf")
+        inside = [rss for t, rss in samples if t0 <= t < t1 + 1]
+        peaks[name] = max(inside, default=0)
+    return peaks
+
+
+def seconds(text: str) -> float:
+    """Dagster's step duration ('54ms', '15.77s', '1m26s', '1h2m3s') in seconds."""
+    h, m, s, ms = DURATION.match(text).groups()
+    return int(h or 0) * 3600 + int(m or 0) * 60 + float(s or 0) + float(ms or 0) / 1000
+
+
+def materialize(env, start: str, end: str, log_path: Path, timeout: float, profile: Path | None = None) -> dict:
+    dagster = [str(BIN / "dagster"), "asset", "materialize", "-m", "sigmasight_assets.definitions",
+               "--select", "*", "--partition-range", f"{start}...{end}"]
+    if profile is not None:  # pyinstrument around the CLI (a sampling profiler: small overhead)
+        dagster = [str(BIN / "pyinstrument"), "-r", "text", "--show-all", "-o", str(profile), *dagster]
+    args = [sys.executable, "-c", LAUNCHER, *dagster]
+    before = load()
+    started = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+            print(f"run killed after {timeout:.0f} s", file=sys.stderr)
+        sampler.stop.set()
+        sampler.join()
+    wall = time.perf_counter() - started
+    text = log_path.read_text(errors="replace")
+    maxrss = re.search(r"LAUNCHER_MAXRSS_KIB (\d+)", text)
+    steps = {m[1]: seconds(m[2].rstrip(".")) for m in STEP.finditer(text)}
+    return {
+        "rc": rc, "wall": wall, "steps": steps, "runs": text.count("RUN_SUCCESS"),
+        "step_peaks": step_peaks(text, sampler.samples),
+        "failed": "RUN_FAILURE" in text or rc != 0,
+        "maxrss": int(maxrss[1]) * 1024 if maxrss else 0, "tree_peak": sampler.peak,
+        "load_before": before, "load_after": load(), "log": log_path,
+    }
+
+
+def count_rows(url: str) -> dict[str, int]:
+    import sqlalchemy as sa
+
+    from sigmasight_assets import schema
+
+    engine = sa.create_engine(url)
+    names = ["market_data_cache", "position_values", "position_daily_pnl", "daily_pnl", "equity_balances",
+             "portfolio_snapshots", "position_sector_tags", "sector_exposures", *[t.name for t in schema.RISK_TABLES]]
+    with engine.connect() as conn:
+        out = {n: conn.execute(sa.text(f'SELECT count(*) FROM "{n}"')).scalar() for n in names}
+    engine.dispose()
+    return out
+
+
+def run_size(args, scale: float, work: Path) -> dict:
+    import sqlalchemy as sa
+
+    ns = argparse.Namespace(**{**vars(args), "scale": scale})
+    portfolios, positions, symbols, users = scale_book.sizes(ns)
+    label = f"{portfolios} portfolios / {positions} positions / {symbols} symbols"
+    here = work / f"scale-{scale:g}"
+    (here / "dagster_home").mkdir(parents=True)
+    shutil.copy(ROOT / "dagster.yaml", here / "dagster_home" / "dagster.yaml")  # as `make demo` does
+    t0 = time.perf_counter()
+    counts = scale_book.write(scale_book.build(portfolios, positions, symbols, users, args.seed), here / "book")
+    generate_s = time.perf_counter() - t0
+    print(f"[{scale:g}] book {label}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+          + f" (generated in {generate_s:.1f} s)", flush=True)
+
+    pg_name = None
+    if args.database == "postgresql":
+        pg_name = f"sigmasight_scale_{uuid.uuid4().hex[:8]}"
+        admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{pg_name}"'))
+        url = f"{PG_SERVER}/{pg_name}"
+    else:
+        url = f"sqlite:///{here / 'sigmasight.db'}"
+    env = {**os.environ, "SIGMASIGHT_DATABASE_URL": url, "DAGSTER_HOME": str(here / "dagster_home"),
+           "SIGMASIGHT_PRICE_SOURCE": "demo", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    try:
+        sh([str(BIN / "sigmasight"), "db", "init"], env, "db init")
+        import_s, _ = sh([str(BIN / "sigmasight"), "book", "import", str(here / "book")], env, "book import")
+        print(f"[{scale:g}] book import {import_s:.1f} s; materializing {scale_book.START}...{scale_book.END} "
+              f"(load {load()})", flush=True)
+        profile = here / "profile.txt" if args.profile else None
+        result = materialize(env, scale_book.START, scale_book.END, here / "run.log", args.timeout, profile)
+        rows = count_rows(url) if not result["failed"] else {}
+        if args.database == "sqlite":
+            result["db_bytes"] = sum(p.stat().st_size for p in here.glob("sigmasight.db*"))
+    finally:
+        if pg_name:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+            admin.dispose()
+    return {**result, "scale": scale, "label": label, "positions": positions, "import_s": import_s,
+            "generate_s": generate_s, "rows": rows, "book": counts}
+
+
+def report(r: dict, database: str) -> None:
+    s = r["scale"]
+    status = "FAILED (see " + str(r["log"]) + ")" if r["failed"] else f"{r['runs']} run"
+    print(f"[{s:g}] {r['label']}, {scale_book.SESSIONS} sessions, store {database}: {status}")
+    print(f"[{s:g}] per-asset step time: " + ", ".join(f"{k} {v:.1f}s" for k, v in r["steps"].items()))
+    print(f"[{s:g}] peak RSS while each step ran: "
+          + ", ".join(f"{k} {v / GIB:.2f} GiB" for k, v in r["step_peaks"].items()))
+    print(f"[{s:g}] rows stored: " + ", ".join(f"{k} {v:,}" for k, v in r["rows"].items()))
+    print(f"[{s:g}] load average before/after the run: {r['load_before']} / {r['load_after']}; "
+          f"book import {r['import_s']:.1f} s" + (f"; store {r['db_bytes'] / GIB:.2f} GiB" if "db_bytes" in r else ""))
+    wall_ok = r["wall"] <= WALL_TARGET_S and not r["failed"]
+    rss = max(r["maxrss"], r["tree_peak"])
+    print(f"[{s:g}] wall time of the one CLI range run: {r['wall']:.1f} s "
+          f"[target <= {WALL_TARGET_S:.0f} s: {'met' if wall_ok else 'MISSED'}]")
+    print(f"[{s:g}] peak RSS: largest process {r['maxrss'] / GIB:.2f} GiB (getrusage), process tree "
+          f"{r['tree_peak'] / GIB:.2f} GiB (sampled) [target <= {RSS_TARGET_GIB:.0f} GiB: "
+          f"{'met' if rss <= RSS_TARGET_GIB * GIB else 'MISSED'}]", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--both-sizes", action="store_true", help="run half size first, then the requested size")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (books, stores, run logs)")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the CLI under pyinstrument; the report is profile.txt beside run.log (use with --keep)")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="kill the run after this many seconds")
+    scale_book.add_size_arguments(parser)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="sigmasight-scale-"))
+    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, "
+          f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / GIB:.1f} GiB RAM, python "
+          f"{platform.python_version()}, store {args.database}, {time.strftime('%Y-%m-%d %H:%M')}, "
+          f"load {load()}, work dir {work}", flush=True)
+    scales = [args.scale / 2, args.scale] if args.both_sizes else [args.scale]
+    results = []
+    try:
+        for scale in scales:
+            results.append(run_size(args, scale, work))
+            report(results[-1], args.database)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    if len(results) == 2:
+        half, full = results
+        ratio = full["positions"] / half["positions"]
+        print(f"half -> full size ({ratio:.1f}x positions, same {scale_book.SESSIONS} sessions): wall "
+              f"{half['wall']:.1f} s -> {full['wall']:.1f} s ({full['wall'] / half['wall']:.2f}x); per asset: "
+              + ", ".join(f"{k} {half['steps'].get(k, 0):.1f}->{v:.1f}s ({v / max(half['steps'].get(k, 0), 1e-9):.2f}x)"
+                          for k, v in full["steps"].items())
+              + f"; peak RSS {max(half['maxrss'], half['tree_peak']) / GIB:.2f} -> "
+              f"{max(full['maxrss'], full['tree_peak']) / GIB:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()
