@@ -23,7 +23,7 @@ from dagster import (
 
 from sigmasight_assets import schema as t
 from sigmasight_assets.accounting import checks
-from sigmasight_assets.accounting.equity import SEED_COLUMNS, roll_forward, seeds
+from sigmasight_assets.accounting.equity import roll_forward, seeds
 from sigmasight_assets.accounting.pnl import (
     capital_flows,
     pnl_since_inception,
@@ -34,6 +34,7 @@ from sigmasight_assets.accounting.pnl import (
 from sigmasight_assets.accounting.snapshots import build_snapshots
 from sigmasight_assets.accounting.valuation import price_book, value_positions
 from sigmasight_assets.assets.common import (
+    portfolio_batches,
     Window,
     read_book,
     read_prices,
@@ -56,21 +57,6 @@ def _priced_book(conn, window: Window):
     book = read_book(conn, window)
     prices = read_prices(conn, book.positions["symbol"], valuation_start(window), window.end)
     return book, prices
-
-
-CHUNK_ROWS = 1_000_000
-"""About how many (position, session) rows are valued at a time: position_values and
-daily_pnl work through the book a batch of whole portfolios at a time, so memory stays
-bounded whatever the size of the book (50,000 positions × 252 sessions = 12.6M rows)."""
-
-
-def portfolio_batches(book, sessions: int, rows: int = CHUNK_ROWS) -> list[list[str]]:
-    """Every portfolio id of the book (sorted; those without positions too) in consecutive
-    batches of about ``rows`` position-sessions each; one empty batch for an empty book."""
-    ids = pd.Index(sorted(book.portfolios["id"]))
-    counts = book.positions.groupby("portfolio_id").size().reindex(ids, fill_value=0).to_numpy() * max(sessions, 1)
-    batch = np.cumsum(counts) // max(rows, 1)
-    return [list(ids[batch == b]) for b in np.unique(batch)] if len(ids) else [[]]
 
 
 def _priced_batches(book, prices: pd.DataFrame, window: Window):

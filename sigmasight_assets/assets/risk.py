@@ -45,7 +45,8 @@ from dagster import (
 from sqlalchemy.engine import Connection
 
 from sigmasight_assets import schema as t
-from sigmasight_assets.assets.common import Window, markdown_table, write_checked
+from sigmasight_assets.accounting.valuation import prepare_positions
+from sigmasight_assets.assets.common import Window, markdown_table, portfolio_batches, read_book, write_checked
 from sigmasight_assets.calendar import all_sessions, daily_partitions, sessions_between
 from sigmasight_assets.resources import StoreResource
 from sigmasight_assets.risk import (
@@ -59,7 +60,7 @@ from sigmasight_assets.risk import (
 from sigmasight_assets.risk.correlation import CORR_WINDOW, MIN_OVERLAP, grouped_correlation_summaries
 from sigmasight_assets.risk.regression import BETA_MIN_OBS, BETA_WINDOWS, FACTOR_MIN_OBS, FACTOR_WINDOW
 from sigmasight_assets.risk.volatility import HAR_WINDOW, REALIZED_WINDOWS
-from sigmasight_assets.store import bulk_insert, indexes_rebuilt_if_bulk, read_frame, replace_window, window_source
+from sigmasight_assets.store import bulk_insert, indexes_rebuilt_if_bulk, read_frame, replace_window
 from sigmasight_assets.symbols import FACTOR_ETFS, MARKET_PROXY
 
 HISTORY_SESSIONS = max(max(BETA_WINDOWS), FACTOR_WINDOW, HAR_WINDOW, max(REALIZED_WINDOWS), CORR_WINDOW)
@@ -112,11 +113,11 @@ def _ns(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return frame
 
 
-def read_values(conn: Connection, window: Window) -> pd.DataFrame:
-    """The window's position_values rows the risk statistics use. ``position_id`` and
-    ``symbol`` are only read for PRIVATE rows (NULL otherwise): they are only counted for
-    those, and 12M ids and symbols would double the read."""
-    pv = window_source(conn, t.position_values, "date", window.start.date(), window.end.date()).c
+def read_values(conn: Connection, window: Window, portfolio_ids: list[str]) -> pd.DataFrame:
+    """The window's position_values rows of ``portfolio_ids`` the risk statistics use (one
+    query, through the (portfolio_id, date) index). ``position_id`` and ``symbol`` are only
+    read for PRIVATE rows (NULL otherwise): they are only counted for those."""
+    pv = t.position_values.c
     private = pv.investment_class == PRIVATE
     frame = read_frame(
         conn,
@@ -124,11 +125,18 @@ def read_values(conn: Connection, window: Window) -> pd.DataFrame:
             sa.case((private, pv.position_id), else_=sa.null()).label("position_id"), pv.portfolio_id, pv.date,
             sa.case((private, pv.symbol), else_=sa.null()).label("symbol"), pv.risk_symbol, pv.investment_class,
             pv.market_value, pv.is_priced,
-        ).where(pv.date >= window.start.date(), pv.date <= window.end.date()),
+        ).where(pv.portfolio_id.in_(portfolio_ids), pv.date >= window.start.date(), pv.date <= window.end.date()),
         parse_dates=["date"],
     )
     frame = _ns(frame, "date")
     return frame.astype({"market_value": float, "is_priced": bool})
+
+
+def book_risk_symbols(positions: pd.DataFrame) -> list[str]:
+    """The risk symbols (an option's underlying, else the symbol) of the book's listed
+    positions: every symbol position_values can hold for them, sorted."""
+    pos = prepare_positions(positions)
+    return sorted(pos.loc[pos["investment_class"].ne(PRIVATE), "risk_symbol"].dropna().unique())
 
 
 def read_closes(conn: Connection, symbols, start, end) -> pd.DataFrame:
@@ -204,24 +212,6 @@ def volatility_rows(vol: pd.DataFrame, key: str) -> pd.DataFrame:
     return vol[["symbol", "date", *cols]].rename(columns={"symbol": key})
 
 
-PORTFOLIOS_PER_BATCH = 100
-"""Per-position work of risk_analytics (betas' weighting, correlation weights) runs this
-many portfolios at a time: its temporaries stay a fraction of the 12M position rows."""
-
-
-def _portfolio_batches(values: pd.DataFrame, portfolio_ids, size: int = PORTFOLIOS_PER_BATCH):
-    """(ids, rows of ``values`` of those portfolios in their original order) for sorted
-    ``portfolio_ids`` in batches of ``size``; a group's rows keep their order, so sums by
-    portfolio (and finer keys) are the same as over all rows at once."""
-    ids = np.array(sorted(set(portfolio_ids)), dtype=object)
-    batch_of = pd.Series(np.arange(len(ids)) // max(size, 1), index=ids)
-    codes = values["portfolio_id"].map(batch_of).fillna(-1).to_numpy(dtype=np.int64)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(-1, (len(ids) - 1) // max(size, 1) + 2))
-    for b in range((len(ids) + size - 1) // max(size, 1)):
-        yield list(ids[b * size : (b + 1) * size]), values.iloc[np.sort(order[bounds[b + 1] : bounds[b + 2]])]
-
-
 def portfolio_betas(
     values: pd.DataFrame,
     betas: pd.DataFrame,
@@ -235,26 +225,7 @@ def portfolio_betas(
     ``betas``: symbol_market_betas rows; ``provider``: provider beta by symbol;
     ``grid``: (portfolio_id, date, equity_balance) of the stored snapshots;
     ``ols``: rolling_beta output over portfolio return series (symbol = portfolio_id).
-    See PORTFOLIO_BETA_DEFINITION. Computed ``PORTFOLIOS_PER_BATCH`` portfolios at a time
-    (the same rows, in the same order)."""
-    columns = [c.name for c in t.portfolio_market_betas.columns]
-    frames = [
-        _portfolio_betas(part, betas, provider, grid[grid["portfolio_id"].isin(ids)], ols[ols["symbol"].isin(ids)])
-        for ids, part in _portfolio_batches(values, grid["portfolio_id"])
-    ]
-    if not frames:
-        return _portfolio_betas(values, betas, provider, grid, ols)
-    out = pd.concat(frames, ignore_index=True)[columns]
-    return out.sort_values(["portfolio_id", "date", "window_days"])
-
-
-def _portfolio_betas(
-    values: pd.DataFrame,
-    betas: pd.DataFrame,
-    provider: pd.Series,
-    grid: pd.DataFrame,
-    ols: pd.DataFrame,
-) -> pd.DataFrame:
+    See PORTFOLIO_BETA_DEFINITION."""
     public = values["investment_class"].ne(PRIVATE)
     mv = values["market_value"]
     pbeta = values["risk_symbol"].map(provider).where(public)
@@ -277,19 +248,13 @@ def _portfolio_betas(
     day_code = days.get_indexer(values["date"])
     found = (sym_code >= 0) & (day_code >= 0)
     for w in BETA_WINDOWS:
-        b = betas.loc[betas["window_days"] == w, ["symbol", "date", "beta"]]
-        if b.duplicated(["symbol", "date"]).any():  # a merge would repeat rows: keep its semantics
-            x = values[["portfolio_id", "date", "risk_symbol", "market_value", "investment_class"]].merge(
-                b.rename(columns={"symbol": "risk_symbol"}), on=["risk_symbol", "date"], how="left"
-            )
-            beta = x["beta"].where(x["investment_class"].ne(PRIVATE))
-        else:
-            x = values[["portfolio_id", "date", "risk_symbol", "market_value", "investment_class"]]
-            table = np.full((len(symbols), len(days)), np.nan)
-            table[symbols.get_indexer(b["symbol"]), days.get_indexer(b["date"])] = b["beta"].to_numpy(dtype=float)
-            looked_up = np.full(len(x), np.nan)
-            looked_up[found] = table[sym_code[found], day_code[found]]
-            beta = pd.Series(looked_up, index=x.index).where(x["investment_class"].ne(PRIVATE))
+        b = betas.loc[betas["window_days"] == w]  # one row per (symbol, date)
+        x = values[["portfolio_id", "date", "risk_symbol", "market_value", "investment_class"]]
+        table = np.full((len(symbols), len(days)), np.nan)
+        table[symbols.get_indexer(b["symbol"]), days.get_indexer(b["date"])] = b["beta"].to_numpy(dtype=float)
+        looked_up = np.full(len(x), np.nan)
+        looked_up[found] = table[sym_code[found], day_code[found]]
+        beta = pd.Series(looked_up, index=x.index).where(public)
         has = x["market_value"].notna() & beta.notna()
         part = pd.DataFrame(
             {
@@ -366,24 +331,19 @@ def correlation_summaries(
     """portfolio_correlation_summary rows for every (portfolio, session) of ``grid``: one
     ``correlation_summary`` call per portfolio over the window, weights Σ|MV| per risk
     symbol (unpriced positions weigh 0; PRIVATE ones have no returns and are left out)."""
-    def summed(part: pd.DataFrame) -> pd.DataFrame:
-        public = part["investment_class"].ne(PRIVATE)
-        return (
-            pd.DataFrame(  # only the columns the weights need (not a copy of every column of values)
-                {
-                    "portfolio_id": part["portfolio_id"][public],
-                    "date": part["date"][public],
-                    "risk_symbol": part["risk_symbol"][public],
-                    "weight": part["market_value"][public].abs().fillna(0.0),
-                }
-            )
-            .groupby(["portfolio_id", "date", "risk_symbol"], as_index=False)["weight"]
-            .sum()
+    public = values["investment_class"].ne(PRIVATE)
+    weights = (
+        pd.DataFrame(  # only the columns the weights need
+            {
+                "portfolio_id": values["portfolio_id"][public],
+                "date": values["date"][public],
+                "risk_symbol": values["risk_symbol"][public],
+                "weight": values["market_value"][public].abs().fillna(0.0),
+            }
         )
-
-    # a batch of portfolios at a time: the same sums (a group's rows keep their order)
-    parts = [summed(part) for _, part in _portfolio_batches(values, values["portfolio_id"].unique())]
-    weights = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else summed(values))
+        .groupby(["portfolio_id", "date", "risk_symbol"], as_index=False)["weight"]
+        .sum()
+    )
     frames = []
     definition = dict(METRIC_DEFINITIONS["correlation_summary"])
     groups = {
@@ -483,23 +443,60 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
     started = time.perf_counter()
     first = history_start(window)
     with engine.connect() as conn:
-        values = read_values(conn, window)
-        private = values["investment_class"].eq(PRIVATE)
-        held = sorted(values.loc[~private, "risk_symbol"].unique())
-        universe = list(dict.fromkeys([*held, MARKET_PROXY, *FACTOR_ETFS.values()]))
+        book = read_book(conn, window)
+        candidates = book_risk_symbols(book.positions)
+        universe = list(dict.fromkeys([*candidates, MARKET_PROXY, *FACTOR_ETFS.values()]))
         prices = read_closes(conn, universe, first, window.end)
         snapshots = read_snapshots(conn, first, window.end)
-        provider = read_provider_betas(conn, held)
-    read_s = time.perf_counter() - started
+        provider = read_provider_betas(conn, candidates)
     sessions = sessions_between(first, window.end)
     context.log.info(
-        f"risk_analytics {window.label()}: {len(values)} position rows, {len(held)} symbols held "
-        f"({int(values.loc[private, 'position_id'].nunique())} PRIVATE positions excluded), "
-        f"{len(prices)} closes over {len(sessions)} sessions from {first.date()}, read in {read_s:.2f}s"
+        f"risk_analytics {window.label()}: {len(candidates)} symbols in the book, {len(prices)} closes over "
+        f"{len(sessions)} sessions from {first.date()}, read in {time.perf_counter() - started:.2f}s"
     )
 
+    t0 = time.perf_counter()
+    closes, off_session = wide_closes(prices, sessions, universe)
+    if off_session:
+        context.log.warning(f"ignored {off_session} stored close(s) dated on no NYSE session")
+    returns = simple_returns(closes, sessions)
+    stats = symbol_statistics(returns, candidates, window)
+    preturns = portfolio_returns(snapshots, sessions)
+    ols = _ns(market_betas(preturns, returns[MARKET_PROXY], BETA_WINDOWS, BETA_MIN_OBS, window.start, window.end), "date")
+    pvol = volatility_metrics(preturns, window.start, window.end)
     grid = snapshots.loc[snapshots["date"] >= window.start, ["portfolio_id", "date", "equity_balance"]]
-    due = values[["portfolio_id", "date"]].drop_duplicates()
+    pvol = grid[["portfolio_id", "date"]].merge(volatility_rows(pvol, "portfolio_id"), on=["portfolio_id", "date"])
+    context.log.info(f"symbol statistics for {len(candidates)} symbols × {len(window.sessions)} sessions in "
+                     f"{time.perf_counter() - t0:.2f}s")
+
+    # the position rows, a batch of whole portfolios at a time (memory bounded by the batch)
+    t0 = time.perf_counter()
+    held, held_end, private_positions, private_symbols = set(), set(), set(), set()
+    due, beta_parts, summary_parts, rows_read = [], [], [], 0
+    batches = portfolio_batches(book, len(window.sessions))
+    with engine.connect() as conn:
+        for done, ids in enumerate(batches, start=1):
+            values = read_values(conn, window, ids)
+            private = values["investment_class"].eq(PRIVATE)
+            held.update(values.loc[~private, "risk_symbol"])
+            held_end.update(values.loc[~private & values["date"].eq(window.end), "risk_symbol"])
+            private_positions.update(values.loc[private, "position_id"])
+            private_symbols.update(values.loc[private, "symbol"])
+            due.append(values[["portfolio_id", "date"]].drop_duplicates())
+            in_batch = grid[grid["portfolio_id"].isin(ids)]
+            beta_parts.append(portfolio_betas(values, stats["market_betas"], provider, in_batch,
+                                              ols[ols["symbol"].isin(ids)]))
+            summary_parts.append(correlation_summaries(returns, values, in_batch, window))
+            rows_read += len(values)
+            context.log.info(f"risk_analytics: portfolio batch {done}/{len(batches)} ({len(ids)} portfolios, "
+                             f"{len(values)} position rows) done")
+            del values, private
+    held = sorted(held)
+    stale = sorted(set(held) - set(candidates))
+    if stale:
+        raise ValueError(f"position_values of {window.label()} hold symbols the book no longer has: {stale[:10]}: "
+                         "materialize position_values for this range first")
+    due = pd.concat(due, ignore_index=True)
     unsnapped = due.merge(grid, on=["portfolio_id", "date"], how="left", indicator=True)
     unsnapped = unsnapped[unsnapped["_merge"] == "left_only"]
     if len(unsnapped):
@@ -508,31 +505,14 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
             f"portfolio_snapshots lacks {len(unsnapped)} portfolio session(s) that have position values in "
             f"{window.label()} (e.g. {sample}): materialize portfolio_snapshots for this range first"
         )
-
-    t0 = time.perf_counter()
-    closes, off_session = wide_closes(prices, sessions, universe)
-    if off_session:
-        context.log.warning(f"ignored {off_session} stored close(s) dated on no NYSE session")
-    returns = simple_returns(closes, sessions)
-    stats = symbol_statistics(returns, held, window)
-    context.log.info(f"symbol statistics for {len(held)} symbols × {len(window.sessions)} sessions in "
-                     f"{time.perf_counter() - t0:.2f}s")
-
-    t0 = time.perf_counter()
-    preturns = portfolio_returns(snapshots, sessions)
-    market = returns[MARKET_PROXY]
-    ols = market_betas(preturns, market, BETA_WINDOWS, BETA_MIN_OBS, window.start, window.end)
-    pbetas = portfolio_betas(values, stats["market_betas"], provider, grid, _ns(ols, "date"))
-    pvol = volatility_metrics(preturns, window.start, window.end)
-    pvol = grid[["portfolio_id", "date"]].merge(volatility_rows(pvol, "portfolio_id"), on=["portfolio_id", "date"])
-    held_end = sorted(values.loc[~private & values["date"].eq(window.end), "risk_symbol"].unique())
-    corr_rows, corr_def = correlation_rows(returns, held_end, window.end)
-    summaries, summary_def = correlation_summaries(returns, values, grid, window)
-    private_positions = int(values.loc[private, "position_id"].nunique())
-    private_symbols = int(values.loc[private, "symbol"].nunique())
-    del values, private  # 12M rows at the scale target: not held through the write
-    context.log.info(f"portfolio statistics for {grid['portfolio_id'].nunique()} portfolios, correlation matrix "
-                     f"of {len(held_end)} symbols in {time.perf_counter() - t0:.2f}s")
+    pbetas = pd.concat(beta_parts, ignore_index=True).sort_values(["portfolio_id", "date", "window_days"])
+    summaries = pd.concat([rows for rows, _ in summary_parts], ignore_index=True)
+    summary_def = summary_parts[-1][1]
+    stats = {name: frame[frame["symbol"].isin(held)] for name, frame in stats.items()}
+    corr_rows, corr_def = correlation_rows(returns, sorted(held_end), window.end)
+    context.log.info(f"portfolio statistics for {grid['portfolio_id'].nunique()} portfolios ({rows_read} position "
+                     f"rows, {len(held)} symbols held, {len(private_positions)} PRIVATE positions excluded), "
+                     f"correlation matrix of {len(held_end)} symbols in {time.perf_counter() - t0:.2f}s")
 
     tables = {
         t.symbol_market_betas: stats["market_betas"],
@@ -556,7 +536,7 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
         "storage": CORRELATION_STORAGE,
         "history": {"sessions_before_window": HISTORY_SESSIONS, "close": "adj_close when stored, else close"},
     }
-    compute_s = time.perf_counter() - started - read_s
+    compute_s = time.perf_counter() - started  # reads included: they are interleaved by batch
 
     def write(conn: Connection) -> dict:
         t0 = time.perf_counter()
@@ -571,14 +551,13 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
             "sessions": MetadataValue.int(len(window.sessions)),
             "symbols_computed": MetadataValue.int(len(held)),
             "symbols": MetadataValue.json(held),
-            "private_positions_excluded": MetadataValue.int(private_positions),
-            "private_symbols_excluded": MetadataValue.int(private_symbols),
+            "private_positions_excluded": MetadataValue.int(len(private_positions)),
+            "private_symbols_excluded": MetadataValue.int(len(private_symbols)),
             "history_start": MetadataValue.text(str(first.date())),
             "off_session_closes_ignored": MetadataValue.int(off_session),
             "correlation_matrix": MetadataValue.text(corr_note),
             "metric_definitions": MetadataValue.json(definitions),
             f"portfolios at {window.end.date()}": markdown_table(_last_session(pbetas, pvol, summaries, window.end), ",.3f"),
-            "read_seconds": MetadataValue.float(round(read_s, 3)),
             "compute_seconds": MetadataValue.float(round(compute_s, 3)),
         }
 
