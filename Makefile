@@ -33,4 +33,4 @@ test: install
 	$(BIN)/python -m pytest -q
 
 benchmark: install $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python benchmarks/backfill.py
+	$(BIN)/python benchmarks/run_all.py

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -37,6 +37,10 @@ def make_engine(url: str | None = None) -> Engine:
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.execute("PRAGMA journal_mode=WAL")
+                # WAL + NORMAL: commits are not fsynced one by one (checkpoints are). A crash
+                # of the process loses nothing committed and a power loss never leaves half
+                # a transaction, but may roll back the last commits (SQLite's advice for WAL).
+                cur.execute("PRAGMA synchronous=NORMAL")
                 cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
                 cur.close()
 
@@ -181,14 +185,18 @@ def bulk_insert(
     (the columns' SQLAlchemy bind processors are applied), sent in batches of
     ``INSERT_CHUNK`` rows without per-row dicts: SQLite through the DBAPI ``executemany``
     with tuples; PostgreSQL through ``COPY ... FROM STDIN`` (psycopg2) for columns of
-    string, number, boolean and date types, else batched executemany."""
+    string, number, boolean, date and timestamp types (with ``skip_conflicts_on``: COPY into
+    a temporary table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``), else batched
+    executemany."""
     names = [c.name for c in table.columns if c.name in frame.columns] if columns is None else list(columns)
     if frame.empty:
         return 0
     dialect = conn.dialect
-    if (dialect.name == "postgresql" and dialect.driver == "psycopg2" and not skip_conflicts_on
-            and _copyable(table, frame, names)):
-        _copy_postgresql(conn, table, frame, names)
+    if dialect.name == "postgresql" and dialect.driver == "psycopg2" and _copyable(table, frame, names):
+        if skip_conflicts_on:
+            _copy_postgresql_skipping_conflicts(conn, table, frame, names, skip_conflicts_on)
+        else:
+            _copy_postgresql(conn, table, frame, names)
         return len(frame)
     if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
         statement = table.insert()
@@ -219,8 +227,10 @@ def _bound(column: pd.Series, type_: sa.types.TypeEngine, processor) -> list:
         return _plain(column)
     if isinstance(type_, sa.Date) and not isinstance(type_, sa.DateTime) and pd.api.types.is_datetime64_any_dtype(column) \
             and getattr(column.dt, "tz", None) is None:
-        text = column.dt.strftime("%Y-%m-%d")
-        return text.astype(object).where(column.notna(), None).tolist()
+        days = column.to_numpy(dtype="datetime64[D]")
+        text = np.datetime_as_string(days, unit="D").astype(object)
+        text[np.isnat(days)] = None
+        return text.tolist()
     if isinstance(type_, sa.Boolean) and pd.api.types.is_bool_dtype(column) and column.dtype == bool:
         return column.astype(int).tolist()
     if isinstance(type_, sa.Float) and not type_.asdecimal and column.dtype.kind in "fiub":
@@ -229,16 +239,23 @@ def _bound(column: pd.Series, type_: sa.types.TypeEngine, processor) -> list:
     return [processor(v) for v in _plain(column)]
 
 
-_COPY_TYPES = (sa.String, sa.Float, sa.Integer, sa.Boolean, sa.Date)
+_COPY_TYPES = (sa.String, sa.Float, sa.Integer, sa.Boolean, sa.Date, sa.DateTime)
 
 
 def _copyable(table: sa.Table, frame: pd.DataFrame, names: list[str]) -> bool:
     """COPY text carries these columns exactly: string, float, integer (integral values
-    only: psycopg2 would send 2.5 as a number PostgreSQL rounds), boolean and date types."""
+    only: psycopg2 would send 2.5 as a number PostgreSQL rounds), boolean, date and
+    timestamp types (timestamps as Python datetimes: ISO 8601 with their UTC offset)."""
     for n in names:
         type_ = table.c[n].type
-        if not isinstance(type_, _COPY_TYPES) or isinstance(type_, (sa.DateTime, sa.Enum, sa.Time, sa.Interval)):
+        if not isinstance(type_, _COPY_TYPES) or isinstance(type_, (sa.Enum, sa.Time, sa.Interval)):
             return False
+        if isinstance(type_, sa.DateTime):
+            column = frame[n]
+            if pd.api.types.is_datetime64_any_dtype(column) and getattr(column.dt, "tz", None) is None:
+                return False  # ``_plain`` sends naive datetime64 values as dates
+            if not column.dropna().map(lambda v: isinstance(v, datetime)).all():
+                return False
         if isinstance(type_, sa.Integer) and pd.api.types.is_float_dtype(frame[n]):
             v = frame[n].dropna()
             if not np.array_equal(v, np.floor(v)):
@@ -253,6 +270,8 @@ def _copy_text(column: pd.Series, type_: sa.types.TypeEngine) -> pd.Series:
     null = values.isna()
     if isinstance(type_, sa.Boolean):
         text = values.map(lambda v: "t" if v else "f", na_action="ignore")
+    elif isinstance(type_, sa.DateTime):
+        text = values.map(lambda v: v.isoformat(sep=" "), na_action="ignore")
     elif isinstance(type_, sa.Date):
         text = values.map(lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v), na_action="ignore")
     elif isinstance(type_, sa.Integer):
@@ -265,6 +284,22 @@ def _copy_text(column: pd.Series, type_: sa.types.TypeEngine) -> pd.Series:
             text = (text.str.replace("\\", "\\\\", regex=False).str.replace("\t", "\\t", regex=False)
                     .str.replace("\n", "\\n", regex=False).str.replace("\r", "\\r", regex=False))
     return text.where(~null, "\\N")
+
+
+def _copy_postgresql_skipping_conflicts(
+    conn: Connection, table: sa.Table, frame: pd.DataFrame, names: list[str], keys: list[str]
+) -> None:
+    """COPY ``frame`` into a temporary table, then insert its rows whose ``keys`` are not
+    stored yet (``ON CONFLICT (keys) DO NOTHING``); the temporary table is dropped."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    staging = sa.Table(f"_staging_{table.name}", sa.MetaData(), *[sa.Column(n, table.c[n].type) for n in names],
+                       prefixes=["TEMPORARY"])
+    staging.create(conn)
+    _copy_postgresql(conn, staging, frame, names)
+    conn.execute(insert(table).from_select(names, sa.select(*[staging.c[n] for n in names]))
+                 .on_conflict_do_nothing(index_elements=keys))
+    staging.drop(conn)
 
 
 def _copy_postgresql(conn: Connection, table: sa.Table, frame: pd.DataFrame, names: list[str]) -> None:
@@ -280,6 +315,8 @@ def _copy_postgresql(conn: Connection, table: sa.Table, frame: pd.DataFrame, nam
             cols = [_copy_text(chunk[n], table.c[n].type) for n in names]
             lines = cols[0].str.cat(cols[1:], sep="\t") if len(cols) > 1 else cols[0]
             cursor.copy_expert(sql, io.StringIO("\n".join(lines.tolist()) + "\n"))
+    except conn.dialect.loaded_dbapi.Error as exc:  # the raw cursor's error, as SQLAlchemy raises it
+        raise sa.exc.DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
     finally:
         cursor.close()
 
@@ -458,6 +495,9 @@ def indexes_rebuilt_if_bulk(conn: Connection, table: sa.Table, inserted: int, wi
     if moved < REBUILD_INDEXES_FROM or conn.execute(count).scalar() - deleted > 4 * moved:
         yield
         return
+    # pysqlite opens a transaction only before DML: without this the DROP INDEX below would
+    # commit on its own and a failed write would leave the table without its indexes
+    serialize_writes(conn)
     present = {ix["name"] for ix in sa.inspect(conn).get_indexes(table.name)}
     indexes = [ix for ix in indexes if ix.name in present]
     for index in indexes:

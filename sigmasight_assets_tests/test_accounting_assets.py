@@ -111,3 +111,25 @@ def test_a_failing_blocking_check_rolls_back_the_whole_window(example, monkeypat
     pd.testing.assert_frame_equal(table_rows(engine, t.equity_balances), before)
     assert str(balance(engine)[1]) == "2025-08-29"
     assert table_rows(engine, t.portfolio_snapshots)["snapshot_date"].max().isoformat() == "2025-08-29"
+
+
+def test_a_snapshot_net_market_value_off_by_two_cents_fails_the_run_and_writes_nothing(example, monkeypatch):
+    from sigmasight_assets.assets import accounting
+
+    engine, url = example
+    materialize_range(ACCOUNTING_ASSETS, url, "2025-08-25", "2025-08-29")
+    before = table_rows(engine, t.portfolio_snapshots)
+    real = accounting.build_snapshots
+
+    def off_by_two_cents(*args, **kwargs):
+        snaps = real(*args, **kwargs)
+        snaps.loc[snaps.index[-1], "net_market_value"] += 0.02
+        return snaps
+
+    monkeypatch.setattr(accounting, "build_snapshots", off_by_two_cents)
+    result = materialize_range(ACCOUNTING_ASSETS, url, "2025-08-25", "2025-09-05", raise_on_error=False)
+    assert not result.success
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert [e.check_name for e in failed] == ["net_market_value_is_sum_of_positions"]
+    assert "0.02" in failed[0].description
+    pd.testing.assert_frame_equal(table_rows(engine, t.portfolio_snapshots), before)

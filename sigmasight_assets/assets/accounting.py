@@ -365,8 +365,10 @@ def portfolio_snapshots(context: AssetExecutionContext, store: StoreResource):
         return {"rows_written": n, f"at {window.end.date()}": _markdown(last, ",.4f")}
 
     def nmv(conn) -> AssetCheckResult:
+        # the snapshots as stored against the sums the store gave of the stored position
+        # values (one GROUP BY over the window's position rows, read before the write)
         stored = read_window(conn, t.portfolio_snapshots, window.start, window.end, "snapshot_date")
-        sums = stored_exposures(conn, window)[["portfolio_id", "date", "net_market_value"]]
+        sums = exposure[["portfolio_id", "date", "net_market_value"]]
         broken = checks.net_market_value_breaks(stored, sums.rename(columns={"net_market_value": "market_value"}))
         return AssetCheckResult(check_name="net_market_value_is_sum_of_positions", passed=broken.empty,
                                 description=f"{len(stored)} snapshots agree" if broken.empty else _failures(broken))
