@@ -75,7 +75,9 @@ def test_bulk_insert_stores_the_values_a_plain_insert_stores(table):
     assert bulk.loc[1, "name"] == "tab\there" and bulk.loc[2, "name"] == "new\nline"
     assert bulk.loc[3, "name"] == "back\\slash" and bulk["name"].isna().sum() == 1
     assert bulk.loc[1, "amount"] == -0.1 + 0.2 and bulk["amount"].isna().sum() == 1
-    assert bulk.loc[6, "stamp"].replace(tzinfo=None) == dt.datetime(2026, 11, 24, 20, 1, 8, 345678)
+    stamp = bulk.loc[6, "stamp"]  # PostgreSQL: aware, in the session's zone; SQLite: naive UTC
+    stamp = stamp.astimezone(UTC).replace(tzinfo=None) if stamp.tzinfo else stamp
+    assert stamp == dt.datetime(2026, 11, 24, 20, 1, 8, 345678)
 
 
 def test_bulk_insert_skipping_conflicts_keeps_the_stored_row(table):
