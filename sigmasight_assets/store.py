@@ -380,7 +380,8 @@ def prefetched(items: Iterable, ahead: int = 1):
     """Iterate ``items`` with the next ``ahead`` of them produced by a background thread
     while the caller works on the current one (e.g. the next batch of rows is computed
     while this one is inserted: the database releases the GIL while it writes). Items come
-    in order; an exception of the producer is raised here; stopping early stops it."""
+    in order; an exception of the producer is raised here; stopping early stops it and
+    closes ``items`` in the producer's thread."""
     import queue
     import threading
 
@@ -404,6 +405,8 @@ def prefetched(items: Iterable, ahead: int = 1):
             put(("done", None))
         except BaseException as exc:  # handed to the consumer, which raises it
             put(("error", exc))
+        finally:  # a generator's own cleanup (e.g. closing its connection) runs in this thread
+            getattr(items, "close", lambda: None)()
 
     worker = threading.Thread(target=produce, name="sigmasight-prefetch", daemon=True)
     worker.start()

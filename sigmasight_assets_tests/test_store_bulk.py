@@ -204,3 +204,21 @@ def test_prefetched_keeps_order_and_raises_the_producers_error():
         for item in prefetched(failing()):
             got.append(item)
     assert got == [1]
+
+
+def test_prefetched_stopped_early_closes_the_producer_in_its_thread():
+    import threading
+
+    closed_in = []
+
+    def produce():
+        try:
+            for i in range(100):
+                yield i
+        finally:
+            closed_in.append(threading.current_thread().name)
+
+    for item in prefetched(produce()):
+        if item == 2:
+            break
+    assert closed_in == ["sigmasight-prefetch"]

@@ -60,7 +60,7 @@ from sigmasight_assets.risk import (
 from sigmasight_assets.risk.correlation import CORR_WINDOW, MIN_OVERLAP, grouped_correlation_summaries
 from sigmasight_assets.risk.regression import BETA_MIN_OBS, BETA_WINDOWS, FACTOR_MIN_OBS, FACTOR_WINDOW
 from sigmasight_assets.risk.volatility import HAR_WINDOW, REALIZED_WINDOWS
-from sigmasight_assets.store import bulk_insert, indexes_rebuilt_if_bulk, read_frame, replace_window
+from sigmasight_assets.store import bulk_insert, indexes_rebuilt_if_bulk, prefetched, read_frame, replace_window
 from sigmasight_assets.symbols import FACTOR_ETFS, MARKET_PROXY
 
 HISTORY_SESSIONS = max(max(BETA_WINDOWS), FACTOR_WINDOW, HAR_WINDOW, max(REALIZED_WINDOWS), CORR_WINDOW)
@@ -474,23 +474,29 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
     held, held_end, private_positions, private_symbols = set(), set(), set(), set()
     due, beta_parts, summary_parts, rows_read = [], [], [], 0
     batches = portfolio_batches(book, len(window.sessions))
-    with engine.connect() as conn:
-        for done, ids in enumerate(batches, start=1):
-            values = read_values(conn, window, ids)
-            private = values["investment_class"].eq(PRIVATE)
-            held.update(values.loc[~private, "risk_symbol"])
-            held_end.update(values.loc[~private & values["date"].eq(window.end), "risk_symbol"])
-            private_positions.update(values.loc[private, "position_id"])
-            private_symbols.update(values.loc[private, "symbol"])
-            due.append(values[["portfolio_id", "date"]].drop_duplicates())
-            in_batch = grid[grid["portfolio_id"].isin(ids)]
-            beta_parts.append(portfolio_betas(values, stats["market_betas"], provider, in_batch,
-                                              ols[ols["symbol"].isin(ids)]))
-            summary_parts.append(correlation_summaries(returns, values, in_batch, window))
-            rows_read += len(values)
-            context.log.info(f"risk_analytics: portfolio batch {done}/{len(batches)} ({len(ids)} portfolios, "
-                             f"{len(values)} position rows) done")
-            del values, private
+
+    def batch_values():
+        """Each batch's rows, read by a background thread while the previous batch is
+        computed (its own connection: it is opened in that thread)."""
+        with engine.connect() as conn:
+            for ids in batches:
+                yield ids, read_values(conn, window, ids)
+
+    for done, (ids, values) in enumerate(prefetched(batch_values()), start=1):
+        private = values["investment_class"].eq(PRIVATE)
+        held.update(values.loc[~private, "risk_symbol"])
+        held_end.update(values.loc[~private & values["date"].eq(window.end), "risk_symbol"])
+        private_positions.update(values.loc[private, "position_id"])
+        private_symbols.update(values.loc[private, "symbol"])
+        due.append(values[["portfolio_id", "date"]].drop_duplicates())
+        in_batch = grid[grid["portfolio_id"].isin(ids)]
+        beta_parts.append(portfolio_betas(values, stats["market_betas"], provider, in_batch,
+                                          ols[ols["symbol"].isin(ids)]))
+        summary_parts.append(correlation_summaries(returns, values, in_batch, window))
+        rows_read += len(values)
+        context.log.info(f"risk_analytics: portfolio batch {done}/{len(batches)} ({len(ids)} portfolios, "
+                         f"{len(values)} position rows) done")
+        del values, private
     held = sorted(held)
     stale = sorted(set(held) - set(candidates))
     if stale:
