@@ -18,34 +18,17 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from harness import BIN, fresh_store, run_env, sh, step_seconds  # noqa: E402
+
 START, END = "2025-07-01", "2025-11-06"
-PG_SERVER = os.environ.get("SIGMASIGHT_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
-STEP = re.compile(r'Finished execution of step "(\w+)" in ([\d.]+)(ms|s)')
-
-
-def sh(args, env) -> tuple[float, str]:
-    started = time.perf_counter()
-    out = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if out.returncode != 0:
-        sys.exit(f"failed: {' '.join(args)}\n{(out.stdout + out.stderr)[-4000:]}")
-    return elapsed, out.stdout + out.stderr
-
-
-def steps(log: str) -> dict[str, float]:
-    return {m[1]: float(m[2]) / (1000 if m[3] == "ms" else 1) for m in STEP.finditer(log)}
-
-
 def materialize(env, *partition_args) -> tuple[float, str]:
     return sh([str(BIN / "dagster"), "asset", "materialize", "-m", "sigmasight_assets.definitions",
                "--select", "*", *partition_args], env)
@@ -57,43 +40,27 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=5)
     args = parser.parse_args()
 
-    import sqlalchemy as sa
-
     from sigmasight_assets.calendar import sessions_between
 
     work = Path(tempfile.mkdtemp(prefix="sigmasight-bench-"))
     (work / "dagster_home").mkdir()
-    pg_name = None
-    if args.database == "postgresql":
-        pg_name = f"sigmasight_bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{pg_name}"'))
-        url = f"{PG_SERVER}/{pg_name}"
-    else:
-        url = f"sqlite:///{work / 'sigmasight.db'}"
-    env = {**os.environ, "SIGMASIGHT_DATABASE_URL": url, "DAGSTER_HOME": str(work / "dagster_home"),
-           "SIGMASIGHT_PRICE_SOURCE": "demo", "PATH": f"{BIN}:{os.environ['PATH']}"}
-    try:
+    with fresh_store(args.database, work) as url:
+        env = run_env(url, work / "dagster_home")
         sh([str(BIN / "sigmasight"), "db", "init"], env)
         sh([str(BIN / "sigmasight"), "book", "load-demo"], env)
         sessions = sessions_between(START, END)
 
         wall, log = materialize(env, "--partition-range", f"{START}...{END}")
         assert log.count("RUN_SUCCESS") == 1, "the range backfill was not one run"
-        per_asset = steps(log)
+        per_asset = step_seconds(log)
 
         latest_wall, latest_log = materialize(env, "--partition", END)
-        latest_steps = steps(latest_log)
+        latest_steps = step_seconds(latest_log)
 
         sample = [d.strftime("%Y-%m-%d") for d in sessions[-args.sample:]]
         loop = [materialize(env, "--partition", day)[0] for day in sample]
         per_session = sum(loop) / len(loop)
         extrapolated = per_session * len(sessions)
-    finally:
-        if pg_name:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
 
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, "
           f"store {args.database}, {time.strftime('%Y-%m-%d %H:%M')}")

@@ -27,7 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,11 +34,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import scale_book  # noqa: E402
+from harness import BIN, fresh_store, run_env, sh, step_seconds  # noqa: E402
 
-BIN = Path(sys.executable).parent
-PG_SERVER = os.environ.get("SIGMASIGHT_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
-STEP = re.compile(r'Finished execution of step "(\w+)" in ([\dhms.]+)\.?(?:\s|$)')
-DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:([\d.]+)s)?(?:([\d.]+)ms)?$")
 WALL_TARGET_S, RSS_TARGET_GIB = 300.0, 3.0
 GIB = 1024**3
 LAUNCHER = (
@@ -53,15 +49,6 @@ LAUNCHER = (
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
-
-
-def sh(args, env, what: str) -> tuple[float, str]:
-    started = time.perf_counter()
-    out = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - started
-    if out.returncode != 0:
-        sys.exit(f"{what} failed: {' '.join(map(str, args))}\n{(out.stdout + out.stderr)[-4000:]}")
-    return elapsed, out.stdout + out.stderr
 
 
 def _tree(root: int) -> list[int]:
@@ -124,12 +111,6 @@ def step_peaks(text: str, samples: list[tuple[float, int]]) -> dict[str, int]:
     return peaks
 
 
-def seconds(text: str) -> float:
-    """Dagster's step duration ('54ms', '15.77s', '1m26s', '1h2m3s') in seconds."""
-    h, m, s, ms = DURATION.match(text).groups()
-    return int(h or 0) * 3600 + int(m or 0) * 60 + float(s or 0) + float(ms or 0) / 1000
-
-
 def materialize(env, start: str, end: str, log_path: Path, timeout: float, profile: Path | None = None) -> dict:
     dagster = [str(BIN / "dagster"), "asset", "materialize", "-m", "sigmasight_assets.definitions",
                "--select", "*", "--partition-range", f"{start}...{end}"]
@@ -153,7 +134,7 @@ def materialize(env, start: str, end: str, log_path: Path, timeout: float, profi
     wall = time.perf_counter() - started
     text = log_path.read_text(errors="replace")
     maxrss = re.search(r"LAUNCHER_MAXRSS_KIB (\d+)", text)
-    steps = {m[1]: seconds(m[2].rstrip(".")) for m in STEP.finditer(text)}
+    steps = step_seconds(text)
     return {
         "rc": rc, "wall": wall, "steps": steps, "runs": text.count("RUN_SUCCESS"),
         "step_peaks": step_peaks(text, sampler.samples),
@@ -178,8 +159,6 @@ def count_rows(url: str) -> dict[str, int]:
 
 
 def run_size(args, scale: float, work: Path) -> dict:
-    import sqlalchemy as sa
-
     ns = argparse.Namespace(**{**vars(args), "scale": scale})
     portfolios, positions, symbols, users = scale_book.sizes(ns)
     label = f"{portfolios} portfolios / {positions} positions / {symbols} symbols"
@@ -192,18 +171,8 @@ def run_size(args, scale: float, work: Path) -> dict:
     print(f"[{scale:g}] book {label}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
           + f" (generated in {generate_s:.1f} s)", flush=True)
 
-    pg_name = None
-    if args.database == "postgresql":
-        pg_name = f"sigmasight_scale_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{pg_name}"'))
-        url = f"{PG_SERVER}/{pg_name}"
-    else:
-        url = f"sqlite:///{here / 'sigmasight.db'}"
-    env = {**os.environ, "SIGMASIGHT_DATABASE_URL": url, "DAGSTER_HOME": str(here / "dagster_home"),
-           "SIGMASIGHT_PRICE_SOURCE": "demo", "PATH": f"{BIN}:{os.environ['PATH']}"}
-    try:
+    with fresh_store(args.database, here) as url:
+        env = run_env(url, here / "dagster_home")
         sh([str(BIN / "sigmasight"), "db", "init"], env, "db init")
         import_s, _ = sh([str(BIN / "sigmasight"), "book", "import", str(here / "book")], env, "book import")
         print(f"[{scale:g}] book import {import_s:.1f} s; materializing {scale_book.START}...{scale_book.END} "
@@ -213,11 +182,6 @@ def run_size(args, scale: float, work: Path) -> dict:
         rows = count_rows(url) if not result["failed"] else {}
         if args.database == "sqlite":
             result["db_bytes"] = sum(p.stat().st_size for p in here.glob("sigmasight.db*"))
-    finally:
-        if pg_name:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
-            admin.dispose()
     return {**result, "scale": scale, "label": label, "positions": positions, "import_s": import_s,
             "generate_s": generate_s, "rows": rows, "book": counts}
 

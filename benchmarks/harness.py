@@ -1,0 +1,71 @@
+"""What the benchmark scripts share: a fresh store, the environment of the CLI runs, running
+a command, and the step times of a run's log."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PG_SERVER = os.environ.get("SIGMASIGHT_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
+
+
+@contextmanager
+def fresh_store(database: str, directory: Path) -> Iterator[str]:
+    """URL of an empty store: ``directory/sigmasight.db`` on SQLite, or a new database on
+    the PostgreSQL server ``PG_SERVER``, dropped afterwards."""
+    if database == "sqlite":
+        yield f"sqlite:///{directory / 'sigmasight.db'}"
+        return
+    name = f"sigmasight_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def run_env(url: str, dagster_home: Path) -> dict[str, str]:
+    """The environment of the CLI runs: this store, this Dagster instance, demo prices."""
+    return {**os.environ, "SIGMASIGHT_DATABASE_URL": url, "DAGSTER_HOME": str(dagster_home),
+            "SIGMASIGHT_PRICE_SOURCE": "demo", "PATH": f"{BIN}:{os.environ['PATH']}"}
+
+
+def sh(args, env, what: str = "command") -> tuple[float, str]:
+    """Run ``args`` in the project directory; its wall time and output. Exits naming
+    ``what`` and with the output's tail when it fails."""
+    started = time.perf_counter()
+    out = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if out.returncode != 0:
+        sys.exit(f"{what} failed: {' '.join(map(str, args))}\n{(out.stdout + out.stderr)[-4000:]}")
+    return elapsed, out.stdout + out.stderr
+
+
+STEP = re.compile(r'Finished execution of step "(\w+)" in ([\dhms.]+?)\.?(?:\s|$)')
+DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:([\d.]+)s)?(?:([\d.]+)ms)?$")
+
+
+def seconds(text: str) -> float:
+    """Dagster's step duration ('54ms', '15.77s', '1m26s', '1h2m3s') in seconds."""
+    h, m, s, ms = DURATION.match(text).groups()
+    return int(h or 0) * 3600 + int(m or 0) * 60 + float(s or 0) + float(ms or 0) / 1000
+
+
+def step_seconds(log: str) -> dict[str, float]:
+    """Each step's duration in a run's log."""
+    return {m[1]: seconds(m[2]) for m in STEP.finditer(log)}
