@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime
 
@@ -364,16 +364,23 @@ def replace_window_chunks(
     end: date,
     frames: Iterable[pd.DataFrame],
     expected_rows: int,
+    progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """``replace_window`` whose new rows arrive as several frames (e.g. computed a batch of
     portfolios at a time, so a 12M-row window is never in memory at once): delete the
     window, then insert each frame as it is produced. ``expected_rows`` (an upper bound is
-    fine) sizes the SQLite index rebuild. Returns the rows inserted."""
+    fine) sizes the SQLite index rebuild; ``progress(frames done, rows so far)`` is called
+    after each frame's insert. Returns the rows inserted."""
     col = table.c[date_column]
     condition = sa.and_(col >= start, col <= end)
     with indexes_rebuilt_if_bulk(conn, table, expected_rows, condition):
         conn.execute(table.delete().where(condition))
-        return sum(bulk_insert(conn, table, frame) for frame in prefetched(frames))
+        inserted = 0
+        for done, frame in enumerate(prefetched(frames), start=1):
+            inserted += bulk_insert(conn, table, frame)
+            if progress is not None:
+                progress(done, inserted)
+        return inserted
 
 
 def prefetched(items: Iterable, ahead: int = 1):
@@ -521,15 +528,18 @@ def read_frame(conn: Connection, statement, parse_dates: Iterable[str] = ()) -> 
     parse_dates = list(parse_dates)
     result = conn.execute(statement)
     names = list(result.keys())
+    # SQLAlchemy's and pandas' internals (sqlalchemy<2.1 is pinned, pandas is not): a release
+    # that moves them gets the plain path, which gives the same frame more slowly
     try:
+        from pandas._libs import lib
+        from pandas.core.internals.construction import convert_object_array
+
         processors = list(result._metadata._effective_processors or [None] * len(names))
         strategy, cursor = result.cursor_strategy, result.cursor
         fetch = lambda: strategy.fetchmany(result, cursor, READ_CHUNK)  # noqa: E731
-    except AttributeError:  # another SQLAlchemy: the plain (slower) path
+    except (AttributeError, ImportError):
         frame = pd.DataFrame(result.fetchall(), columns=names)
         return _parse_dates(frame, parse_dates)
-    from pandas._libs import lib
-    from pandas.core.internals.construction import convert_object_array
 
     parts: list[list[np.ndarray]] = [[] for _ in names]
     shared: list[dict] = [{} for _ in names]

@@ -36,3 +36,24 @@ def test_rows_are_the_same_whatever_the_batch_size(demo_book, db_url, monkeypatc
         batched = table_rows(demo_book, tb)
         assert len(batched) == len(whole[tb.name]) > 0, tb.name
         pd.testing.assert_frame_equal(batched, whole[tb.name], obj=tb.name)
+
+
+def test_a_long_write_logs_how_many_portfolios_are_done(demo_book, db_url, monkeypatch):
+    from dagster import DagsterInstance, materialize
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from sigmasight_assets.resources import MarketDataResource, StoreResource
+
+    monkeypatch.setattr(common, "CHUNK_ROWS", 1_000)
+    instance = DagsterInstance.ephemeral()
+    result = materialize(
+        [prices, *ACCOUNTING_ASSETS],
+        resources={"store": StoreResource(database_url=db_url), "market_data": MarketDataResource(spec="demo")},
+        tags={ASSET_PARTITION_RANGE_START_TAG: START, ASSET_PARTITION_RANGE_END_TAG: END},
+        instance=instance,
+    )
+    messages = [e.user_message for e in instance.all_logs(result.run_id)]
+    for asset in ("position_values", "daily_pnl"):
+        progress = [m for m in messages if m.startswith(f"{asset} 2025-07-01") and "portfolios written" in m]
+        assert len(progress) > 3, asset
+        assert "6/6 portfolios written" in progress[-1] and f"batch {len(progress)}/{len(progress)}" in progress[-1]

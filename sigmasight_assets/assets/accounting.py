@@ -59,12 +59,25 @@ def _priced_book(conn, window: Window):
     return book, prices
 
 
-def _priced_batches(book, prices: pd.DataFrame, window: Window):
+def _progress(context: AssetExecutionContext, asset: str, window: Window, batches: list[list[str]]):
+    """``progress`` of ``replace_window_chunks``: logs where a long write is (portfolios
+    done of all, the batch, rows written so far)."""
+    total = sum(len(b) for b in batches)
+
+    def log(done: int, rows: int) -> None:
+        portfolios = sum(len(b) for b in batches[:done])
+        context.log.info(f"{asset} {window.label()}: {portfolios}/{total} portfolios written "
+                         f"(batch {done}/{len(batches)}, {rows} rows)")
+
+    return log
+
+
+def _priced_batches(book, prices: pd.DataFrame, batches: list[list[str]], window: Window):
     """(portfolio ids, priced grid over the window and the session before it) per batch of
-    ``portfolio_batches``: ``price_book`` of the batch's positions, which is the rows of the
-    whole book's grid for them (each position is valued on its own)."""
+    portfolio ids: ``price_book`` of the batch's positions, which is the rows of the whole
+    book's grid for them (each position is valued on its own)."""
     positions = book.positions
-    for ids in portfolio_batches(book, len(window.with_previous)):
+    for ids in batches:
         pos = positions[positions["portfolio_id"].isin(ids)]
         held = pos["id"]
         events = book.events[book.events["position_id"].isin(held)]
@@ -101,12 +114,13 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
     engine = store.engine()
     with engine.connect() as conn:
         book, prices = _priced_book(conn, window)
+    portfolio_ids = portfolio_batches(book, len(window.with_previous))
     parts: dict[str, list] = {"unpriced": [], "last": []}
     totals = {"rows": 0, "positions": 0, "unpriced": 0, "filled": 0}
 
     def batches():
         """The window's rows a batch of portfolios at a time (computed inside the write)."""
-        for _, grid in _priced_batches(book, prices, window):
+        for _, grid in _priced_batches(book, prices, portfolio_ids, window):
             values = value_positions(grid[grid["date"] >= window.start])
             del grid
             unpriced = values.loc[~values["is_priced"], ["symbol", "date"]]
@@ -124,7 +138,7 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
     def write(conn) -> dict:
         expected = len(book.positions) * len(window.sessions)
         n = replace_window_chunks(conn, t.position_values, "date", window.start.date(), window.end.date(), batches(),
-                                  expected)
+                                  expected, _progress(context, "position_values", window, portfolio_ids))
         context.log.info(f"position_values {window.label()}: {totals['rows']} rows for {totals['positions']} positions")
         last = pd.concat(parts["last"], ignore_index=True) if parts["last"] else pd.DataFrame()
         return {
@@ -163,12 +177,13 @@ def daily_pnl(context: AssetExecutionContext, store: StoreResource):
         book, prices = _priced_book(conn, window)
     sessions = portfolio_session_grid(book.portfolios, window.sessions)
     flows = capital_flows(book.changes)
+    portfolio_ids = portfolio_batches(book, len(window.with_previous))
     parts: list[pd.DataFrame] = []
 
     def batches():
         """Position rows a batch of portfolios at a time (computed inside the write); the
         portfolio rows of each batch are complete (whole portfolios) and kept."""
-        for ids, grid in _priced_batches(book, prices, window):
+        for ids, grid in _priced_batches(book, prices, portfolio_ids, window):
             due = sessions[sessions["portfolio_id"].isin(ids)]
             positions = position_pnl(grid, window.start).merge(due[["portfolio_id", "date"]], on=["portfolio_id", "date"])
             held = grid[(grid["date"] >= window.start) & grid["quantity"].ne(0.0)]
@@ -184,7 +199,8 @@ def daily_pnl(context: AssetExecutionContext, store: StoreResource):
     def write(conn) -> dict:
         lo, hi = window.start.date(), window.end.date()
         expected = len(book.positions) * len(window.sessions)
-        n_pos = replace_window_chunks(conn, t.position_daily_pnl, "date", lo, hi, batches(), expected)
+        n_pos = replace_window_chunks(conn, t.position_daily_pnl, "date", lo, hi, batches(), expected,
+                                      _progress(context, "daily_pnl", window, portfolio_ids))
         portfolios = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         context.log.info(f"daily_pnl {window.label()}: {n_pos} position rows, {len(portfolios)} portfolio rows")
         n = replace_window(conn, t.daily_pnl, "date", lo, hi, portfolios)
