@@ -57,3 +57,16 @@ def test_a_long_write_logs_how_many_portfolios_are_done(demo_book, db_url, monke
         progress = [m for m in messages if m.startswith(f"{asset} 2025-07-01") and "portfolios written" in m]
         assert len(progress) > 3, asset
         assert "6/6 portfolios written" in progress[-1] and f"batch {len(progress)}/{len(progress)}" in progress[-1]
+
+
+def test_metadata_tables_and_lists_stay_small_for_a_large_book():
+    from sigmasight_assets.assets.common import first_items, markdown_table
+
+    frame = pd.DataFrame({"portfolio_id": [f"p{i:04d}" for i in range(1000)], "equity": 1.5})
+    text = markdown_table(frame).value
+    assert text.count("\n| p") == 20 and "p0019" in text and "p0020" not in text
+    assert "980 more in the store" in text
+    short = markdown_table(frame.head(3)).value
+    assert short.count("\n| p") == 3 and "more" not in short
+    assert first_items(list(range(250))).value == [*range(100), "… 150 more"]
+    assert first_items(["AAPL", "MSFT"]).value == ["AAPL", "MSFT"]

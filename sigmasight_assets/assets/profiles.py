@@ -38,7 +38,7 @@ from dagster._core.storage.tags import (
 )
 
 from sigmasight_assets import schema as t
-from sigmasight_assets.assets.common import Window, markdown_table, read_window, write_checked
+from sigmasight_assets.assets.common import Window, first_items, markdown_table, read_window, write_checked
 from sigmasight_assets.calendar import daily_partitions
 from sigmasight_assets.market_data.profiles import (
     FUND_QUOTE_TYPES,
@@ -263,7 +263,7 @@ def sector_tags(context: AssetExecutionContext, store: StoreResource):
             "position_rows_written": n,
             "exposure_rows_written": m,
             "profile_snapshot": snapshot_label(profiles),
-            "symbols_without_profile": MetadataValue.json(unknown),
+            "symbols_without_profile": first_items(unknown),
             "tagged_by": MetadataValue.json({str(b): int(c) for b, c in tagged_by.items()}),
             f"sectors at {window.end.date()}": markdown_table(last),
         }

@@ -46,7 +46,14 @@ from sqlalchemy.engine import Connection
 
 from sigmasight_assets import schema as t
 from sigmasight_assets.accounting.valuation import prepare_positions
-from sigmasight_assets.assets.common import Window, markdown_table, portfolio_batches, read_book, write_checked
+from sigmasight_assets.assets.common import (
+    Window,
+    first_items,
+    markdown_table,
+    portfolio_batches,
+    read_book,
+    write_checked,
+)
 from sigmasight_assets.calendar import all_sessions, daily_partitions, sessions_between
 from sigmasight_assets.resources import StoreResource
 from sigmasight_assets.risk import (
@@ -556,7 +563,7 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
             **{f"rows_{name}": MetadataValue.int(n) for name, n in counts.items()},
             "sessions": MetadataValue.int(len(window.sessions)),
             "symbols_computed": MetadataValue.int(len(held)),
-            "symbols": MetadataValue.json(held),
+            "symbols": first_items(held),
             "private_positions_excluded": MetadataValue.int(len(private_positions)),
             "private_symbols_excluded": MetadataValue.int(len(private_symbols)),
             "history_start": MetadataValue.text(str(first.date())),
