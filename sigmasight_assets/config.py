@@ -34,12 +34,22 @@ def price_source_spec() -> str:
     return os.environ.get("SIGMASIGHT_PRICE_SOURCE", DEFAULT_PRICE_SOURCE)
 
 
-def history_days() -> int:
-    raw = os.environ.get("SIGMASIGHT_HISTORY_DAYS", str(DEFAULT_HISTORY_DAYS))
+def env_number(name: str, default, cast: type = int, minimum: float = 0, exclusive: bool = False, environ=None):
+    """The number in the environment variable ``name`` (``default`` when unset or blank), as
+    ``cast``; a ValueError naming the variable when it is not one or is below ``minimum``
+    (at or below it with ``exclusive``)."""
+    raw = (os.environ if environ is None else environ).get(name, "")
+    if raw.strip() == "":
+        return default
     try:
-        days = int(raw)
+        value = cast(raw)
     except ValueError:
-        raise ValueError(f"SIGMASIGHT_HISTORY_DAYS must be an integer, got {raw!r}") from None
-    if days < 0:
-        raise ValueError(f"SIGMASIGHT_HISTORY_DAYS must be >= 0, got {days}")
-    return days
+        kind = "an integer" if cast is int else "a number"
+        raise ValueError(f"{name} must be {kind}, got {raw!r}") from None
+    if value < minimum or (exclusive and value == minimum):
+        raise ValueError(f"{name} must be {'>' if exclusive else '>='} {minimum}, got {raw!r}")
+    return value
+
+
+def history_days() -> int:
+    return env_number("SIGMASIGHT_HISTORY_DAYS", DEFAULT_HISTORY_DAYS)

@@ -48,6 +48,7 @@ from dagster import (
     in_process_executor,
 )
 
+from sigmasight_assets.config import env_number
 from sigmasight_assets.definitions import ALL_ASSETS
 from sigmasight_assets.resources import MarketDataResource, StoreResource
 
@@ -75,15 +76,7 @@ def celery_executor_from_env(environ=None) -> ExecutorDefinition:
 
 
 def partitions_per_run(environ=None) -> int:
-    environ = os.environ if environ is None else environ
-    raw = environ.get(PARTITIONS_PER_RUN_ENV, str(DEFAULT_PARTITIONS_PER_RUN))
-    try:
-        n = int(raw)
-    except ValueError:
-        raise ValueError(f"{PARTITIONS_PER_RUN_ENV} must be an integer, got {raw!r}") from None
-    if n < 1:
-        raise ValueError(f"{PARTITIONS_PER_RUN_ENV} must be >= 1, got {n}")
-    return n
+    return env_number(PARTITIONS_PER_RUN_ENV, DEFAULT_PARTITIONS_PER_RUN, minimum=1, environ=environ)
 
 
 def assets_with_backfill_policy(policy: BackfillPolicy | None) -> list[AssetsDefinition]:

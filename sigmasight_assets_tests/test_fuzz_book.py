@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 from sigmasight_assets import schema
 from sigmasight_assets.book import BOOK_FILES, CHANGE_TYPES, BookValidationError, import_book
 from sigmasight_assets.symbols import DEFAULT_OPTION_MULTIPLIER, INVESTMENT_CLASSES, OPTION_TYPES, POSITION_TYPES
+from sigmasight_assets_tests.byte_mutations import damaged
 from sigmasight_assets_tests.runs import EXAMPLE_BOOK
 
 SPECS = {spec.name: spec for spec in BOOK_FILES}
@@ -221,29 +222,13 @@ def corrupted_books(draw) -> dict[str, bytes]:
         name = draw(st.sampled_from(sorted(files)))
         data = files[name]
         at = draw(st.integers(0, len(data)))
-        if kind == "insert":
-            data = data[:at] + draw(st.sampled_from(INSERTED)) + data[at:]
-        elif kind == "bom":
-            data = b"\xef\xbb\xbf" + data
-        elif kind == "double_bom":
-            data = b"\xef\xbb\xbf\xef\xbb\xbf" + data
-        elif kind == "utf16":
-            data = data.decode("utf-8").encode("utf-16")
-        elif kind == "truncate":
-            data = data[:at]
-        elif kind == "crlf":
-            data = data.replace(b"\n", b"\r\n")
-        elif kind == "cr":
-            data = data.replace(b"\n", b"\r")
-        elif kind == "empty":
-            data = b""
-        elif kind == "no_final_newline":
-            data = data.rstrip(b"\n")
-        elif kind == "latin1_line":  # one line re-encoded as Latin-1 after an accented edit
+        if kind == "latin1_line":  # one line re-encoded as Latin-1 after an accented edit
             lines = data.split(b"\n")
             i = draw(st.integers(0, max(0, len(lines) - 2)))
             lines[i] = (lines[i].decode("utf-8") + "é").encode("latin-1", errors="replace")
             data = b"\n".join(lines)
+        else:
+            data = damaged(data, kind, at, draw(st.sampled_from(INSERTED)) if kind == "insert" else b"")
         files[name] = data
         steps.append(("bytes", kind, name, at))
     note(f"mutations: {steps}")

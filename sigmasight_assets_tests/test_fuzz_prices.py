@@ -42,6 +42,7 @@ from sigmasight_assets.book import import_book
 from sigmasight_assets.calendar import all_sessions
 from sigmasight_assets.market_data.sources.base import PriceSourceError
 from sigmasight_assets.market_data.sources.csv_file import CsvPriceSource
+from sigmasight_assets_tests.byte_mutations import damaged
 from sigmasight_assets_tests.runs import EXAMPLE_BOOK, materialize_range
 
 EXAMPLES = int(os.environ.get("SIGMASIGHT_FUZZ_EXAMPLES", "100"))
@@ -178,27 +179,13 @@ def price_files(draw, max_mutations: int = 3) -> bytes:
     if draw(st.integers(0, 3)) == 0:
         kind = draw(st.sampled_from(BYTE_MUTATIONS))
         at = draw(st.integers(0, len(data)))
-        if kind == "insert":
-            data = data[:at] + draw(st.sampled_from(INSERTED)) + data[at:]
-        elif kind == "latin1_line":  # mixed encodings: one line written as Latin-1
+        if kind == "latin1_line":  # mixed encodings: one line written as Latin-1
             lines = data.split(b"\n")
             i = draw(st.integers(0, max(0, len(lines) - 2)))
             lines[i] = lines[i].replace(b",", "é,".encode("latin-1"), 1) if i else lines[i]
             data = b"\n".join(lines)
-        elif kind == "bom":
-            data = b"\xef\xbb\xbf" + data
-        elif kind == "utf16":
-            data = data.decode("utf-8").encode("utf-16")
-        elif kind == "empty":
-            data = b""
-        elif kind == "truncate":
-            data = data[:at]
-        elif kind == "crlf":
-            data = data.replace(b"\n", b"\r\n")
-        elif kind == "cr":
-            data = data.replace(b"\n", b"\r")
-        elif kind == "no_final_newline":
-            data = data.rstrip(b"\n")
+        else:
+            data = damaged(data, kind, at, draw(st.sampled_from(INSERTED)) if kind == "insert" else b"")
         steps.append(("bytes", kind, at))
     note(f"mutations: {steps}")
     return data

@@ -15,7 +15,6 @@ date) keys of the incomplete symbols only, one read of the coverage records.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -26,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from sigmasight_assets.calendar import all_sessions, sessions_between
+from sigmasight_assets.config import env_number
 from sigmasight_assets.schema import market_data_cache, price_coverage_gaps
 from sigmasight_assets.store import read_frame
 
@@ -95,16 +95,8 @@ def collapse(symbols: list[str], sessions: pd.DatetimeIndex, gaps: np.ndarray) -
 
 def gap_expiry() -> timedelta:
     """How long an empty-range record holds: ``SIGMASIGHT_GAP_EXPIRY_DAYS`` or 7 days."""
-    raw = os.environ.get(ENV_GAP_EXPIRY_DAYS, "").strip()
-    if not raw:
-        return GAP_EXPIRY
-    try:
-        days = float(raw)
-    except ValueError:
-        raise ValueError(f"{ENV_GAP_EXPIRY_DAYS} must be a number of days, got {raw!r}") from None
-    if days < 0:
-        raise ValueError(f"{ENV_GAP_EXPIRY_DAYS} must be >= 0, got {raw!r}")
-    return timedelta(days=days)
+    days = env_number(ENV_GAP_EXPIRY_DAYS, None, cast=float)
+    return GAP_EXPIRY if days is None else timedelta(days=days)
 
 
 def aware(now: datetime) -> pd.Timestamp:

@@ -130,16 +130,7 @@ class Answer:
 
 
 def _seconds(env: str, default: float) -> float:
-    raw = os.environ.get(env)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{env} must be a number of seconds, got {raw!r}") from None
-    if not value > 0:
-        raise ValueError(f"{env} must be > 0, got {raw!r}")
-    return value
+    return config.env_number(env, default, cast=float, exclusive=True)
 
 
 def provider_timeout_s() -> float:
