@@ -19,7 +19,7 @@ from sigmasight_assets.accounting.pnl import (
     portfolio_session_grid,
     position_pnl,
 )
-from sigmasight_assets.accounting.snapshots import build_snapshots
+from sigmasight_assets.accounting.snapshots import build_snapshots, exposures
 from sigmasight_assets.accounting.valuation import prepare_events, prepare_positions, price_book, value_positions
 from sigmasight_assets.calendar import previous_session, session_on_or_after, sessions_between
 
@@ -110,7 +110,7 @@ def run(world: World, start="2025-08-28", end="2025-09-03", stored_prev: pd.Data
     expected = pnl_since_inception(prepare_positions(f["positions"]), prepare_events(f["events"]), prices,
                                    f["marks"], inception, sessions[-1])
     return {"values": values, "position_pnl": pos_pnl, "daily": daily, "equity": equity,
-            "snapshots": build_snapshots(equity, daily, values), "expected_cumulative": expected}
+            "snapshots": build_snapshots(equity, daily, exposures(values)), "expected_cumulative": expected}
 
 
 def at(frame: pd.DataFrame, day: str, **keys) -> pd.Series:

@@ -133,3 +133,20 @@ def test_a_snapshot_net_market_value_off_by_two_cents_fails_the_run_and_writes_n
     assert [e.check_name for e in failed] == ["net_market_value_is_sum_of_positions"]
     assert "0.02" in failed[0].description
     pd.testing.assert_frame_equal(table_rows(engine, t.portfolio_snapshots), before)
+
+
+def test_the_stores_exposure_sums_equal_the_pure_exposures_of_the_stored_position_values(example):
+    from sigmasight_assets.accounting.snapshots import exposures
+    from sigmasight_assets.assets.accounting import stored_exposures
+    from sigmasight_assets.assets.common import Window
+
+    engine, url = example
+    materialize_range(ACCOUNTING_ASSETS, url, "2025-08-25", "2025-09-05")
+    values = table_rows(engine, t.position_values)
+    values["date"] = pd.to_datetime(values["date"])
+    with engine.connect() as conn:
+        stored = stored_exposures(conn, Window.between("2025-08-25", "2025-09-05"))
+    expected = exposures(values).sort_values(["portfolio_id", "date"]).reset_index(drop=True)
+    assert len(stored) == len(expected) > 0 and (expected["short_exposure"] < 0).any()
+    pd.testing.assert_frame_equal(stored[expected.columns].reset_index(drop=True), expected, check_dtype=False,
+                                  check_exact=False, atol=1e-9)

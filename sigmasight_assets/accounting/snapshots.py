@@ -29,16 +29,13 @@ def exposures(values: pd.DataFrame) -> pd.DataFrame:
     return frame.groupby(["portfolio_id", "date"], as_index=False).sum()
 
 
-def build_snapshots(
-    equity: pd.DataFrame, pnl: pd.DataFrame, values: pd.DataFrame | None, exposure: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """Join the rollforward (``equity``), the portfolio P&L (``pnl``) and the exposures of
-    ``values`` into the snapshot columns, one row per row of ``equity``. ``exposure``: the
-    result of ``exposures(values)`` already computed (e.g. by the store), used instead."""
-    exp = exposures(values) if exposure is None else exposure
+def build_snapshots(equity: pd.DataFrame, pnl: pd.DataFrame, exposure: pd.DataFrame) -> pd.DataFrame:
+    """Join the rollforward (``equity``), the portfolio P&L (``pnl``) and the exposures
+    (``exposures(values)``, or the same sums computed by the store) into the snapshot
+    columns, one row per row of ``equity``."""
     snap = equity.merge(
         pnl[["portfolio_id", "date", "unrealized_pnl", "realized_pnl"]], on=["portfolio_id", "date"], how="left"
-    ).merge(exp, on=["portfolio_id", "date"], how="left")
+    ).merge(exposure, on=["portfolio_id", "date"], how="left")
     counts = ["position_count", "unpriced_count"]
     snap[counts] = snap[counts].fillna(0).astype(int)
     money = ["net_market_value", "gross_exposure", "long_exposure", "short_exposure"]

@@ -371,7 +371,7 @@ def portfolio_snapshots(context: AssetExecutionContext, store: StoreResource):
         inception = inception[inception <= window.end]
         earliest = previous_session(inception.min()) if len(inception) else None
         prices = read_prices(conn, book.positions["symbol"], valuation_start(window, earliest), window.end)
-    snapshots = build_snapshots(equity, pnl, None, exposure)
+    snapshots = build_snapshots(equity, pnl, exposure)
 
     def write(conn) -> dict:
         n = replace_window(conn, t.portfolio_snapshots, "snapshot_date", window.start.date(), window.end.date(), snapshots)
