@@ -134,24 +134,9 @@ def insert_prices(conn: Connection, frame: pd.DataFrame, source: str, fetched_at
         frame["source"] = source
     frame["source"] = frame["source"].fillna(source).astype(str).str.slice(0, 64)
     columns = [c.name for c in market_data_cache.columns if c.name in frame.columns and c.name != "fetched_at"]
-    if conn.dialect.name in ("sqlite", "postgresql"):  # batched, without a dict per row
-        rows = frame[columns].assign(fetched_at=pd.Series([fetched_at] * len(frame), index=frame.index, dtype=object))
-        bulk_insert(conn, market_data_cache, rows, [*columns, "fetched_at"], skip_conflicts_on=["symbol", "date"])
-        return frame
-    rows = [{**row, "fetched_at": fetched_at} for row in records(frame, columns)]
-    conn.execute(_insert_ignoring_conflicts(conn, market_data_cache, ["symbol", "date"]), rows)
+    rows = frame[columns].assign(fetched_at=pd.Series([fetched_at] * len(frame), index=frame.index, dtype=object))
+    bulk_insert(conn, market_data_cache, rows, [*columns, "fetched_at"], skip_conflicts_on=["symbol", "date"])
     return frame
-
-
-def _insert_ignoring_conflicts(conn: Connection, table: sa.Table, keys: list[str]):
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        return table.insert()
-    return insert(table).on_conflict_do_nothing(index_elements=keys)
 
 
 def replace_gap_records(conn: Connection, requested: Mapping[str, tuple[date, date]], gaps: pd.DataFrame) -> int:
