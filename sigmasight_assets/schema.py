@@ -65,6 +65,7 @@ positions = Table(
     Money("entry_price", nullable=False),
     Column("entry_date", Date, nullable=False),
     Column("exit_date", Date),
+    Money("exit_price"),  # optional: the price the rest is closed at on the exit session (§5a)
     Money("multiplier", nullable=False),
     Column("underlying_symbol", String(64)),
     Money("strike_price"),
@@ -126,6 +127,23 @@ market_data_cache = Table(
     Column("fetched_at", DateTime(timezone=True), nullable=False),
     Index("ux_market_data_cache_symbol_date", "symbol", "date", unique=True),
     Index("ix_market_data_cache_date", "date"),
+)
+
+# Splits and cash dividends (DESIGN §5a), fetched with the closes by the prices asset.
+# SPLIT: ``ratio`` = new shares per old share; CASH_DIVIDEND: ``amount`` per share as traded
+# on the ex-date. Keyed by (symbol, ex_date, action_type); an ex-date that is not a session
+# belongs to the next session.
+corporate_actions = Table(
+    "corporate_actions",
+    metadata,
+    Column("symbol", String(64), nullable=False),
+    Column("ex_date", Date, nullable=False),
+    Column("action_type", String(16), nullable=False),  # SPLIT | CASH_DIVIDEND
+    Money("ratio"),
+    Money("amount"),
+    Column("source", String(64), nullable=False),
+    Column("fetched_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("symbol", "ex_date", "action_type"),
 )
 
 # Ranges a source was asked for and had nothing (before a listing, after a delisting,
@@ -228,6 +246,7 @@ position_daily_pnl = Table(
     Money("unrealized_pnl", nullable=False),
     Money("realized_pnl", nullable=False),
     Money("lifetime_realized_pnl", nullable=False),
+    Money("dividends", nullable=False),  # q_{d⁻} · ratio_d · m · amount on an ex-date (§5a)
     Money("quantity_closed", nullable=False),
     PrimaryKeyConstraint("position_id", "date"),
     Index("ix_position_daily_pnl_portfolio_date", "portfolio_id", "date"),
@@ -241,6 +260,7 @@ daily_pnl = Table(
     Money("unrealized_pnl", nullable=False),
     Money("realized_pnl", nullable=False),
     Money("lifetime_realized_pnl", nullable=False),
+    Money("dividends", nullable=False),
     Money("capital_flow", nullable=False),
     Column("unpriced_count", Integer, nullable=False),
     PrimaryKeyConstraint("portfolio_id", "date"),
@@ -253,7 +273,8 @@ equity_balances = Table(
     Column("portfolio_id", String(64), nullable=False),
     Column("date", Date, nullable=False),
     Money("previous_equity", nullable=False),
-    Money("daily_pnl", nullable=False),
+    Money("daily_pnl", nullable=False),  # unrealized + realized + dividends
+    Money("dividends", nullable=False),
     Money("capital_flow", nullable=False),
     Money("equity_balance", nullable=False),
     Money("daily_return"),
@@ -273,6 +294,7 @@ portfolio_snapshots = Table(
     Money("daily_unrealized_pnl", nullable=False),
     Money("daily_realized_pnl", nullable=False),
     Money("daily_capital_flow", nullable=False),
+    Money("daily_dividends", nullable=False),
     Money("daily_return"),
     Money("net_market_value", nullable=False),
     Money("gross_exposure", nullable=False),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sigmasight_assets.accounting.asof import asof
 from sigmasight_assets.calendar import session_on_or_after
 from sigmasight_assets.symbols import DEFAULT_OPTION_MULTIPLIER, OPTION_TYPES, POSITION_TYPES, parse_occ
 
@@ -109,7 +110,7 @@ def last_sessions(positions: pd.DataFrame, events: pd.DataFrame, sessions: pd.Da
 
 def closed_through(rows: pd.DataFrame, events: pd.DataFrame) -> pd.Series:
     """Quantity closed by realized events in sessions <= each row's date."""
-    cum = _asof(rows, events[["position_id", "date", "cum_closed"]], by="position_id")
+    cum = asof(rows, events[["position_id", "date", "cum_closed"]], by="position_id")
     return cum["cum_closed"].fillna(0.0)
 
 
@@ -122,10 +123,10 @@ def attach_prices(grid: pd.DataFrame, prices: pd.DataFrame, marks: pd.DataFrame)
     private = out["investment_class"].eq("PRIVATE").to_numpy()
 
     closes = prices[["symbol", "date", "close"]].assign(price_date=prices["date"])
-    quoted = _asof(out, closes[["symbol", "date", "close", "price_date"]], by="symbol")
+    quoted = asof(out, closes[["symbol", "date", "close", "price_date"]], by="symbol")
     mk = marks.rename(columns={"mark_date": "date", "price": "mark"}).astype({"mark": float})
     mk = mk.assign(date=pd.to_datetime(mk["date"]), mark_date=pd.to_datetime(mk["date"]))
-    marked = _asof(out, mk[["position_id", "date", "mark", "mark_date"]], by="position_id")
+    marked = asof(out, mk[["position_id", "date", "mark", "mark_date"]], by="position_id")
 
     stale = (out["date"] - quoted["price_date"]).dt.days
     within = stale.le(LOOKBACK_DAYS).to_numpy()
@@ -162,55 +163,6 @@ def value_positions(grid: pd.DataFrame) -> pd.DataFrame:
     held["cost_basis"] = qm * held["entry_price"]
     held["unrealized_pnl"] = qm * (held["price"] - held["entry_price"])
     return held.reset_index(drop=True)
-
-
-_DAY_NS = 86_400_000_000_000
-
-
-def _asof(left: pd.DataFrame, right: pd.DataFrame, by: str) -> pd.DataFrame:
-    """For each row of ``left`` the last row of ``right`` with the same ``by`` and
-    ``date`` <= left's date; returned aligned to ``left``'s index.
-
-    The same frame as ``pd.merge_asof(..., by=by, direction="backward")`` (``_asof_merge``),
-    found with one binary search per left row over the right rows sorted by (by, day):
-    no sort of the (large) left side, which is a grid of millions of position-sessions."""
-    ldates = left["date"].astype("datetime64[ns]").to_numpy()
-    rdates = right["date"].astype("datetime64[ns]").to_numpy()
-    lns, rns = ldates.view(np.int64), rdates.view(np.int64)
-    if (
-        len(left) == 0 or len(right) == 0 or np.isnat(ldates).any() or np.isnat(rdates).any()
-        or (lns % _DAY_NS).any() or (rns % _DAY_NS).any()
-    ):
-        return _asof_merge(left, right, by)
-    lkeys, rkeys = left[by].astype(str).to_numpy(), right[by].astype(str).to_numpy()
-    groups = pd.Index(pd.unique(rkeys))
-    lcode, rcode = groups.get_indexer(lkeys).astype(np.int64), groups.get_indexer(rkeys).astype(np.int64)
-    lday, rday = lns // _DAY_NS, rns // _DAY_NS
-    base = min(lday.min(), rday.min())
-    span = max(lday.max(), rday.max()) - base + 1
-    rk = rcode * span + (rday - base)
-    order = np.argsort(rk, kind="stable")
-    j = np.searchsorted(rk[order], lcode * span + (lday - base), side="right") - 1
-    found = (lcode >= 0) & (j >= 0)
-    found[found] = rcode[order[j[found]]] == lcode[found]
-    rows = np.where(found, order[np.clip(j, 0, None)], -1)
-    columns = [c for c in right.columns if c not in (by, "date")]
-    return pd.DataFrame(
-        {c: pd.api.extensions.take(right[c].to_numpy(), rows, allow_fill=True) for c in columns},
-        index=left.index,
-        columns=columns,
-    )
-
-
-def _asof_merge(left: pd.DataFrame, right: pd.DataFrame, by: str) -> pd.DataFrame:
-    """``_asof`` by ``pd.merge_asof`` (the reference; used for NaT or intraday dates)."""
-    lhs = left[[by, "date"]].assign(
-        _row=np.arange(len(left)), date=left["date"].astype("datetime64[ns]"), **{by: left[by].astype(str)}
-    )
-    rhs = right.assign(date=right["date"].astype("datetime64[ns]"), **{by: right[by].astype(str)}).sort_values("date")
-    lhs = lhs.sort_values("date")
-    merged = pd.merge_asof(lhs, rhs, on="date", by=by, direction="backward")
-    return merged.sort_values("_row").set_index(left.index).drop(columns=["_row", by, "date"])
 
 
 def _sessions_or_nat(dates: pd.Series) -> pd.Series:

@@ -132,6 +132,21 @@ def read_prices(conn: Connection, symbols, start, end) -> pd.DataFrame:
     return frame.astype({"close": float})
 
 
+def read_actions(conn: Connection, symbols, end) -> pd.DataFrame:
+    """Corporate actions (``accounting.actions.ACTION_COLUMNS``) of ``symbols`` with an
+    ex-date on or before ``end``: every split since listing matters to a quantity held."""
+    a = t.corporate_actions
+    names = sorted(set(symbols))
+    frame = read_frame(
+        conn,
+        sa.select(a.c.symbol, a.c.ex_date, a.c.action_type, a.c.ratio, a.c.amount).where(
+            a.c.symbol.in_(names), a.c.ex_date <= pd.Timestamp(end).date()
+        ),
+        parse_dates=["ex_date"],
+    )
+    return frame.astype({"ratio": float, "amount": float})
+
+
 def read_window(conn: Connection, table: sa.Table, start, end, date_column: str = "date") -> pd.DataFrame:
     """Rows of an output table with ``start <= date_column <= end``."""
     col = table.c[date_column]
