@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from sigmasight_assets.accounting.actions import dividends_per_share, empty_actions
 from sigmasight_assets.accounting.equity import SEED_COLUMNS, roll_forward, seeds
 from sigmasight_assets.accounting.pnl import (
     capital_flows,
@@ -20,7 +21,7 @@ from sigmasight_assets.accounting.pnl import (
     position_pnl,
 )
 from sigmasight_assets.accounting.snapshots import build_snapshots, exposures
-from sigmasight_assets.accounting.valuation import prepare_events, prepare_positions, price_book, value_positions
+from sigmasight_assets.accounting.valuation import prepare_positions, price_book, value_positions
 from sigmasight_assets.calendar import previous_session, session_on_or_after, sessions_between
 
 CALL = "AAA250919C00100000"
@@ -33,7 +34,7 @@ CLOSES = {
 
 POSITION_DEFAULTS = dict(
     portfolio_id="p1", investment_class="PUBLIC", entry_date="2025-08-01", exit_date=None, multiplier=None,
-    underlying_symbol=None, strike_price=None, expiration_date=None, deleted_at=None,
+    underlying_symbol=None, strike_price=None, expiration_date=None, deleted_at=None, exit_price=None,
 )
 
 
@@ -90,15 +91,17 @@ def prices_frame(closes: dict = CLOSES) -> pd.DataFrame:
 
 
 def run(world: World, start="2025-08-28", end="2025-09-03", stored_prev: pd.DataFrame | None = None,
-        prices: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+        prices: pd.DataFrame | None = None, actions: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """The accounting chain over [start, end] exactly as the assets compose it."""
     f = world.frames()
     prices = prices_frame() if prices is None else prices
+    actions = empty_actions() if actions is None else actions
     sessions = sessions_between(start, end)
-    grid, _ = price_book(f["positions"], f["events"], f["marks"], prices, sessions.insert(0, previous_session(start)))
+    grid, events = price_book(f["positions"], f["events"], f["marks"], prices,
+                              sessions.insert(0, previous_session(start)), actions)
     values = value_positions(grid[grid["date"] >= sessions[0]])
     p_sessions = portfolio_session_grid(f["portfolios"], sessions)
-    pos_pnl = position_pnl(grid, sessions[0]).merge(p_sessions[["portfolio_id", "date"]], on=["portfolio_id", "date"])
+    pos_pnl = position_pnl(grid, sessions[0], dividends_per_share(actions)).merge(p_sessions[["portfolio_id", "date"]], on=["portfolio_id", "date"])
     held = grid[(grid["date"] >= sessions[0]) & grid["quantity"].ne(0)]
     unpriced = held.assign(unpriced_count=~held["is_priced"].astype(bool)).groupby(
         ["portfolio_id", "date"], as_index=False)["unpriced_count"].sum()
@@ -107,8 +110,8 @@ def run(world: World, start="2025-08-28", end="2025-09-03", stored_prev: pd.Data
     prev = stored_prev if stored_prev is not None else pd.DataFrame(columns=SEED_COLUMNS)
     equity = roll_forward(daily, seeds(f["portfolios"], first, prev, sessions[0]))
     inception = pd.Series(session_on_or_after(f["portfolios"]["inception_date"]), index=f["portfolios"]["id"].to_numpy())
-    expected = pnl_since_inception(prepare_positions(f["positions"]), prepare_events(f["events"]), prices,
-                                   f["marks"], inception, sessions[-1])
+    expected = pnl_since_inception(prepare_positions(f["positions"]), events, prices,
+                                   f["marks"], inception, sessions[-1], actions)
     return {"values": values, "position_pnl": pos_pnl, "daily": daily, "equity": equity,
             "snapshots": build_snapshots(equity, daily, exposures(values)), "expected_cumulative": expected}
 

@@ -9,7 +9,7 @@ CENT = 0.005
 
 
 def rollforward_breaks(equity: pd.DataFrame, previous: pd.DataFrame, pnl: pd.DataFrame, opening: pd.Series) -> pd.DataFrame:
-    """Rows where equity_d ≠ equity_{d⁻} + unrealized + realized + capital_flow.
+    """Rows where equity_d ≠ equity_{d⁻} + unrealized + realized + dividends + capital_flow.
 
     ``equity``: stored (portfolio_id, date, equity_balance) for the window; ``previous``:
     the stored rows of the session before it; ``pnl``: stored daily_pnl rows of the window;
@@ -20,9 +20,9 @@ def rollforward_breaks(equity: pd.DataFrame, previous: pd.DataFrame, pnl: pd.Dat
     chain["before"] = chain.groupby("portfolio_id")["equity_balance"].shift(1)
     chain = chain.merge(equity[["portfolio_id", "date"]], on=["portfolio_id", "date"])
     chain["before"] = chain["before"].fillna(chain["portfolio_id"].map(opening))
-    flows = pnl[["portfolio_id", "date", "unrealized_pnl", "realized_pnl", "capital_flow"]]
+    flows = pnl[["portfolio_id", "date", "unrealized_pnl", "realized_pnl", "dividends", "capital_flow"]]
     rows = chain.merge(flows, on=["portfolio_id", "date"], how="left")
-    expected = rows["before"] + rows["unrealized_pnl"] + rows["realized_pnl"] + rows["capital_flow"]
+    expected = rows["before"] + rows["unrealized_pnl"] + rows["realized_pnl"] + rows["dividends"] + rows["capital_flow"]
     rows["difference"] = rows["equity_balance"] - expected
     return rows[~(rows["difference"].abs() < CENT)][["portfolio_id", "date", "equity_balance", "difference"]]
 

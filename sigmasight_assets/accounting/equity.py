@@ -1,9 +1,10 @@
 """The equity rollforward and the return index (DESIGN §5).
 
-    equity_d = equity_{d⁻} + unrealized_pnl_d + realized_pnl_d + capital_flow_d
-    daily_return_d = (unrealized_pnl_d + realized_pnl_d) / equity_{d⁻}
+    daily_pnl_d = unrealized_pnl_d + realized_pnl_d + dividends_d
+    equity_d = equity_{d⁻} + daily_pnl_d + capital_flow_d
+    daily_return_d = daily_pnl_d / equity_{d⁻}
     twr_index_d = twr_index_{d⁻} · (1 + daily_return_d)
-    cumulative_pnl_d = cumulative_pnl_{d⁻} + unrealized_pnl_d + realized_pnl_d
+    cumulative_pnl_d = cumulative_pnl_{d⁻} + daily_pnl_d
 
 Each portfolio is seeded with its state before the first session of the window: the
 stored row of the previous session, or (opening_equity, 1.0, 0) at its inception session.
@@ -58,11 +59,11 @@ def seeds(
 
 
 def roll_forward(daily: pd.DataFrame, seed: pd.DataFrame) -> pd.DataFrame:
-    """Chain ``daily`` (portfolio_id, date, unrealized_pnl, realized_pnl, capital_flow),
+    """Chain ``daily`` (portfolio_id, date, unrealized_pnl, realized_pnl, dividends, capital_flow),
     sorted by portfolio and date with no session gaps, from ``seed`` (SEED_COLUMNS)."""
     d = daily.sort_values(["portfolio_id", "date"]).reset_index(drop=True)
     s = d[["portfolio_id"]].merge(seed, on="portfolio_id", how="left")
-    pnl = d["unrealized_pnl"] + d["realized_pnl"]
+    pnl = d["unrealized_pnl"] + d["realized_pnl"] + d["dividends"]
     by = d["portfolio_id"]
     equity = s["equity_balance"] + (pnl + d["capital_flow"]).groupby(by).cumsum()
     previous = equity - pnl - d["capital_flow"]
@@ -74,6 +75,7 @@ def roll_forward(daily: pd.DataFrame, seed: pd.DataFrame) -> pd.DataFrame:
             "date": d["date"],
             "previous_equity": previous,
             "daily_pnl": pnl,
+            "dividends": d["dividends"],
             "capital_flow": d["capital_flow"],
             "equity_balance": equity,
             "daily_return": ret,

@@ -1,11 +1,16 @@
-"""Daily P&L per position and per portfolio over (d⁻, d] (DESIGN §5).
+"""Daily P&L per position and per portfolio over (d⁻, d] (DESIGN §5, §5a).
 
-With P the ``pnl_price`` (close or mark), q the signed quantity, m the multiplier and
-``base`` = P_{d⁻} for a position held at d⁻, or its entry price if opened in (d⁻, d]:
+With P the ``pnl_price`` (close or mark, in the share units of its session), q the signed
+quantity, m the multiplier, ``ratio_d = k_d / k_{d⁻}`` the split ratio of the session
+(1 on other days) and ``base`` = P_{d⁻} / ratio_d for a position held at d⁻, or its entry
+price if opened in (d⁻, d]:
 
-- unrealized_pnl = q_d · m · (P_d − base)            (held through, or opened)
-- realized_pnl   = Σ sign · Δq · m · (exit − base)   (the close-day portion)
-- lifetime_realized_pnl = Σ sign · Δq · m · (exit − entry_price)
+- unrealized_pnl = q_d · m · (P_d − base)                 (held through, or opened)
+- realized_pnl   = Σ sign · Δq · m · (exit − base)        (the close-day portion; an exit or
+                                                           an expiry is such a close)
+- lifetime_realized_pnl = Σ sign · Δq · m · (exit − entry_price / k_d)
+- dividends      = q_{d⁻} · ratio_d · m · D_d              (LONG/SHORT; D_d the cash dividend
+                                                           per share with ex-session d)
 
 Portfolio: the sums over its positions, plus capital_flow = contributions − withdrawals
 dated in (d⁻, d] (a weekend or holiday flow belongs to the next session). Sessions before
@@ -17,23 +22,37 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sigmasight_assets.calendar import session_on_or_after
+from sigmasight_assets.accounting.actions import dividends_per_share, empty_actions, on_sessions, split_factors
+from sigmasight_assets.accounting.valuation import (
+    attach_prices,
+    closed_through,
+    last_sessions,
+    split_scale,
+    terminal_closes,
+)
+from sigmasight_assets.calendar import all_sessions, previous_session, session_on_or_after, sessions_between
 
-PNL_COLUMNS = ["unrealized_pnl", "realized_pnl", "lifetime_realized_pnl"]
+PNL_COLUMNS = ["unrealized_pnl", "realized_pnl", "lifetime_realized_pnl", "dividends"]
 
 
-def position_pnl(priced_grid: pd.DataFrame, first_session: pd.Timestamp) -> pd.DataFrame:
+def position_pnl(priced_grid: pd.DataFrame, first_session: pd.Timestamp, dividends: pd.DataFrame | None = None) -> pd.DataFrame:
     """Daily P&L rows for sessions >= ``first_session`` from a priced grid that also holds
-    the session before it (so P_{d⁻} is known for positions held then)."""
+    the session before it (so P_{d⁻} is known for positions held then). ``dividends``:
+    :func:`~sigmasight_assets.accounting.actions.dividends_per_share` (none: no dividends)."""
     g = priced_grid.sort_values(["position_id", "date"]).reset_index(drop=True)
-    prev_price = g.groupby("position_id")["pnl_price"].shift(1)
+    by = g.groupby("position_id")
+    prev_price, prev_k, prev_q = by["pnl_price"].shift(1), by["k"].shift(1), by["quantity"].shift(1)
+    ratio = (g["k"] / prev_k).fillna(1.0)
     opened = g["date"].eq(g["entry_session"])
-    base = np.where(opened, g["entry_price"], prev_price)
+    base = np.where(opened, g["entry_price"], prev_price / ratio)
     sm = g["sign"] * g["multiplier"]
+    per_share = on_sessions(g, dividends, "amount", 0.0) if dividends is not None else 0.0
+    per_share = np.where(g["split_adjusted"].to_numpy(dtype=bool), per_share, 0.0)
     out = g[["position_id", "portfolio_id", "date", "quantity_closed"]].copy()
     out["unrealized_pnl"] = g["quantity"] * g["multiplier"] * (g["pnl_price"] - base)
     out["realized_pnl"] = sm * (g["proceeds_qty"] - base * g["quantity_closed"])
-    out["lifetime_realized_pnl"] = sm * (g["proceeds_qty"] - g["entry_price"] * g["quantity_closed"])
+    out["lifetime_realized_pnl"] = sm * (g["proceeds_qty"] - g["entry_price"] / g["k"] * g["quantity_closed"])
+    out["dividends"] = prev_q.fillna(0.0) * ratio * g["multiplier"] * per_share
     out = out[out["date"] >= first_session]
     if out["unrealized_pnl"].isna().any():
         bad = out[out["unrealized_pnl"].isna()].iloc[0]
@@ -86,46 +105,71 @@ def pnl_since_inception(
     marks: pd.DataFrame,
     inception: pd.Series,
     end: pd.Timestamp,
+    actions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Cumulative P&L from each portfolio's inception session I through ``end``, in closed
     form (no daily chaining), per (portfolio_id, date=end) as ``expected_pnl``:
 
-        Σ_lots  q_e · m · (P_e − base₀)  +  Σ_{events in [I, e]} sign · Δq · m · (exit − base₀)
+        Σ_lots  q_e · m · (P_e − b(e))
+      + Σ_{events in [I, e]} sign · Δq · m · (exit − b(event))
+      + Σ_{ex-sessions x in [I, e], x > entry} q_{x⁻} · ratio_x · m · D_x
 
-    with e the lot's last session up to ``end``, base₀ its entry price when entered on or
-    after I, else its price at the session before I (the inception mark).
-    ``positions``/``events`` as prepared by valuation; ``inception``: portfolio_id ->
-    inception session."""
-    from sigmasight_assets.accounting.valuation import attach_prices, closed_through, last_sessions
-    from sigmasight_assets.calendar import previous_session, sessions_between
-
+    with e the lot's last session up to ``end`` (its full close, terminal session or the
+    session before its deletion: what a deleted position earned while held stays in
+    equity), P_e its price then (the terminal price if it is closed there by an exit or an
+    expiry), b(d) = base₀ · k(a) / k(d) the lot's opening price in d's share units: base₀
+    its entry price when entered on or after I (a = entry), else its price at the session
+    before I (a = that session, the inception mark). ``positions`` as prepared by
+    valuation, every position of the portfolios, deleted ones included; ``events`` as
+    prepared; ``inception``: portfolio_id -> inception session."""
+    factors = split_factors(empty_actions() if actions is None else actions)
     pos = positions[positions["portfolio_id"].isin(inception.index)].reset_index(drop=True)
     pos["inception_session"] = pos["portfolio_id"].map(inception)
     if pos.empty:
         return pd.DataFrame({"portfolio_id": inception.index, "date": end, "expected_pnl": 0.0})
     sessions = sessions_between(previous_session(inception.min()), end)
+    pos = pos.join(terminal_closes(pos, prices, marks, factors))
     pos["last"] = last_sessions(pos, events, sessions).to_numpy()
     pos = pos[(pos["entry_session"] <= end) & (pos["last"] >= pos["inception_session"])].reset_index(drop=True)
     lots = pos.rename(columns={"id": "position_id"})
 
-    at_end = attach_prices(lots.assign(date=lots["last"]), prices, marks)
-    qty_end = lots["sign"] * (lots["quantity"] - closed_through(at_end, events).to_numpy())
     prev_inception = sessions[sessions.searchsorted(lots["inception_session"].to_numpy()) - 1]
-    at_start = attach_prices(lots.assign(date=prev_inception), prices, marks)
-    base0 = np.where(lots["entry_session"] >= lots["inception_session"], lots["entry_price"], at_start["pnl_price"])
-    unrealized = qty_end * lots["multiplier"] * (at_end["pnl_price"] - base0)
+    entered_after = (lots["entry_session"] >= lots["inception_session"]).to_numpy()
+    at_start = lots.assign(date=prev_inception)
+    at_start = attach_prices(at_start.assign(k=split_scale(at_start, factors)), prices, marks, factors)
+    lots["base0"] = np.where(entered_after, lots["entry_price"], at_start["pnl_price"])
+    lots["k0"] = np.where(entered_after, 1.0, at_start["k"])
 
-    ev = events.merge(
-        lots[["position_id", "portfolio_id", "sign", "multiplier", "inception_session", "last"]].assign(base0=base0),
-        on="position_id",
-    )
+    at_end = lots.assign(date=lots["last"])
+    at_end = attach_prices(at_end.assign(k=split_scale(at_end, factors)), prices, marks, factors)
+    units = lots["quantity"] - closed_through(at_end, events).to_numpy()
+    qty_end = lots["sign"] * at_end["k"] * units
+    settled = lots["terminal_session"].eq(lots["last"]).to_numpy()
+    price_end = np.where(settled, lots["terminal_price"], at_end["pnl_price"])
+    held = qty_end * lots["multiplier"] * (price_end - lots["base0"] * lots["k0"] / at_end["k"])
+
+    keys = ["position_id", "portfolio_id", "symbol", "entry_session", "split_adjusted", "sign", "multiplier",
+            "inception_session", "last", "base0", "k0"]
+    ev = events.merge(lots[keys], on="position_id")
     ev = ev[(ev["date"] >= ev["inception_session"]) & (ev["date"] <= ev["last"])]
-    realized = ev["sign"] * ev["multiplier"] * (ev["proceeds_qty"] - ev["base0"] * ev["quantity_closed"])
+    k_event = split_scale(ev, factors)
+    realized = ev["sign"] * ev["multiplier"] * (ev["proceeds_qty"] - ev["base0"] * ev["k0"] / k_event * ev["quantity_closed"])
+
+    divs = lots[keys + ["quantity"]].merge(
+        dividends_per_share(empty_actions() if actions is None else actions), on="symbol"
+    )
+    divs = divs[divs["split_adjusted"] & (divs["date"] > divs["entry_session"])
+                & (divs["date"] >= divs["inception_session"]) & (divs["date"] <= divs["last"])].reset_index(drop=True)
+    ex_i = all_sessions().searchsorted(pd.DatetimeIndex(divs["date"]), side="left")
+    before = divs.assign(date=all_sessions()[ex_i - 1])  # holders of record: the close before x
+    units_before = divs["quantity"] - closed_through(before, events).to_numpy()
+    dividends = divs["sign"] * split_scale(divs, factors) * units_before * divs["multiplier"] * divs["amount"]
 
     total = pd.concat(
         [
-            pd.DataFrame({"portfolio_id": lots["portfolio_id"], "expected_pnl": unrealized}),
+            pd.DataFrame({"portfolio_id": lots["portfolio_id"], "expected_pnl": held}),
             pd.DataFrame({"portfolio_id": ev["portfolio_id"], "expected_pnl": realized}),
+            pd.DataFrame({"portfolio_id": divs["portfolio_id"], "expected_pnl": dividends}),
         ]
     ).groupby("portfolio_id")["expected_pnl"].sum()
     return pd.DataFrame(

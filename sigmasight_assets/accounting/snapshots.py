@@ -49,5 +49,6 @@ def build_snapshots(equity: pd.DataFrame, pnl: pd.DataFrame, exposure: pd.DataFr
             "unrealized_pnl": "daily_unrealized_pnl",
             "realized_pnl": "daily_realized_pnl",
             "capital_flow": "daily_capital_flow",
+            "dividends": "daily_dividends",
         }
     ).drop(columns=["previous_equity"])

@@ -6,6 +6,9 @@ needs once, computes every session of the range with the pure functions of
 with its checks (a failing blocking check rolls the write back).
 """
 
+from dataclasses import dataclass
+from datetime import timedelta
+
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
@@ -23,6 +26,7 @@ from dagster import (
 
 from sigmasight_assets import schema as t
 from sigmasight_assets.accounting import checks
+from sigmasight_assets.accounting.actions import dividends_per_share, split_factors
 from sigmasight_assets.accounting.equity import roll_forward, seeds
 from sigmasight_assets.accounting.pnl import (
     capital_flows,
@@ -32,10 +36,18 @@ from sigmasight_assets.accounting.pnl import (
     position_pnl,
 )
 from sigmasight_assets.accounting.snapshots import build_snapshots
-from sigmasight_assets.accounting.valuation import price_book, value_positions
+from sigmasight_assets.accounting.valuation import (
+    LOOKBACK_DAYS,
+    prepare_events,
+    prepare_positions,
+    price_book,
+    value_positions,
+)
 from sigmasight_assets.assets.common import (
+    Book,
     portfolio_batches,
     Window,
+    read_actions,
     read_book,
     read_prices,
     read_window,
@@ -52,11 +64,33 @@ PARTITIONED = dict(
 )
 
 
-def _priced_book(conn, window: Window):
-    """The book and the closes a valuation of ``window`` needs (two bulk reads)."""
-    book = read_book(conn, window)
-    prices = read_prices(conn, book.positions["symbol"], valuation_start(window), window.end)
-    return book, prices
+@dataclass
+class PricedBook:
+    """The book of a window with what valuing it needs: the closes of its symbols and of
+    its options' underlyings, and their corporate actions."""
+
+    book: Book
+    prices: pd.DataFrame
+    actions: pd.DataFrame
+    symbols: pd.DataFrame  # position_id, symbol, risk_symbol
+
+
+def _priced_book(conn, window: Window, with_deleted: bool = False, earliest=None) -> PricedBook:
+    """Three bulk reads (plus one when options expired before the window): the book, the
+    closes from the lookback before the window (or ``earliest``) and the actions."""
+    book = read_book(conn, window, with_deleted)
+    pos = prepare_positions(book.positions)
+    names = pd.unique(pd.concat([pos["symbol"], pos["risk_symbol"]]))
+    start = valuation_start(window, earliest)
+    prices = read_prices(conn, names, start, window.end)
+    expired = pos[pos["expiration_session"] < start]
+    if len(expired):  # their settlement needs the underlying's closes around the expiry
+        since = expired["expiration_session"].min() - timedelta(days=LOOKBACK_DAYS)
+        older = read_prices(conn, expired["risk_symbol"], since, start - timedelta(days=1))
+        prices = pd.concat([older, prices]).drop_duplicates(["symbol", "date"]).reset_index(drop=True)
+    actions = read_actions(conn, names, window.end)
+    symbols = pos[["id", "symbol", "risk_symbol"]].rename(columns={"id": "position_id"})
+    return PricedBook(book, prices, actions, symbols)
 
 
 def _progress(context: AssetExecutionContext, asset: str, window: Window, batches: list[list[str]]):
@@ -72,18 +106,21 @@ def _progress(context: AssetExecutionContext, asset: str, window: Window, batche
     return log
 
 
-def _priced_batches(book, prices: pd.DataFrame, batches: list[list[str]], window: Window):
+def _priced_batches(priced: PricedBook, batches: list[list[str]], window: Window):
     """(portfolio ids, priced grid over the window and the session before it) per batch of
     portfolio ids: ``price_book`` of the batch's positions, which is the rows of the whole
     book's grid for them (each position is valued on its own)."""
-    positions = book.positions
+    book, positions = priced.book, priced.book.positions
     for ids in batches:
         pos = positions[positions["portfolio_id"].isin(ids)]
         held = pos["id"]
         events = book.events[book.events["position_id"].isin(held)]
         marks = book.marks[book.marks["position_id"].isin(held)]
-        quotes = prices[prices["symbol"].isin(pos["symbol"])]
-        grid, _ = price_book(pos, events, marks, quotes, window.with_previous)
+        names = priced.symbols.loc[priced.symbols["position_id"].isin(held), ["symbol", "risk_symbol"]]
+        wanted = pd.unique(names.to_numpy().ravel())
+        quotes = priced.prices[priced.prices["symbol"].isin(wanted)]
+        actions = priced.actions[priced.actions["symbol"].isin(wanted)]
+        grid, _ = price_book(pos, events, marks, quotes, window.with_previous, actions)
         yield ids, grid
 
 
@@ -113,16 +150,20 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
     window = Window.from_context(context)
     engine = store.engine()
     with engine.connect() as conn:
-        book, prices = _priced_book(conn, window)
+        priced = _priced_book(conn, window)
+    book = priced.book
     portfolio_ids = portfolio_batches(book, len(window.with_previous))
-    parts: dict[str, list] = {"unpriced": [], "last": []}
+    parts: dict[str, list] = {"unpriced": [], "last": [], "settled": []}
     totals = {"rows": 0, "positions": 0, "unpriced": 0, "filled": 0}
 
     def batches():
         """The window's rows a batch of portfolios at a time (computed inside the write)."""
-        for _, grid in _priced_batches(book, prices, portfolio_ids, window):
-            values = value_positions(grid[grid["date"] >= window.start])
-            del grid
+        for _, grid in _priced_batches(priced, portfolio_ids, window):
+            in_window = grid[grid["date"] >= window.start]
+            parts["settled"].append(in_window.loc[in_window["settlement"].notna(),
+                                                  ["position_id", "symbol", "date", "settlement", "terminal_price"]])
+            values = value_positions(in_window)
+            del grid, in_window
             unpriced = values.loc[~values["is_priced"], ["symbol", "date"]]
             parts["unpriced"].append(unpriced)
             parts["last"].append(values[values["date"] == window.end].groupby("portfolio_id", as_index=False).agg(
@@ -141,11 +182,15 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
                                   expected, _progress(context, "position_values", window, portfolio_ids))
         context.log.info(f"position_values {window.label()}: {totals['rows']} rows for {totals['positions']} positions")
         last = pd.concat(parts["last"], ignore_index=True) if parts["last"] else pd.DataFrame()
+        settled = pd.concat(parts["settled"], ignore_index=True).sort_values(["date", "position_id"])
         return {
             "rows_written": n,
             "sessions": len(window.sessions),
             "unpriced_rows": totals["unpriced"],
             "filled_rows": totals["filled"],
+            "expiries_settled": int(settled["settlement"].eq("expiry").sum()),
+            "exits_settled": int(settled["settlement"].eq("exit").sum()),
+            "settled": _markdown(settled),
             f"at {window.end.date()}": _markdown(last),
         }
 
@@ -174,7 +219,9 @@ def daily_pnl(context: AssetExecutionContext, store: StoreResource):
     window = Window.from_context(context)
     engine = store.engine()
     with engine.connect() as conn:
-        book, prices = _priced_book(conn, window)
+        priced = _priced_book(conn, window)
+    book = priced.book
+    dividends = dividends_per_share(priced.actions)
     sessions = portfolio_session_grid(book.portfolios, window.sessions)
     flows = capital_flows(book.changes)
     portfolio_ids = portfolio_batches(book, len(window.with_previous))
@@ -183,9 +230,9 @@ def daily_pnl(context: AssetExecutionContext, store: StoreResource):
     def batches():
         """Position rows a batch of portfolios at a time (computed inside the write); the
         portfolio rows of each batch are complete (whole portfolios) and kept."""
-        for ids, grid in _priced_batches(book, prices, portfolio_ids, window):
+        for ids, grid in _priced_batches(priced, portfolio_ids, window):
             due = sessions[sessions["portfolio_id"].isin(ids)]
-            positions = position_pnl(grid, window.start).merge(due[["portfolio_id", "date"]], on=["portfolio_id", "date"])
+            positions = position_pnl(grid, window.start, dividends).merge(due[["portfolio_id", "date"]], on=["portfolio_id", "date"])
             held = grid[(grid["date"] >= window.start) & grid["quantity"].ne(0.0)]
             unpriced = (
                 held.assign(unpriced_count=~held["is_priced"].astype(bool))
@@ -205,12 +252,13 @@ def daily_pnl(context: AssetExecutionContext, store: StoreResource):
         context.log.info(f"daily_pnl {window.label()}: {n_pos} position rows, {len(portfolios)} portfolio rows")
         n = replace_window(conn, t.daily_pnl, "date", lo, hi, portfolios)
         totals = portfolios.groupby("portfolio_id", as_index=False)[
-            ["unrealized_pnl", "realized_pnl", "lifetime_realized_pnl", "capital_flow"]
+            ["unrealized_pnl", "realized_pnl", "lifetime_realized_pnl", "dividends", "capital_flow"]
         ].sum()
         return {
             "rows_written": n,
             "position_rows_written": n_pos,
-            "total_pnl": float((portfolios["unrealized_pnl"] + portfolios["realized_pnl"]).sum()),
+            "total_pnl": float(portfolios[["unrealized_pnl", "realized_pnl", "dividends"]].to_numpy().sum()),
+            "total_dividends": float(portfolios["dividends"].sum()),
             "total_capital_flow": float(portfolios["capital_flow"].sum()),
             "by_portfolio": _markdown(totals),
         }
@@ -242,7 +290,7 @@ def _update_balances(conn, rolled: pd.DataFrame) -> int:
     ],
     check_specs=[
         AssetCheckSpec("rollforward_identity", asset="equity_balances", blocking=True,
-                       description="equity_d = equity_{d⁻} + unrealized + realized + capital_flow, to the cent."),
+                       description="equity_d = equity_{d⁻} + unrealized + realized + dividends + capital_flow, to the cent."),
         AssetCheckSpec("balance_is_latest_equity", asset="equity_balances", blocking=True,
                        description="portfolios.equity_balance equals the latest stored equity."),
     ],
@@ -350,8 +398,9 @@ def stored_exposures(conn, window: Window) -> pd.DataFrame:
         AssetCheckSpec("net_market_value_is_sum_of_positions", asset="portfolio_snapshots", blocking=True,
                        description="Snapshot net market value = Σ position market values, to the cent."),
         AssetCheckSpec("pnl_decomposition", asset="portfolio_snapshots", blocking=True,
-                       description="Cumulative P&L since inception = realized P&L of closed lots + unrealized P&L "
-                                   "of open lots vs entry or inception mark (closed form), at the range's last session."),
+                       description="Cumulative P&L since inception = realized P&L of closed lots (exits and "
+                                   "expiries included) + unrealized P&L of open lots vs entry or inception mark + "
+                                   "dividends (closed form), at the range's last session."),
     ],
     **PARTITIONED,
 )
@@ -364,13 +413,13 @@ def portfolio_snapshots(context: AssetExecutionContext, store: StoreResource):
         equity = read_window(conn, t.equity_balances, window.start, window.end)
         pnl = read_window(conn, t.daily_pnl, window.start, window.end)
         exposure = stored_exposures(conn, window)
-        book = read_book(conn, window)
-        inception = pd.Series(
-            session_on_or_after(book.portfolios["inception_date"]), index=book.portfolios["id"].to_numpy()
-        )
+        portfolios = read_frame(conn, sa.select(t.portfolios.c.id, t.portfolios.c.inception_date),
+                                parse_dates=["inception_date"])
+        inception = pd.Series(session_on_or_after(portfolios["inception_date"]), index=portfolios["id"].to_numpy())
         inception = inception[inception <= window.end]
         earliest = previous_session(inception.min()) if len(inception) else None
-        prices = read_prices(conn, book.positions["symbol"], valuation_start(window, earliest), window.end)
+        # every position since inception, deleted ones too: their P&L stays in the chain
+        priced = _priced_book(conn, window, with_deleted=True, earliest=earliest)
     snapshots = build_snapshots(equity, pnl, exposure)
 
     def write(conn) -> dict:
@@ -390,13 +439,13 @@ def portfolio_snapshots(context: AssetExecutionContext, store: StoreResource):
                                 description=f"{len(stored)} snapshots agree" if broken.empty else _failures(broken))
 
     def decomposition(conn) -> AssetCheckResult:
-        from sigmasight_assets.accounting.valuation import prepare_events, prepare_positions
-
         stored = read_window(conn, t.portfolio_snapshots, window.end, window.end, "snapshot_date")
         stored = stored.rename(columns={"snapshot_date": "date"})[["portfolio_id", "date", "cumulative_pnl"]]
-        expected = pnl_since_inception(
-            prepare_positions(book.positions), prepare_events(book.events), prices, book.marks, inception, window.end
-        )
+        book = priced.book
+        positions = prepare_positions(book.positions)
+        events = prepare_events(book.events, positions, split_factors(priced.actions))
+        expected = pnl_since_inception(positions, events, priced.prices, book.marks, inception, window.end,
+                                       priced.actions)
         broken = checks.decomposition_breaks(stored, expected)
         return AssetCheckResult(check_name="pnl_decomposition", passed=broken.empty,
                                 description=f"{len(expected)} portfolios agree at {window.end.date()}"

@@ -65,17 +65,16 @@ class Book:
     marks: pd.DataFrame
 
 
-def read_book(conn: Connection, window: Window) -> Book:
+def read_book(conn: Connection, window: Window, with_deleted: bool = False) -> Book:
     """The book rows that matter for ``window``: positions entered by its end and not
-    deleted before it, all their realized events and marks up to its end, and every
-    capital flow up to its end (one query per table)."""
+    deleted before it (``with_deleted``: deleted ones too, for checks since inception),
+    all their realized events and marks up to its end, and every capital flow up to its
+    end (one query per table)."""
     p = t.positions
+    live = sa.true() if with_deleted else sa.or_(p.c.deleted_at.is_(None), p.c.deleted_at > window.previous.date())
     positions = read_frame(
         conn,
-        sa.select(p).where(
-            p.c.entry_date <= window.end.date(),
-            sa.or_(p.c.deleted_at.is_(None), p.c.deleted_at > window.previous.date()),
-        ),
+        sa.select(p).where(p.c.entry_date <= window.end.date(), live),
         parse_dates=["entry_date", "exit_date", "expiration_date", "deleted_at"],
     )
     ids = sa.select(p.c.id).where(p.c.entry_date <= window.end.date())
