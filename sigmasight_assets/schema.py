@@ -71,6 +71,16 @@ positions = Table(
     Money("strike_price"),
     Column("expiration_date", Date),
     Column("deleted_at", Date),
+    # Current state (position_values of the latest session computed; never moved backwards):
+    # open positions their price, value and unrealized P&L against entry; closed, expired
+    # and exited ones their final state (quantity 0, the closing price and session).
+    Column("current_as_of", Date),
+    Column("current_status", String(8)),  # open | closed | expired | exited
+    Money("current_quantity"),
+    Money("last_price"),
+    Column("price_date", Date),
+    Money("market_value"),
+    Money("unrealized_pnl"),
     Index("ix_positions_portfolio_deleted", "portfolio_id", "deleted_at"),
     Index("ix_positions_symbol", "symbol"),
 )

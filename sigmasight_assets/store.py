@@ -383,6 +383,32 @@ def replace_window_chunks(
         return inserted
 
 
+def update_from_frame(
+    conn: Connection, table: sa.Table, frame: pd.DataFrame, key: str, guard: str | None = None
+) -> int:
+    """``UPDATE table SET <frame's other columns> FROM <frame> WHERE table.key = frame.key``
+    inside the caller's transaction: one bulk load of ``frame`` into a temporary table and
+    one statement, on SQLite and PostgreSQL. With ``guard`` (a date column of both) a row
+    is only updated when its stored ``guard`` is NULL or not later than the frame's, so an
+    older state never overwrites a newer one. Returns the rows updated."""
+    if frame.empty:
+        return 0
+    names = [key, *[c for c in frame.columns if c != key]]
+    staged = sa.Table(
+        f"staged_{table.name}", sa.MetaData(), *[sa.Column(n, table.c[n].type) for n in names], prefixes=["TEMPORARY"]
+    )
+    staged.create(conn)
+    try:
+        bulk_insert(conn, staged, frame, names)
+        condition = [table.c[key] == staged.c[key]]
+        if guard is not None:
+            condition.append(sa.or_(table.c[guard].is_(None), table.c[guard] <= staged.c[guard]))
+        statement = table.update().values({n: staged.c[n] for n in names if n != key}).where(*condition)
+        return conn.execute(statement).rowcount
+    finally:
+        staged.drop(conn)
+
+
 def prefetched(items: Iterable, ahead: int = 1):
     """Iterate ``items`` with the next ``ahead`` of them produced by a background thread
     while the caller works on the current one (e.g. the next batch of rows is computed

@@ -242,3 +242,32 @@ def test_daily_runs_after_a_backfill_equal_one_range(engine, db_url):
         assert all(e.passed for e in result.get_asset_check_evaluations()), day
     for table in OUTPUTS:
         pd.testing.assert_frame_equal(table_rows(engine, table), one[table.name], check_exact=False, rtol=1e-12)
+
+
+def current_positions(engine: sa.Engine) -> pd.DataFrame:
+    p = t.positions.c
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(p.id, p.current_as_of, p.current_status, p.current_quantity, p.last_price,
+                                      p.price_date, p.market_value, p.unrealized_pnl))
+        return pd.DataFrame(rows.fetchall(), columns=list(rows.keys())).set_index("id")
+
+
+def test_positions_show_their_current_state_and_a_backfill_never_moves_it_back(engine, db_url):
+    load_book(engine)
+    materialize_range(ACCOUNTING_ASSETS, db_url, "2025-08-28", "2025-09-03")
+    now = current_positions(engine)
+    split = now.loc["split-long"]
+    assert (split["current_status"], split["current_quantity"], split["last_price"]) == ("open", 15, 53.0)
+    assert split["price_date"] == dt.date(2025, 9, 3) and split["current_as_of"] == dt.date(2025, 9, 3)
+    assert split["market_value"] == pytest.approx(15 * 53.0)
+    assert split["unrealized_pnl"] == pytest.approx(15 * (53.0 - 50.0))  # entry 100 / 2
+    call, put = now.loc["otm-call"], now.loc["itm-put"]
+    assert (call["current_status"], call["last_price"], call["price_date"]) == ("expired", 0.0, dt.date(2025, 8, 29))
+    assert (put["current_status"], put["last_price"], put["market_value"]) == ("expired", 5.0, 0.0)
+    assert (now.loc["exit-priced", "current_status"], now.loc["exit-priced", "last_price"]) == ("exited", 23.0)
+    assert (now.loc["exit-unpriced", "last_price"], now.loc["exit-unpriced", "price_date"]) == (33.0, dt.date(2025, 9, 2))
+    assert (now.loc["div-sold", "current_status"], now.loc["div-sold", "last_price"]) == ("closed", 40.5)
+    assert now.loc["deleted", "current_status"] == "deleted"
+
+    materialize_range(ACCOUNTING_ASSETS, db_url, "2025-08-28", "2025-08-29")
+    pd.testing.assert_frame_equal(current_positions(engine), now)

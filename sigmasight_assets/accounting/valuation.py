@@ -325,6 +325,36 @@ def _previous_session_in(session: pd.Series, sessions: pd.DatetimeIndex) -> pd.S
     return pd.Series(prev, index=session.index).where(session.notna(), pd.NaT)
 
 
+def current_state(grid: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Each position's state at its last row of a settled, priced ``grid`` (rows up to
+    ``as_of``): ``current_status`` open | closed | expired | exited | deleted,
+    ``current_quantity``, ``last_price`` and ``price_date`` (for a position that is no
+    longer held: the price it was closed at and that session), ``market_value`` and
+    ``unrealized_pnl`` against entry (0 once closed), and ``current_as_of`` = ``as_of``."""
+    last = grid[grid["date"] <= as_of].groupby("position_id", sort=False).tail(1)
+    held = last["quantity"].ne(0.0).to_numpy()
+    deleted = (last["deleted_session"] <= as_of).to_numpy()
+    settled = last["settlement"].to_numpy()
+    status = np.where(held, "open", np.where(settled == "expiry", "expired", np.where(settled == "exit", "exited", "closed")))
+    status = np.where(deleted, "deleted", status)
+    closed_at = np.where(
+        pd.notna(settled), last["terminal_price"], last["proceeds_qty"] / last["quantity_closed"].where(last["quantity_closed"] > 0)
+    )
+    qm = last["quantity"] * last["multiplier"]
+    return pd.DataFrame(
+        {
+            "position_id": last["position_id"].to_numpy(),
+            "current_as_of": as_of,
+            "current_status": status,
+            "current_quantity": last["quantity"].to_numpy(),
+            "last_price": np.where(held, last["price"], closed_at),
+            "price_date": np.where(held, last["price_date"], last["date"]),
+            "market_value": np.where(held, qm * last["price"], 0.0),
+            "unrealized_pnl": np.where(held, qm * (last["price"] - last["entry_price"] / last["k"]), 0.0),
+        }
+    )
+
+
 def _sessions_on_or_before(dates: pd.Series) -> pd.Series:
     """The last session on or before each date (an option expiring on a Saturday expires
     with Friday's close); NaT stays NaT."""

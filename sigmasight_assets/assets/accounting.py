@@ -38,6 +38,7 @@ from sigmasight_assets.accounting.pnl import (
 from sigmasight_assets.accounting.snapshots import build_snapshots
 from sigmasight_assets.accounting.valuation import (
     LOOKBACK_DAYS,
+    current_state,
     prepare_events,
     prepare_positions,
     price_book,
@@ -57,7 +58,13 @@ from sigmasight_assets.assets.common import (
 )
 from sigmasight_assets.calendar import daily_partitions, previous_session, session_on_or_after
 from sigmasight_assets.resources import StoreResource
-from sigmasight_assets.store import read_frame, replace_window, replace_window_chunks, window_source
+from sigmasight_assets.store import (
+    read_frame,
+    replace_window,
+    replace_window_chunks,
+    update_from_frame,
+    window_source,
+)
 
 PARTITIONED = dict(
     partitions_def=daily_partitions, backfill_policy=BackfillPolicy.single_run(), group_name="accounting"
@@ -153,7 +160,7 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
         priced = _priced_book(conn, window)
     book = priced.book
     portfolio_ids = portfolio_batches(book, len(window.with_previous))
-    parts: dict[str, list] = {"unpriced": [], "last": [], "settled": []}
+    parts: dict[str, list] = {"unpriced": [], "last": [], "settled": [], "current": []}
     totals = {"rows": 0, "positions": 0, "unpriced": 0, "filled": 0}
 
     def batches():
@@ -162,6 +169,7 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
             in_window = grid[grid["date"] >= window.start]
             parts["settled"].append(in_window.loc[in_window["settlement"].notna(),
                                                   ["position_id", "symbol", "date", "settlement", "terminal_price"]])
+            parts["current"].append(current_state(in_window, window.end))
             values = value_positions(in_window)
             del grid, in_window
             unpriced = values.loc[~values["is_priced"], ["symbol", "date"]]
@@ -183,11 +191,15 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
         context.log.info(f"position_values {window.label()}: {totals['rows']} rows for {totals['positions']} positions")
         last = pd.concat(parts["last"], ignore_index=True) if parts["last"] else pd.DataFrame()
         settled = pd.concat(parts["settled"], ignore_index=True).sort_values(["date", "position_id"])
+        # the positions' current state, unless a later session is already recorded
+        current = pd.concat(parts["current"], ignore_index=True).rename(columns={"position_id": "id"})
+        moved = update_from_frame(conn, t.positions, current, "id", guard="current_as_of")
         return {
             "rows_written": n,
             "sessions": len(window.sessions),
             "unpriced_rows": totals["unpriced"],
             "filled_rows": totals["filled"],
+            "current_positions_updated": moved,
             "expiries_settled": int(settled["settlement"].eq("expiry").sum()),
             "exits_settled": int(settled["settlement"].eq("exit").sum()),
             "settled": _markdown(settled),
