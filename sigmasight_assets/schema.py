@@ -258,6 +258,7 @@ position_daily_pnl = Table(
     Money("lifetime_realized_pnl", nullable=False),
     Money("dividends", nullable=False),  # q_{d⁻} · ratio_d · m · amount on an ex-date (§5a)
     Money("quantity_closed", nullable=False),
+    Column("settlement", String(8)),  # exit | expiry: the rest was closed by the book's rule
     PrimaryKeyConstraint("position_id", "date"),
     Index("ix_position_daily_pnl_portfolio_date", "portfolio_id", "date"),
 )

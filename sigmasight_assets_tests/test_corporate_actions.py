@@ -271,3 +271,27 @@ def test_positions_show_their_current_state_and_a_backfill_never_moves_it_back(e
 
     materialize_range(ACCOUNTING_ASSETS, db_url, "2025-08-28", "2025-08-29")
     pd.testing.assert_frame_equal(current_positions(engine), now)
+
+
+def test_explain_shows_the_rollforward_and_each_positions_contribution(engine, db_url):
+    from sigmasight_assets.explain import explain_session, render
+
+    load_book(engine)
+    materialize_range(ACCOUNTING_ASSETS, db_url, "2025-08-28", "2025-09-03")
+    x = explain_session(engine, "p1", "2025-09-02")
+    day = "2025-09-02"
+    assert x["dividends"] == pytest.approx(DIVIDENDS_0902)
+    assert x["equity_balance"] - x["previous_equity"] == pytest.approx(sum(d.get(day, 0.0) for d in HAND.values()))
+    assert x["identity_holds"]
+    by_id = {p["position_id"]: p for p in x["positions"]}
+    assert set(by_id) == {k for k, d in HAND.items() if day in d}
+    assert by_id["split-short"]["contribution"] == pytest.approx(20.0)
+    assert (by_id["exit-unpriced"]["status"], by_id["exit-after-sale"]["status"]) == ("exited", "exited")
+    assert by_id["div-sold"]["status"] == "closed" and by_id["div-long"]["dividends"] == pytest.approx(50.0)
+    assert by_id["split-long"]["price"] == 52.0 and by_id["split-long"]["source"] == "test"
+    contributions = [abs(p["contribution"]) for p in x["positions"]]
+    assert contributions == sorted(contributions, reverse=True)
+    assert "identity holds" in render(x)
+    assert explain_session(engine, "p1")["date"] == "2025-09-03"
+    with pytest.raises(LookupError, match="unknown portfolio 'nope'"):
+        explain_session(engine, "nope")

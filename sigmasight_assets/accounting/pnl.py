@@ -49,6 +49,7 @@ def position_pnl(priced_grid: pd.DataFrame, first_session: pd.Timestamp, dividen
     per_share = on_sessions(g, dividends, "amount", 0.0) if dividends is not None else 0.0
     per_share = np.where(g["split_adjusted"].to_numpy(dtype=bool), per_share, 0.0)
     out = g[["position_id", "portfolio_id", "date", "quantity_closed"]].copy()
+    out["settlement"] = g["settlement"] if "settlement" in g else None
     out["unrealized_pnl"] = g["quantity"] * g["multiplier"] * (g["pnl_price"] - base)
     out["realized_pnl"] = sm * (g["proceeds_qty"] - base * g["quantity_closed"])
     out["lifetime_realized_pnl"] = sm * (g["proceeds_qty"] - g["entry_price"] / g["k"] * g["quantity_closed"])
