@@ -249,7 +249,7 @@ def current_positions(engine: sa.Engine) -> pd.DataFrame:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(p.id, p.current_as_of, p.current_status, p.current_quantity, p.last_price,
                                       p.price_date, p.market_value, p.unrealized_pnl))
-        return pd.DataFrame(rows.fetchall(), columns=list(rows.keys())).set_index("id")
+        return pd.DataFrame(rows.fetchall(), columns=list(rows.keys())).set_index("id").sort_index()
 
 
 def test_positions_show_their_current_state_and_a_backfill_never_moves_it_back(engine, db_url):
@@ -295,3 +295,38 @@ def test_explain_shows_the_rollforward_and_each_positions_contribution(engine, d
     assert explain_session(engine, "p1")["date"] == "2025-09-03"
     with pytest.raises(LookupError, match="unknown portfolio 'nope'"):
         explain_session(engine, "nope")
+
+
+def test_purge_then_one_backfill_restores_identical_rows(engine, db_url):
+    from sigmasight_assets.purge import purge_from
+
+    load_book(engine)
+    materialize_range(ACCOUNTING_ASSETS, db_url, "2025-08-28", "2025-09-03")
+    before = {table.name: table_rows(engine, table) for table in [*OUTPUTS, t.portfolios, t.positions]}
+    deleted = purge_from(engine, dt.date(2025, 9, 2))
+    assert deleted["equity_balances"] == 2 and deleted["portfolio_snapshots"] == 2
+    assert deleted["portfolios reset"] == 1
+    kept = table_rows(engine, t.equity_balances)
+    assert kept["date"].max() == dt.date(2025, 8, 29)
+    balance = table_rows(engine, t.portfolios).iloc[0]
+    assert (balance["equity_balance"], balance["equity_balance_date"]) == (kept["equity_balance"].iloc[-1], dt.date(2025, 8, 29))
+    assert len(table_rows(engine, t.market_data_cache)) and len(table_rows(engine, t.corporate_actions)) == len(ACTIONS)
+
+    materialize_range(ACCOUNTING_ASSETS, db_url, "2025-09-02", "2025-09-03")
+    for name, rows in before.items():
+        table = getattr(t, name)
+        pd.testing.assert_frame_equal(table_rows(engine, table), rows, check_exact=False, rtol=1e-12)
+
+
+def test_purge_says_when_the_instance_cannot_wipe_single_partitions():
+    from dagster import AssetKey, AssetMaterialization, DagsterInstance
+
+    from sigmasight_assets.purge import wipe_partitions
+
+    instance = DagsterInstance.ephemeral()
+    for day in ("2025-08-29", "2025-09-02", "2025-09-03"):
+        instance.report_runless_asset_event(AssetMaterialization("equity_balances", partition=day))
+    keys, why_not = wipe_partitions(instance, dt.date(2025, 9, 2))
+    assert keys[:2] == ["2025-09-02", "2025-09-03"]
+    assert "not supported" in why_not and "backfilled" in why_not
+    assert instance.get_materialized_partitions(AssetKey("equity_balances")) == {"2025-08-29", "2025-09-02", "2025-09-03"}

@@ -330,10 +330,13 @@ def current_state(grid: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     ``as_of``): ``current_status`` open | closed | expired | exited | deleted,
     ``current_quantity``, ``last_price`` and ``price_date`` (for a position that is no
     longer held: the price it was closed at and that session), ``market_value`` and
-    ``unrealized_pnl`` against entry (0 once closed), and ``current_as_of`` = ``as_of``."""
+    ``unrealized_pnl`` against entry (0 once closed), and ``current_as_of``: the session of
+    that row (``as_of`` for a position still held)."""
     last = grid[grid["date"] <= as_of].groupby("position_id", sort=False).tail(1)
     held = last["quantity"].ne(0.0).to_numpy()
-    deleted = (last["deleted_session"] <= as_of).to_numpy()
+    sessions = all_sessions()
+    following = sessions[np.clip(sessions.searchsorted(pd.DatetimeIndex(last["date"]), side="right"), 0, len(sessions) - 1)]
+    deleted = (last["deleted_session"].to_numpy() == following.to_numpy())  # its last session before deletion
     settled = last["settlement"].to_numpy()
     status = np.where(held, "open", np.where(settled == "expiry", "expired", np.where(settled == "exit", "exited", "closed")))
     status = np.where(deleted, "deleted", status)
@@ -344,7 +347,7 @@ def current_state(grid: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "position_id": last["position_id"].to_numpy(),
-            "current_as_of": as_of,
+            "current_as_of": last["date"].to_numpy(),
             "current_status": status,
             "current_quantity": last["quantity"].to_numpy(),
             "last_price": np.where(held, last["price"], closed_at),
