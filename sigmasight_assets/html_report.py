@@ -1,8 +1,9 @@
 """A self-contained HTML report of the store (``sigmasight report``).
 
-For each portfolio: its headline figures, the equity curve, the drawdown of the TWR index,
-daily P&L and long/short/net/gross exposures as inline SVG, and the latest sector
-exposures. One bulk query per table; pure functions turn DataFrames into SVG strings and
+For each portfolio: its headline figures (start equity + P&L + flows = last equity, to the
+cent, and the dividends in the P&L), the equity curve, the drawdown of the TWR index, daily
+P&L with its dividends and long/short/net/gross exposures as inline SVG, and the latest
+sector exposures. One bulk query per table; pure functions turn DataFrames into SVG strings and
 ``render_report`` assembles the page. Every piece of text is escaped.
 """
 
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sigmasight_assets import schema as t
+from sigmasight_assets.reports import reconciled
 from sigmasight_assets.store import check_schema, read_frame
 
 # --- data --------------------------------------------------------------------------------
@@ -27,7 +29,8 @@ from sigmasight_assets.store import check_schema, read_frame
 
 class ReportData(NamedTuple):
     portfolios: pd.DataFrame  # id, name (the selected portfolios, by id)
-    equity: pd.DataFrame  # portfolio_id, date, equity_balance, daily_pnl, capital_flow, daily_return, twr_index
+    # portfolio_id, date, previous_equity, equity_balance, daily_pnl, dividends, capital_flow, daily_return, twr_index
+    equity: pd.DataFrame
     snapshots: pd.DataFrame  # portfolio_id, date, long/short/net/gross exposure
     sectors: pd.DataFrame  # sector_exposures rows of each portfolio's latest session in range
     start: dt.date | None = None
@@ -66,8 +69,8 @@ def load_report_data(engine: Engine, portfolio_ids=None, start=None, end=None) -
                 f"unknown portfolio {', '.join(map(repr, unknown))}; known: {', '.join(portfolios['id'])}"
             )
         equity = read_frame(conn, where(
-            sa.select(e.c.portfolio_id, e.c.date, e.c.equity_balance, e.c.daily_pnl, e.c.capital_flow,
-                      e.c.daily_return, e.c.twr_index), e, e.c.date,
+            sa.select(e.c.portfolio_id, e.c.date, e.c.previous_equity, e.c.equity_balance, e.c.daily_pnl,
+                      e.c.dividends, e.c.capital_flow, e.c.daily_return, e.c.twr_index), e, e.c.date,
         ).order_by(e.c.portfolio_id, e.c.date), parse_dates=["date"])
         snapshots = read_frame(conn, where(
             sa.select(s.c.portfolio_id, s.c.snapshot_date.label("date"), s.c.long_exposure, s.c.short_exposure,
@@ -108,13 +111,25 @@ def with_drawdown(equity: pd.DataFrame) -> pd.DataFrame:
     return equity.assign(drawdown=drawdown(index).iloc[1:].to_numpy())
 
 
+def _start_equity(first: pd.Series) -> float:
+    """The equity at the close before the first session: the row's ``previous_equity`` (the
+    opening equity at inception), else what the rollforward implies."""
+    previous = first.get("previous_equity")
+    if previous is not None and pd.notna(previous):
+        return float(previous)
+    return float(first["equity_balance"] - first["daily_pnl"] - first["capital_flow"])
+
+
 def summary(equity: pd.DataFrame) -> dict:
-    """Headline figures of one portfolio's rows from ``with_drawdown``."""
+    """Headline figures of one portfolio's rows from ``with_drawdown``: start_equity (at the
+    close before the first session) + pnl + flows = last_equity; ``dividends`` is the part
+    of ``pnl`` that is cash dividends."""
     first, last = equity.iloc[0], equity.iloc[-1]
     return {
         "first_session": first["date"].date(), "last_session": last["date"].date(),
-        "first_equity": first["equity_balance"], "last_equity": last["equity_balance"],
+        "start_equity": _start_equity(first), "last_equity": last["equity_balance"],
         "pnl": equity["daily_pnl"].sum(), "flows": equity["capital_flow"].sum(),
+        "dividends": equity["dividends"].sum() if "dividends" in equity else 0.0,
         "twr_return": last["twr_index"] / _base_index(equity) - 1.0, "max_drawdown": equity["drawdown"].min(),
         "sessions": len(equity),
     }
@@ -142,6 +157,7 @@ def short_money(value: float) -> str:
 WIDTH, HEIGHT = 560, 220
 LEFT, RIGHT, TOP, BOTTOM = 58, 10, 10, 24
 COLORS = {"gross": "#9e9e9e", "long": "#2e7d32", "short": "#c62828", "net": "#1565c0"}  # drawing order
+PNL_COLORS = {"gain": "#2e7d32", "loss": "#c62828", "of which dividends": "#8e24aa"}  # .pos, .neg, .div
 
 
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -221,19 +237,33 @@ def area_chart(frame: pd.DataFrame, column: str, label: str, color: str = "#c628
     return _chart(label, frame["date"], lo if len(values) else -0.01, hi if len(values) else 0.0, fmt, draw)
 
 
-def bar_chart(frame: pd.DataFrame, column: str, label: str, fmt=short_money) -> str:
-    """One bar per session from zero, class ``pos`` (green) or ``neg`` (red), with a tooltip."""
+def bar_chart(frame: pd.DataFrame, column: str, label: str, fmt=short_money, part: str | None = None,
+              part_name: str = "dividends") -> str:
+    """One bar per session from zero, class ``pos`` (green) or ``neg`` (red), with a tooltip.
+    ``part``: a column that is part of ``column`` (the dividends in the P&L), drawn over
+    each session's bar as a narrower bar from zero, class ``div``, in one ``<g>`` series
+    named ``part_name``; sessions where it is zero get none."""
     values = frame[column].astype(float).fillna(0.0)
-    lo, hi = min(values.min(), 0.0), max(values.max(), 0.0)
+    parts = frame[part].astype(float).fillna(0.0) if part else pd.Series(0.0, index=frame.index)
+    lo, hi = min(values.min(), parts.min(), 0.0), max(values.max(), parts.max(), 0.0)
 
     def draw(x, y):
         width = max((WIDTH - LEFT - RIGHT) / len(values) * 0.7, 1.0)
-        bars = []
-        for i, (day, v) in enumerate(zip(frame["date"], values)):
+        days = [pd.Timestamp(day).strftime("%Y-%m-%d") for day in frame["date"]]
+
+        def bar(i, v, w, cls, title):
             top, bottom = sorted((y(v), y(0)))
-            bars.append(f'<rect x="{x(i) - width / 2:.1f}" y="{top:.1f}" width="{width:.1f}" '
-                        f'height="{max(bottom - top, 0.5):.1f}" class="{"neg" if v < 0 else "pos"}">'
-                        f'<title>{escape(pd.Timestamp(day).strftime("%Y-%m-%d"))}: {escape(money(v))}</title></rect>')
+            return (f'<rect x="{x(i) - w / 2:.1f}" y="{top:.1f}" width="{w:.1f}" '
+                    f'height="{max(bottom - top, 0.5):.1f}" class="{cls}"><title>{escape(title)}</title></rect>')
+
+        bars = [bar(i, v, width, "neg" if v < 0 else "pos",
+                    f"{day}: {money(v)}" + (f" (of which {part_name} {money(d)})" if d else ""))
+                for i, (day, v, d) in enumerate(zip(days, values, parts))]
+        if part:
+            bars.append(f'<g class="series" data-series="{escape(part)}"><title>{escape(part_name)}</title>')
+            bars += [bar(i, d, max(width * 0.45, 1.0), "div", f"{day}: {part_name} {money(d)}")
+                     for i, (day, d) in enumerate(zip(days, parts)) if d]
+            bars.append("</g>")
         return bars
 
     return _chart(label, frame["date"], lo if len(values) else 0.0, hi if len(values) else 1.0, fmt, draw)
@@ -252,7 +282,8 @@ section{border-top:2px solid #ddd;margin-top:24px;padding-top:12px}
 .stats dd{margin:0;font-weight:600;font-variant-numeric:tabular-nums}
 .charts{display:grid;grid-template-columns:1fr 1fr;gap:12px 20px}
 svg.chart{width:100%;height:auto;font-size:10px;fill:#555}
-.grid{stroke:#e5e5e5}.zero{stroke:#999}.pos{fill:#2e7d32}.neg{fill:#c62828}
+.grid{stroke:#e5e5e5}.zero{stroke:#999}.pos{fill:#2e7d32}.neg{fill:#c62828}.div{fill:#8e24aa}
+.identity{margin:0 0 10px;font-variant-numeric:tabular-nums;color:#444}
 .up{color:#2e7d32}.down{color:#c62828}
 .legend span{margin-right:10px;font-size:11px}
 .legend i{display:inline-block;width:14px;height:3px;margin-right:4px;vertical-align:middle}
@@ -267,14 +298,24 @@ def _signed(value: float, text: str) -> str:
 
 
 def stats_html(s: dict) -> str:
+    """The headline cards and, under them, the identity they satisfy to the cent:
+    start equity (the close before the first session) + P&L + flows = last equity
+    (:func:`~sigmasight_assets.reports.reconciled`)."""
+    r = reconciled(s["start_equity"], s["pnl"], s["flows"], s["last_equity"])
     items = [
         ("First session", escape(str(s["first_session"]))), ("Last session", escape(str(s["last_session"]))),
-        ("First equity", escape(money(s["first_equity"]))), ("Last equity", escape(money(s["last_equity"]))),
-        ("Total P&amp;L", _signed(s["pnl"], money(s["pnl"]))), ("Flows", escape(money(s["flows"]))),
+        ("Start equity", escape(money(r["start"]))),
+        ("Total P&amp;L", _signed(r["pnl"], money(r["pnl"]))), ("of which dividends", escape(money(s["dividends"]))),
+        ("Flows", escape(money(r["flows"]))), ("Last equity", escape(money(r["last"]))),
         ("TWR return", _signed(s["twr_return"], pct(s["twr_return"]))),
         ("Max drawdown", _signed(s["max_drawdown"], pct(s["max_drawdown"]))),
     ]
-    return '<dl class="stats">' + "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in items) + "</dl>"
+    cards = '<dl class="stats">' + "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in items) + "</dl>"
+    sign = "=" if r["reconciles"] else "≠"
+    identity = (f'<p class="identity">Start equity (close before {escape(str(s["first_session"]))}) '
+                f'{escape(money(r["start"]))} + P&amp;L {escape(money(r["pnl"]))} + flows {escape(money(r["flows"]))} '
+                f'{sign} last equity {escape(money(r["last"]))}</p>')
+    return cards + identity
 
 
 def sector_table(sectors: pd.DataFrame) -> str:
@@ -308,7 +349,8 @@ def portfolio_html(pid: str, name: str, equity: pd.DataFrame, snapshots: pd.Data
     charts = [
         ("Equity", line_chart(equity, {"equity_balance": COLORS["net"]}, f"{name}: equity")),
         ("Drawdown (TWR index)", area_chart(equity, "drawdown", f"{name}: drawdown")),
-        ("Daily P&amp;L", bar_chart(equity, "daily_pnl", f"{name}: daily P&L")),
+        ("Daily P&amp;L", _legend(PNL_COLORS) + bar_chart(
+            equity, "daily_pnl", f"{name}: daily P&L", part="dividends" if "dividends" in equity else None)),
         ("Exposures", _legend(COLORS) + line_chart(exposures, exposure_cols, f"{name}: exposures",
                                                     dashed=("net_exposure",))),
     ]

@@ -10,9 +10,29 @@ from sigmasight_assets import schema as t
 from sigmasight_assets.store import check_schema, read_frame
 
 
+def cents(value: float) -> int:
+    """``value`` (stored unrounded) in whole cents: the nearest cent as ``round(value, 2)``
+    gives it, which is what the report prints."""
+    return int(round(round(value, 2) * 100.0))
+
+
+def reconciled(start: float, pnl: float, flows: float, last: float) -> dict:
+    """Start equity, P&L, flows and last equity to the cent such that start + pnl + flows
+    = last holds as printed: start, flows and last are each rounded to the cent and P&L is
+    the cents left over, which differs from ``pnl`` (the sum of the daily P&L) rounded by
+    at most a cent. ``reconciles`` is False when the unrounded figures themselves do not
+    add up (a store missing sessions or damaged): then P&L is ``pnl`` rounded, and the
+    printed identity visibly fails rather than hiding the difference."""
+    s, f, e = cents(start), cents(flows), cents(last)
+    ok = bool(abs(start + pnl + flows - last) < 0.005)
+    return {"start": s / 100, "pnl": (e - s - f if ok else cents(pnl)) / 100, "flows": f / 100, "last": e / 100,
+            "reconciles": ok}
+
+
 def equity_history(engine: Engine, portfolio_id: str, start=None, end=None) -> pd.DataFrame:
-    """Session, equity, daily P&L (unrealized + realized), capital flow and return of one
-    portfolio from ``equity_balances``. Unknown portfolio -> LookupError naming it."""
+    """Session, equity, daily P&L (unrealized + realized + dividends), the dividends in it,
+    capital flow and return of one portfolio from ``equity_balances``. Unknown portfolio
+    -> LookupError naming it."""
     check_schema(engine)
     with engine.connect() as conn:
         known = [r[0] for r in conn.execute(sa.select(t.portfolios.c.id).order_by(t.portfolios.c.id))]
@@ -21,7 +41,7 @@ def equity_history(engine: Engine, portfolio_id: str, start=None, end=None) -> p
         e = t.equity_balances
         query = sa.select(
             e.c.date.label("session"), e.c.equity_balance.label("equity"), e.c.daily_pnl.label("pnl"),
-            e.c.capital_flow.label("flow"), e.c.daily_return.label("return"),
+            e.c.dividends, e.c.capital_flow.label("flow"), e.c.daily_return.label("return"),
         ).where(e.c.portfolio_id == portfolio_id).order_by(e.c.date)
         if start:
             query = query.where(e.c.date >= pd.Timestamp(start).date())
@@ -30,26 +50,35 @@ def equity_history(engine: Engine, portfolio_id: str, start=None, end=None) -> p
         frame = read_frame(conn, query)
     if frame.empty:
         raise LookupError(f"portfolio {portfolio_id!r} has no equity history in the store: materialize equity_balances")
-    return frame.round({"equity": 2, "pnl": 2, "flow": 2, "return": 6})
+    return frame.round({"equity": 2, "pnl": 2, "dividends": 2, "flow": 2, "return": 6})
 
 
 def equity_summary(engine: Engine) -> pd.DataFrame:
-    """Each portfolio's first and last stored session and equity, and P&L and flows between."""
+    """Each portfolio's first and last stored session, its equity at the close before the
+    first one (``start_equity``), the P&L (of which ``dividends``) and flows between, and
+    its last equity: start_equity + pnl + flows = last_equity to the cent (see
+    :func:`reconciled`)."""
     check_schema(engine)
     e, p = t.equity_balances, t.portfolios
     with engine.connect() as conn:
         rows = read_frame(
             conn,
-            sa.select(p.c.id.label("portfolio"), p.c.name, p.c.opening_equity, e.c.date, e.c.equity_balance,
-                      e.c.daily_pnl, e.c.capital_flow)
+            sa.select(p.c.id.label("portfolio"), p.c.name, e.c.date, e.c.previous_equity, e.c.equity_balance,
+                      e.c.daily_pnl, e.c.dividends, e.c.capital_flow)
             .join(e, e.c.portfolio_id == p.c.id)
             .order_by(p.c.id, e.c.date),
         )
     if rows.empty:
         raise LookupError("no equity history in the store: materialize equity_balances")
-    g = rows.groupby(["portfolio", "name"], sort=True)
-    return g.agg(
-        first_session=("date", "first"), opening_equity=("opening_equity", "first"),
-        first_equity=("equity_balance", "first"), last_session=("date", "last"), last_equity=("equity_balance", "last"),
-        pnl=("daily_pnl", "sum"), flows=("capital_flow", "sum"),
-    ).reset_index().round(2)
+    g = rows.groupby(["portfolio", "name"], sort=True).agg(
+        first_session=("date", "first"), last_session=("date", "last"), start_equity=("previous_equity", "first"),
+        pnl=("daily_pnl", "sum"), dividends=("dividends", "sum"), flows=("capital_flow", "sum"),
+        last_equity=("equity_balance", "last"),
+    ).reset_index()
+    shown = pd.DataFrame([reconciled(r.start_equity, r.pnl, r.flows, r.last_equity) for r in g.itertuples()],
+                         index=g.index)
+    g["dividends"] = g["dividends"].map(lambda v: cents(v) / 100)
+    return g.assign(start_equity=shown["start"], pnl=shown["pnl"], flows=shown["flows"], last_equity=shown["last"])[
+        ["portfolio", "name", "first_session", "last_session", "start_equity", "pnl", "dividends", "flows",
+         "last_equity"]
+    ]
