@@ -33,7 +33,7 @@ def test_every_metric_states_its_window_and_units():
     for name in ["market_beta", "factor_exposures", "realized_vol", "har_forecast", "correlation_matrix", "correlation_summary"]:
         d = METRIC_DEFINITIONS[name]
         assert any(key in d for key in ("window", "windows", "estimation_window")), name
-    assert METRIC_DEFINITIONS["simple_return"]["return_type"] == "simple"
+    assert METRIC_DEFINITIONS["total_return"]["return_type"] == "simple"
 
 
 def test_all_metrics_for_a_range_use_history_before_it():

@@ -17,7 +17,7 @@ from sigmasight_assets import schema as t
 from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS, position_values
 from sigmasight_assets.assets.prices import prices
 from sigmasight_assets.assets.risk import HISTORY_SESSIONS, risk_analytics
-from sigmasight_assets.calendar import sessions_between
+from sigmasight_assets.calendar import session_on_or_after, sessions_between
 from sigmasight_assets.market_data.sources.demo import MARKET_VOL, STYLE_FACTORS, STYLE_SPEC, demo_loadings
 from sigmasight_assets.risk import weighted_beta
 from sigmasight_assets.store import init_db
@@ -53,13 +53,26 @@ def coverage(result):
 
 
 def stored_returns(engine, symbols, end=END, sessions=HISTORY_SESSIONS + 5) -> pd.DataFrame:
-    """Simple returns of the stored closes on the NYSE sessions up to ``end``."""
+    """Total returns ``ratio_d · (P_d + D_d) / P_{d⁻} − 1`` of the stored as-traded closes
+    and corporate actions on the NYSE sessions up to ``end`` (pandas, independently of
+    ``risk.total_returns``; the close-to-close returns where no action is stored)."""
     days = sessions_between("2024-01-01", end)[-sessions:]
     rows = query(engine, "SELECT symbol, date, close FROM market_data_cache")
     rows = rows[rows["symbol"].isin(symbols)]
     rows["date"] = pd.to_datetime(rows["date"])
     closes = rows.pivot(index="date", columns="symbol", values="close").astype(float).reindex(days)
-    return closes.pct_change(fill_method=None)
+    actions = query(engine, "SELECT symbol, ex_date, action_type, ratio, amount FROM corporate_actions")
+    actions = actions.astype({"ex_date": "datetime64[ns]", "ratio": float, "amount": float})
+    actions = actions[actions["symbol"].isin(symbols)]
+
+    def by_session(frame: pd.DataFrame, column: str, how: str, default: float) -> pd.DataFrame:
+        frame = frame.assign(date=session_on_or_after(frame["ex_date"]) if len(frame) else frame["ex_date"])
+        wide = frame.pivot_table(index="date", columns="symbol", values=column, aggfunc=how)
+        return wide.reindex(index=days, columns=closes.columns).fillna(default)
+
+    ratio = by_session(actions[actions["action_type"] == "SPLIT"], "ratio", "prod", 1.0)
+    dividend = by_session(actions[actions["action_type"] == "CASH_DIVIDEND"], "amount", "sum", 0.0)
+    return ratio * (closes + dividend) / closes.shift(1) - 1
 
 
 @pytest.fixture

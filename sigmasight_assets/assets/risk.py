@@ -3,17 +3,20 @@ realized volatility and HAR forecasts, portfolio betas and volatility, correlati
 
 One single-run asset over a range of sessions [a, b]:
 
-1. Reads once: the position values of [a, b]; the closes (``adj_close`` when stored, else
-   ``close``) of every held risk symbol (an option's underlying), SPY and the factor ETFs
-   from ``HISTORY_SESSIONS`` sessions before ``a`` (the longest trailing window: the 252-
-   session beta, factor and HAR windows; HAR's 22 lags lie inside its 252-session window)
-   to ``b``; the stored portfolio ``daily_return`` and equity of the same span; provider
-   betas from ``company_profiles`` (may be empty).
+1. Reads once: the position values of [a, b]; the as-traded closes (``close``; never the
+   provider's re-based ``adj_close``) of every held risk symbol (an option's underlying),
+   SPY and the factor ETFs from ``HISTORY_SESSIONS`` sessions before ``a`` (the longest
+   trailing window: the 252-session beta, factor and HAR windows; HAR's 22 lags lie inside
+   its 252-session window) to ``b``, and the corporate actions of the same symbols (one
+   query, ``read_actions``); the stored portfolio ``daily_return`` and equity of the same
+   span; provider betas from ``company_profiles`` (may be empty).
 2. Pivots the closes to a sessions × symbols frame indexed by exactly the NYSE sessions of
    the span: a weekend or holiday row in the cache never enters, a missing session is a
    NaN close (both adjacent returns NaN, never a two-session return).
-3. Computes every statistic once per *symbol* and session, vectorised over symbols and
-   sessions (``sigmasight_assets.risk``). PRIVATE holdings have no market returns: they
+3. Computes the total returns ``r_d = ratio_d · (P_d + D_d) / P_{d⁻} − 1`` (splits and
+   cash dividends by ex-session, DESIGN §5a; ``risk.total_returns``) and every statistic
+   once per *symbol* and session, vectorised over symbols and sessions
+   (``sigmasight_assets.risk``). PRIVATE holdings have no market returns: they
    are excluded (and counted). Too few observations leave a statistic NULL with its n_obs.
 4. Derives portfolio figures by joining positions to their symbol's statistics:
    ``beta_weighted = Σ_i MV_i·beta_i / equity`` (see ``PORTFOLIO_BETA_DEFINITION``), the
@@ -45,12 +48,14 @@ from dagster import (
 from sqlalchemy.engine import Connection
 
 from sigmasight_assets import schema as t
+from sigmasight_assets.accounting.actions import dividends_per_share, split_ratios
 from sigmasight_assets.accounting.valuation import prepare_positions
 from sigmasight_assets.assets.common import (
     Window,
     first_items,
     markdown_table,
     portfolio_batches,
+    read_actions,
     read_book,
     write_checked,
 )
@@ -61,7 +66,7 @@ from sigmasight_assets.risk import (
     correlation_matrix,
     market_betas,
     rolling_factor_exposures,
-    simple_returns,
+    total_returns,
     volatility_metrics,
 )
 from sigmasight_assets.risk.correlation import CORR_WINDOW, MIN_OVERLAP, grouped_correlation_summaries
@@ -147,11 +152,12 @@ def book_risk_symbols(positions: pd.DataFrame) -> list[str]:
 
 
 def read_closes(conn: Connection, symbols, start, end) -> pd.DataFrame:
-    """Long (symbol, date, close) with close = adj_close when stored, else close."""
+    """Long (symbol, date, close), the close as traded (``adj_close`` is not read: a
+    provider re-bases it after every dividend)."""
     c = t.market_data_cache.c
     frame = read_frame(
         conn,
-        sa.select(c.symbol, c.date, sa.func.coalesce(c.adj_close, c.close).label("close")).where(
+        sa.select(c.symbol, c.date, c.close).where(
             c.symbol.in_(sorted(set(symbols))), c.date >= pd.Timestamp(start).date(), c.date <= pd.Timestamp(end).date()
         ),
     )
@@ -192,6 +198,20 @@ def wide_closes(prices: pd.DataFrame, sessions: pd.DatetimeIndex, symbols) -> tu
     wide = wide.reindex(index=sessions, columns=list(symbols)).astype(float)
     wide.index.name, wide.columns.name = "date", None
     return wide, int((~on_session).sum())
+
+
+def actions_by_session(actions: pd.DataFrame, sessions: pd.DatetimeIndex) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The split ratios (symbol, date, ratio) and dividends per share (symbol, date, amount)
+    by ex-session (an ex-date off-session belongs to the next session) that fall in a
+    return of ``sessions``: ex-session after its first session, up to its last."""
+    ratios, dividends = split_ratios(actions), dividends_per_share(actions)
+    if not len(sessions):
+        return ratios.iloc[:0], dividends.iloc[:0]
+
+    def inside(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[(frame["date"] > sessions[0]) & (frame["date"] <= sessions[-1])].reset_index(drop=True)
+
+    return inside(ratios), inside(dividends)
 
 
 def _empty_like(columns) -> pd.DataFrame:
@@ -454,6 +474,7 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
         candidates = book_risk_symbols(book.positions)
         universe = list(dict.fromkeys([*candidates, MARKET_PROXY, *FACTOR_ETFS.values()]))
         prices = read_closes(conn, universe, first, window.end)
+        actions = read_actions(conn, universe, window.end)
         snapshots = read_snapshots(conn, first, window.end)
         provider = read_provider_betas(conn, candidates)
     sessions = sessions_between(first, window.end)
@@ -466,7 +487,10 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
     closes, off_session = wide_closes(prices, sessions, universe)
     if off_session:
         context.log.warning(f"ignored {off_session} stored close(s) dated on no NYSE session")
-    returns = simple_returns(closes, sessions)
+    ratios, dividends = actions_by_session(actions, sessions)
+    returns = total_returns(closes, ratios, dividends, sessions)
+    context.log.info(f"total returns with {len(ratios)} split and {len(dividends)} dividend ex-session(s) of "
+                     f"{pd.concat([ratios['symbol'], dividends['symbol']]).nunique()} symbols in the history")
     stats = symbol_statistics(returns, candidates, window)
     preturns = portfolio_returns(snapshots, sessions)
     ols = _ns(market_betas(preturns, returns[MARKET_PROXY], BETA_WINDOWS, BETA_MIN_OBS, window.start, window.end), "date")
@@ -536,7 +560,7 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
         t.portfolio_correlation_summary: summaries,
     }
     definitions = {
-        "simple_return": METRIC_DEFINITIONS["simple_return"],
+        "total_return": METRIC_DEFINITIONS["total_return"],
         "market_beta": stats["market_betas"].attrs.get("definition", METRIC_DEFINITIONS["market_beta"]),
         "factor_exposures": {
             **stats["factor_exposures"].attrs.get("definition", METRIC_DEFINITIONS["factor_exposures"]),
@@ -547,7 +571,8 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
         "correlation_summary": summary_def,
         "portfolio_beta": PORTFOLIO_BETA_DEFINITION,
         "storage": CORRELATION_STORAGE,
-        "history": {"sessions_before_window": HISTORY_SESSIONS, "close": "adj_close when stored, else close"},
+        "history": {"sessions_before_window": HISTORY_SESSIONS,
+                    "close": "as traded (market_data_cache.close) with corporate_actions splits and cash dividends"},
     }
     compute_s = time.perf_counter() - started  # reads included: they are interleaved by batch
 
@@ -568,6 +593,8 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
             "private_symbols_excluded": MetadataValue.int(len(private_symbols)),
             "history_start": MetadataValue.text(str(first.date())),
             "off_session_closes_ignored": MetadataValue.int(off_session),
+            "split_sessions_in_history": MetadataValue.int(len(ratios)),
+            "dividend_sessions_in_history": MetadataValue.int(len(dividends)),
             "correlation_matrix": MetadataValue.text(corr_note),
             "metric_definitions": MetadataValue.json(definitions),
             f"portfolios at {window.end.date()}": markdown_table(_last_session(pbetas, pvol, summaries, window.end), ",.3f"),

@@ -1,5 +1,6 @@
-"""Pure per-symbol risk maths (no Dagster): returns, rolling market beta and factor
-exposures, realized and HAR volatility, pairwise correlations.
+"""Pure per-symbol risk maths (no Dagster): total returns from as-traded closes and
+corporate actions, rolling market beta and factor exposures, realized and HAR volatility,
+pairwise correlations.
 
 Every metric is a property of a symbol and a session, computed for all symbols and all
 requested sessions at once from the trailing history (DESIGN §6). ``METRIC_DEFINITIONS``
@@ -13,11 +14,11 @@ from . import correlation, regression, returns, volatility
 from .analytics import symbol_risk_metrics
 from .correlation import correlation_matrix, correlation_summary
 from .regression import market_betas, rolling_beta, rolling_factor_exposures, weighted_beta
-from .returns import simple_returns
+from .returns import simple_returns, total_returns
 from .volatility import har_forecast, realized_volatility, volatility_metrics
 
 METRIC_DEFINITIONS: dict[str, dict] = {
-    "simple_return": returns.DEFINITION,
+    "total_return": returns.DEFINITION,
     **regression.DEFINITIONS,
     **volatility.DEFINITIONS,
     **correlation.DEFINITIONS,
@@ -34,6 +35,7 @@ __all__ = [
     "rolling_factor_exposures",
     "simple_returns",
     "symbol_risk_metrics",
+    "total_returns",
     "volatility_metrics",
     "weighted_beta",
 ]
