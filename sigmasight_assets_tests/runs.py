@@ -16,13 +16,15 @@ from sigmasight_assets.resources import MarketDataResource, StoreResource
 EXAMPLE_BOOK = Path(__file__).parent / "fixtures" / "example_book"
 
 
-def materialize_range(assets, url: str, start: str, end: str, price_spec: str = "demo", raise_on_error=True):
-    """One run of ``assets`` over [start, end] against the store at ``url``."""
+def materialize_range(assets, url: str, start: str, end: str, price_spec: str = "demo", raise_on_error=True,
+                      instance: DagsterInstance | None = None):
+    """One run of ``assets`` over [start, end] against the store at ``url`` (in ``instance``,
+    default a new ephemeral one)."""
     return materialize(
         assets,
         resources={"store": StoreResource(database_url=url), "market_data": MarketDataResource(spec=price_spec)},
         tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
-        instance=DagsterInstance.ephemeral(),
+        instance=instance or DagsterInstance.ephemeral(),
         raise_on_error=raise_on_error,
     )
 
