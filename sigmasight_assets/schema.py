@@ -220,6 +220,19 @@ sector_exposures = Table(
     Index("ix_sector_exposures_date", "date"),
 )
 
+# Sessions whose computed results a later change affects (a backdated trade, a corrected
+# flow, a late price): the recompute sensor runs the downstream assets from the earliest one
+# through the latest computed session, and portfolio_snapshots clears what its run covered.
+recompute_requests = Table(
+    "recompute_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session", Date, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index("ix_recompute_requests_session", "session"),
+)
+
 # --- accounting outputs ------------------------------------------------------------------
 
 position_values = Table(

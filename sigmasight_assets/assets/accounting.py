@@ -24,6 +24,7 @@ from dagster import (
     asset,
 )
 
+from sigmasight_assets import recompute
 from sigmasight_assets import schema as t
 from sigmasight_assets.accounting import checks
 from sigmasight_assets.accounting.actions import dividends_per_share, split_factors
@@ -432,14 +433,16 @@ def portfolio_snapshots(context: AssetExecutionContext, store: StoreResource):
         earliest = previous_session(inception.min()) if len(inception) else None
         # every position since inception, deleted ones too: their P&L stays in the chain
         priced = _priced_book(conn, window, with_deleted=True, earliest=earliest)
+        requests_seen = recompute.last_request_id(conn)
     snapshots = build_snapshots(equity, pnl, exposure)
 
     def write(conn) -> dict:
         n = replace_window(conn, t.portfolio_snapshots, "snapshot_date", window.start.date(), window.end.date(), snapshots)
+        handled = recompute.clear(conn, window.start.date(), window.end.date(), requests_seen)
         last = snapshots[snapshots["snapshot_date"] == window.end][
             ["portfolio_id", "equity_balance", "net_market_value", "gross_exposure", "leverage", "cumulative_pnl", "twr_index"]
         ]
-        return {"rows_written": n, f"at {window.end.date()}": _markdown(last, ",.4f")}
+        return {"rows_written": n, "recompute_requests_cleared": handled, f"at {window.end.date()}": _markdown(last)}
 
     def nmv(conn) -> AssetCheckResult:
         # the snapshots as stored against the sums the store gave of the stored position

@@ -1,0 +1,104 @@
+"""Recompute requests: the earliest session a change affects (DESIGN §8 "Operations").
+
+A backdated trade, a corrected flow or mark, or a close stored late for a session that was
+already computed with a filled or missing price changes results that are already stored.
+Whoever makes the change records the earliest affected session here, in the change's own
+transaction; the ``recompute_sensor`` asks for one run of the downstream assets from the
+earliest recorded session through the latest computed one, and ``portfolio_snapshots``
+clears the requests its run covered, in its own write transaction (so a failed run leaves
+them for the next one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from sigmasight_assets import schema as t
+from sigmasight_assets.calendar import session_on_or_after
+
+BOOK_DATES = {
+    "positions": ["entry_date", "exit_date", "deleted_at", "expiration_date"],
+    "realized_events": ["trade_date"],
+    "equity_changes": ["change_date"],
+    "position_marks": ["mark_date"],
+}
+"""The dates of each book table's rows from which a change to the row matters."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What is recorded and not yet handled: the earliest session, the newest request id
+    and the reasons (first few)."""
+
+    earliest: date
+    last_id: int
+    reasons: list[str]
+
+
+def record(conn: Connection, session, reason: str, now: datetime | None = None) -> None:
+    """Record that results from ``session`` (any date; mapped to its session) on are stale."""
+    day = pd.Timestamp(session_on_or_after(pd.Timestamp(session))).date()
+    conn.execute(t.recompute_requests.insert().values(
+        session=day, reason=reason[:2000], recorded_at=now or datetime.now(timezone.utc)
+    ))
+
+
+def pending(conn: Connection, limit: int = 5) -> Pending | None:
+    """The recorded requests, or None."""
+    r = t.recompute_requests
+    row = conn.execute(sa.select(sa.func.min(r.c.session), sa.func.max(r.c.id))).one()
+    if row[1] is None:
+        return None
+    reasons = [x for (x,) in conn.execute(sa.select(r.c.reason).order_by(r.c.session, r.c.id).limit(limit))]
+    return Pending(pd.Timestamp(row[0]).date(), int(row[1]), reasons)
+
+
+def clear(conn: Connection, start: date, end: date, up_to_id: int) -> int:
+    """After a run recomputed [start, end]: delete the requests up to ``up_to_id`` with a
+    session in it, provided no session after ``end`` is computed (a request means "from this
+    session on": a run that stops before the latest computed session leaves it)."""
+    r, e = t.recompute_requests, t.equity_balances
+    if conn.execute(sa.select(sa.func.count()).select_from(e).where(e.c.date > end)).scalar():
+        return 0
+    return conn.execute(
+        r.delete().where(r.c.id <= up_to_id, r.c.session >= start, r.c.session <= end)
+    ).rowcount
+
+
+def last_request_id(conn: Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.recompute_requests.c.id), 0))).scalar())
+
+
+def earliest_change(stored: dict[str, pd.DataFrame], incoming: dict[str, pd.DataFrame],
+                    keys: dict[str, list[str]]) -> pd.Timestamp | None:
+    """The earliest date of a row of the book that an import adds, changes or removes:
+    for each table of ``BOOK_DATES`` (frames keyed by ``keys[table]``), the rows of
+    ``incoming`` that are new or differ from ``stored`` in any column, and the stored rows
+    they replace, contribute their dates. None when nothing changes."""
+    earliest: list[pd.Timestamp] = []
+    for table, dates in BOOK_DATES.items():
+        new, old = incoming.get(table), stored.get(table)
+        if new is None or new.empty:
+            continue
+        key = keys[table]
+        columns = [c for c in new.columns if old is not None and c in old.columns]
+        merged = new[columns].merge(old[columns], on=key, how="left", suffixes=("", "_stored"), indicator=True)
+        differs = merged["_merge"].eq("left_only")
+        for c in (c for c in columns if c not in key):
+            a, b = merged[c], merged[f"{c}_stored"]
+            differs |= ~((a == b) | (a.isna() & b.isna()) | (_same_number(a, b)))
+        changed = merged[differs]
+        for c in (d for d in dates if d in changed.columns):
+            earliest += [pd.to_datetime(changed[c]).min(), pd.to_datetime(changed[f"{c}_stored"]).min()]
+    found = [d for d in earliest if pd.notna(d)]
+    return min(found) if found else None
+
+
+def _same_number(a: pd.Series, b: pd.Series) -> pd.Series:
+    x, y = pd.to_numeric(a, errors="coerce"), pd.to_numeric(b, errors="coerce")
+    return (x - y).abs().lt(1e-12)

@@ -1,0 +1,65 @@
+"""A change to sessions already computed is recomputed by one run from the earliest one."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import sqlalchemy as sa
+from dagster import build_sensor_context, instance_for_test
+
+from sigmasight_assets import recompute
+from sigmasight_assets import schema as t
+from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS
+from sigmasight_assets.resources import StoreResource
+from sigmasight_assets.sensors import recompute_request
+from sigmasight_assets.store import init_db, make_engine
+from sigmasight_assets_tests.runs import materialize_range, table_rows
+from sigmasight_assets_tests.test_corporate_actions import OUTPUTS, load_book
+
+BACKDATED = {"id": "late-sale", "position_id": "split-long", "trade_date": dt.date(2025, 8, 29),
+             "quantity_closed": 4.0, "price": 51.0}
+
+
+def evaluate(instance, url):
+    context = build_sensor_context(instance=instance, resources={"store": StoreResource(database_url=url)})
+    return recompute_request(context, make_engine(url))
+
+
+def test_a_backdated_trade_is_recomputed_by_one_run_equal_to_a_clean_backfill(engine, db_url, tmp_path):
+    load_book(engine)
+    with instance_for_test() as instance:
+        assert "no recompute requested" in evaluate(instance, db_url).skip_message
+        materialize_range(ACCOUNTING_ASSETS, db_url, "2025-08-28", "2025-09-03", instance=instance)
+        with engine.begin() as conn:
+            conn.execute(t.position_realized_events.insert().values(**BACKDATED))
+            recompute.record(conn, BACKDATED["trade_date"], "realized event late-sale")
+        request = evaluate(instance, db_url)
+        assert request.partition_key_range.start == "2025-08-29" and request.partition_key_range.end == "2025-09-03"
+        assert request.run_key.startswith("recompute:2025-08-29...2025-09-03:")
+        assert evaluate(instance, db_url).run_key == request.run_key  # same decision, launched once
+        materialize_range(ACCOUNTING_ASSETS, db_url, request.partition_key_range.start,
+                          request.partition_key_range.end, instance=instance)
+        assert "no recompute requested" in evaluate(instance, db_url).skip_message
+
+    clean = make_engine(f"sqlite:///{tmp_path / 'clean.db'}")
+    init_db(clean)
+    load_book(clean)
+    with clean.begin() as conn:
+        conn.execute(t.position_realized_events.insert().values(**BACKDATED))
+    materialize_range(ACCOUNTING_ASSETS, clean.url.render_as_string(False), "2025-08-28", "2025-09-03")
+    for table in [*OUTPUTS, t.portfolios]:
+        got, want = table_rows(engine, table), table_rows(clean, table)
+        pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12, check_dtype=False)
+
+
+def test_a_request_after_the_latest_computed_session_waits_for_the_next_run(engine, db_url):
+    load_book(engine)
+    with instance_for_test() as instance:
+        materialize_range(ACCOUNTING_ASSETS, db_url, "2025-08-28", "2025-08-29", instance=instance)
+        with engine.begin() as conn:
+            recompute.record(conn, dt.date(2025, 9, 2), "price of AAA on 2025-09-02")
+        assert "no session from then is computed" in evaluate(instance, db_url).skip_message
+        materialize_range(ACCOUNTING_ASSETS, db_url, "2025-09-02", "2025-09-02", instance=instance)
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(t.recompute_requests)).scalar() == 0
