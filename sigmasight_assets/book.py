@@ -6,11 +6,22 @@ Files (header row, ISO dates, '.' decimals, empty cell = not applicable):
 ``users.csv``, ``portfolios.csv``, ``positions.csv``, ``realized_events.csv``,
 ``equity_changes.csv`` (required) and ``position_marks.csv`` (optional).
 
+``positions.csv`` may carry a last column ``exit_price`` (DESIGN §5a); a file without it
+still imports.
+
 Upsert semantics: a row whose id (``(position_id, mark_date)`` for marks) is already in the
 store updates it; other stored rows are left alone. ``portfolios.equity_balance`` and
-``equity_balance_date`` are computed by the assets and never touched by an import.
+``equity_balance_date`` are computed by the assets and never touched by an import, nor is a
+stored ``exit_price`` by a ``positions.csv`` without that column (an empty cell clears it).
 Validation covers the store as it will be after the import: references may point at
 stored rows, and stored realized events and marks count against re-imported positions.
+
+The life of a position (DESIGN §5a): an exit is not before entry; no realized event trades
+after the exit session (sessions compared: a date belongs to the first NYSE session on or
+after it); events never close more than is open, counted in split-adjusted units with the
+SPLIT rows of the store's ``corporate_actions`` (options are never adjusted); an option has
+an expiration date, from its column or its OCC symbol. The store must be initialised
+(``sigmasight db init``): otherwise ``StoreNotReadyError``, in one line.
 """
 
 from __future__ import annotations
@@ -29,14 +40,23 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sigmasight_assets import schema
+from sigmasight_assets.accounting.actions import SPLIT, factor_at, split_factors
+from sigmasight_assets.calendar import all_sessions
 from sigmasight_assets.store import read_frame, records
-from sigmasight_assets.symbols import DEFAULT_OPTION_MULTIPLIER, INVESTMENT_CLASSES, OPTION_TYPES, POSITION_TYPES
+from sigmasight_assets.symbols import (
+    DEFAULT_OPTION_MULTIPLIER,
+    INVESTMENT_CLASSES,
+    OPTION_TYPES,
+    POSITION_TYPES,
+    parse_occ,
+)
 
 MAX_LISTED_PROBLEMS = 50
 CHANGE_TYPES = ("CONTRIBUTION", "WITHDRAWAL")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _QTY_TOLERANCE = 1e-9
+_SPLIT_ADJUSTED = ("LONG", "SHORT")  # a split of the symbol changes their quantity; options are never adjusted
 _UNREADABLE = re.compile("[\x00\udc80-\udcff]")  # NUL, or a byte that is not UTF-8 (surrogateescape)
 csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # an over-long cell is reported by its field's check
 
@@ -47,6 +67,8 @@ class BookFile:
     table: sa.Table
     columns: tuple[str, ...]
     required: bool = True
+    optional_columns: tuple[str, ...] = ()
+    """Columns the header may leave out (their cells read as empty)."""
 
 
 USERS = BookFile("users.csv", schema.users, ("id", "email", "full_name"))
@@ -59,8 +81,9 @@ POSITIONS = BookFile(
     (
         "id", "portfolio_id", "symbol", "position_type", "investment_class", "quantity",
         "entry_price", "entry_date", "exit_date", "multiplier", "underlying_symbol",
-        "strike_price", "expiration_date", "deleted_at",
+        "strike_price", "expiration_date", "deleted_at", "exit_price",
     ),
+    optional_columns=("exit_price",),
 )
 EVENTS = BookFile(
     "realized_events.csv",
@@ -135,7 +158,8 @@ def _read(directory: Traversable, spec: BookFile, problems: list[Problem]) -> pd
     if not header:
         problems.append(Problem(spec.name, 1, None, "is empty: a header row is required"))
         return None
-    bad = [Problem(spec.name, 1, c, "missing column") for c in spec.columns if c not in header]
+    absent = [c for c in spec.optional_columns if c not in header]
+    bad = [Problem(spec.name, 1, c, "missing column") for c in spec.columns if c not in header and c not in absent]
     bad += [Problem(spec.name, 1, c, "unknown column") for c in dict.fromkeys(header) if c not in spec.columns]
     bad += [Problem(spec.name, 1, c, "duplicate column") for c in dict.fromkeys(header) if header.count(c) > 1]
     if bad:
@@ -147,8 +171,12 @@ def _read(directory: Traversable, spec: BookFile, problems: list[Problem]) -> pd
             for name, cell in zip(header, row) if _UNREADABLE.search(cell)
         )
     frame = pd.DataFrame(body, columns=header, dtype=object).reindex(columns=list(spec.columns))
+    for column in absent:
+        frame[column] = ""
     frame["_line"] = lines
-    return frame.reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
+    frame.attrs["absent"] = tuple(absent)
+    return frame
 
 
 def _printable(text: str) -> str:
@@ -165,6 +193,8 @@ class _Rows:
         self.frame = frame
         self.problems = problems
         self.line = frame["_line"]
+        self.absent = set(frame.attrs.get("absent", ()))
+        """Optional columns the file's header leaves out."""
 
     def flag(self, mask, field: str, message: str | Callable[[str], str]) -> None:
         mask = pd.Series(mask, index=self.frame.index).fillna(False).astype(bool)
@@ -244,26 +274,74 @@ class _Rows:
 # --- validation --------------------------------------------------------------------------
 
 
+class StoreNotReadyError(RuntimeError):
+    """The store is missing, unreachable or not initialised (``sigmasight db init``);
+    the message is one line. Nothing was written."""
+
+
+_STORE_TABLES = (*schema.BOOK_TABLES, schema.corporate_actions)
+"""What an import reads and writes."""
+
+
+def _check_store(engine: Engine) -> None:
+    """Raise ``StoreNotReadyError`` unless ``engine``'s store exists and has every table and
+    column an import uses. A missing SQLite file is not created."""
+    url = engine.url
+    where = url.render_as_string(hide_password=True)
+    database = url.database or ""
+    if url.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:"):
+        if not Path(database).is_file():
+            raise StoreNotReadyError(f"no store at {database}: run `sigmasight db init` first")
+    try:
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            tables = set(inspector.get_table_names())
+            for table in _STORE_TABLES:
+                if table.name not in tables:
+                    raise StoreNotReadyError(
+                        f"the store {where} is not initialised (it has no table {table.name}): run `sigmasight db init` first"
+                    )
+                have = {c["name"] for c in inspector.get_columns(table.name)}
+                missing = [c.name for c in table.columns if c.name not in have]
+                if missing:
+                    raise StoreNotReadyError(
+                        f"the store {where} needs an upgrade (table {table.name} has no column {missing[0]}): "
+                        "run `sigmasight db init` first"
+                    )
+    except sa.exc.DBAPIError as exc:
+        reason = " ".join(str(exc.orig if exc.orig is not None else exc).split())
+        raise StoreNotReadyError(f"cannot open the store {where}: {reason}") from exc
+
+
 @dataclass
 class _Stored:
     user_ids: set[str]
     portfolio_ids: set[str]
-    positions: pd.DataFrame  # id, position_type, investment_class, quantity, entry_date
+    positions: pd.DataFrame  # id, symbol, position_type, investment_class, quantity, entry_date, exit_date, exit_price
     events: pd.DataFrame  # id, position_id, trade_date, quantity_closed
     marked_position_ids: set[str]
+    splits: pd.DataFrame  # corporate_actions rows with action_type SPLIT (accounting.actions.ACTION_COLUMNS)
 
 
 def _read_store(conn: Connection) -> _Stored:
-    p, e = schema.positions, schema.position_realized_events
+    p, e, a = schema.positions, schema.position_realized_events, schema.corporate_actions
     positions = read_frame(
         conn,
-        sa.select(p.c.id, p.c.position_type, p.c.investment_class, p.c.quantity, p.c.entry_date),
-        parse_dates=["entry_date"],
+        sa.select(
+            p.c.id, p.c.symbol, p.c.position_type, p.c.investment_class, p.c.quantity, p.c.entry_date,
+            p.c.exit_date, p.c.exit_price,
+        ),
+        parse_dates=["entry_date", "exit_date"],
     )
     events = read_frame(
         conn, sa.select(e.c.id, e.c.position_id, e.c.trade_date, e.c.quantity_closed), parse_dates=["trade_date"]
     )
-    positions["quantity"] = positions["quantity"].astype(float)
+    splits = read_frame(
+        conn,
+        sa.select(a.c.symbol, a.c.ex_date, a.c.action_type, a.c.ratio, a.c.amount).where(a.c.action_type == SPLIT),
+        parse_dates=["ex_date"],
+    )
+    positions = positions.astype({"quantity": float, "exit_price": float})
     events["quantity_closed"] = events["quantity_closed"].astype(float)
     return _Stored(
         user_ids=set(conn.execute(sa.select(schema.users.c.id)).scalars()),
@@ -271,7 +349,46 @@ def _read_store(conn: Connection) -> _Stored:
         positions=positions,
         events=events,
         marked_position_ids=set(conn.execute(sa.select(schema.position_marks.c.position_id).distinct()).scalars()),
+        splits=splits.astype({"ratio": float, "amount": float}),
     )
+
+
+def _sessions(dates: pd.Series) -> pd.Series:
+    """The session each date belongs to: the first NYSE session on or after it. Dates
+    outside the calendar stay as they are (the order of any two dates is kept); NaT stays
+    NaT. datetime64[us], so that any ISO date the book accepts fits."""
+    sessions = all_sessions().to_numpy().astype("datetime64[us]")
+    values = pd.Series(dates).astype("datetime64[us]")
+    days = values.to_numpy().copy()
+    inside = ~np.isnat(days)
+    inside[inside] = (days[inside] >= sessions[0]) & (days[inside] <= sessions[-1])
+    days[inside] = sessions[sessions.searchsorted(days[inside], side="left")]
+    return pd.Series(days, index=values.index)
+
+
+def _split_factor(symbols: pd.Series, sessions: pd.Series, adjusted: pd.Series, factors: pd.DataFrame) -> np.ndarray:
+    """``F(symbol, session)`` per row (``accounting.actions.factor_at``) where ``adjusted``,
+    1 elsewhere. Sessions outside the calendar are clipped to it (F has no step outside)."""
+    out = np.ones(len(symbols))
+    if factors.empty:
+        return out
+    mask = adjusted.to_numpy(dtype=bool) & sessions.notna().to_numpy()
+    if not mask.any():
+        return out
+    calendar = all_sessions()
+    first, last = calendar[0] - pd.Timedelta(days=1), calendar[-1]
+    days = sessions[mask].clip(lower=first, upper=last).astype("datetime64[ns]")
+    rows = pd.DataFrame({"symbol": symbols[mask].astype(str).to_numpy(), "date": days.to_numpy()})
+    out[mask] = factor_at(rows, factors)
+    return out
+
+
+def _factors(splits: pd.DataFrame) -> pd.DataFrame:
+    """``F`` steps of the stored splits whose ex-date the calendar knows (a later one has no
+    session a book date could reach before it)."""
+    known = splits[splits["ex_date"].notna() & (splits["ex_date"] <= all_sessions()[-1])]
+    known = known[np.isfinite(known["ratio"]) & (known["ratio"] > 0)]
+    return split_factors(known)
 
 
 def _ids(frame: pd.DataFrame | None, stored: set[str]) -> set[str] | None:
@@ -305,7 +422,10 @@ def _validate_portfolios(rows: _Rows, user_ids: set[str] | None) -> pd.DataFrame
     )
 
 
-def _validate_positions(rows: _Rows, portfolio_ids: set[str] | None) -> pd.DataFrame:
+def _validate_positions(rows: _Rows, portfolio_ids: set[str] | None, stored_exit_prices: pd.Series) -> pd.DataFrame:
+    """``stored_exit_prices``: the store's exit_price by position id, which a file without
+    the ``exit_price`` column leaves as it is (and which then still needs an exit_date).
+    The frame's ``exit_price`` is the one the position will have after the import."""
     f = rows.frame
     rows.text("id")
     rows.unique("id")
@@ -328,6 +448,18 @@ def _validate_positions(rows: _Rows, portfolio_ids: set[str] | None) -> pd.DataF
     entry_date = rows.date("entry_date")
     exit_date = rows.date("exit_date", required=False)
     rows.rule(exit_date < entry_date, "exit_date", "must be on or after entry_date")
+    if "exit_price" in rows.absent:
+        exit_price = f["id"].map(stored_exit_prices).astype(float)
+        for idx in f.index[exit_price.notna() & ~rows.present("exit_date")]:
+            rows.problems.append(
+                Problem(POSITIONS.name, int(rows.line[idx]), "exit_date",
+                        f"is required: the store holds exit_price {exit_price[idx]:g} for position {f.at[idx, 'id']!r} "
+                        "(a positions.csv with an exit_price column can clear it)")
+            )
+    else:
+        exit_price = rows.number("exit_price", required=False)
+        rows.rule(exit_price <= 0, "exit_price", "must be > 0")
+        rows.rule(rows.present("exit_price") & ~rows.present("exit_date"), "exit_price", "requires an exit_date")
     multiplier = rows.number("multiplier", required=False)
     rows.rule(multiplier <= 0, "multiplier", "must be > 0")
 
@@ -336,8 +468,24 @@ def _validate_positions(rows: _Rows, portfolio_ids: set[str] | None) -> pd.DataF
     rows.rule(strike <= 0, "strike_price", "must be > 0")
     expiration = rows.date("expiration_date", required=False)
     rows.rule(expiration < entry_date, "expiration_date", "must be on or after entry_date")
-    for field in ("underlying_symbol", "strike_price", "expiration_date"):
+    for field in ("underlying_symbol", "strike_price"):
         rows.flag(option & ~rows.present(field), field, "is required for an option position")
+    occ_expiration = pd.Series(pd.NaT, index=f.index, dtype="datetime64[us]")
+    from_symbol = option & ~rows.present("expiration_date")
+    if from_symbol.any():
+        contracts = f.loc[from_symbol, "symbol"].map(parse_occ)
+        occ_expiration[from_symbol] = pd.to_datetime(
+            contracts.map(lambda c: None if c is None else c.expiration)
+        ).astype("datetime64[us]")
+    rows.flag(from_symbol & occ_expiration.isna(), "expiration_date",
+              "is required for an option position whose symbol is not an OCC option symbol")
+    for idx in f.index[occ_expiration < entry_date]:
+        rows.problems.append(
+            Problem(POSITIONS.name, int(rows.line[idx]), "symbol",
+                    f"expires on {occ_expiration[idx].date()} (OCC symbol, expiration_date empty), before entry_date, "
+                    f"got {f.at[idx, 'symbol']!r}")
+        )
+    for field in ("underlying_symbol", "strike_price", "expiration_date"):
         rows.rule(valid_type & ~option & rows.present(field), field, "must be empty for a non-option position")
     deleted_at = rows.date("deleted_at", required=False)
 
@@ -353,6 +501,7 @@ def _validate_positions(rows: _Rows, portfolio_ids: set[str] | None) -> pd.DataF
             "entry_price": entry_price,
             "entry_date": entry_date,
             "exit_date": exit_date,
+            "exit_price": exit_price,
             "multiplier": multiplier.fillna(pd.Series(default_multiplier, index=f.index)),
             "underlying_symbol": f["underlying_symbol"].where(rows.present("underlying_symbol"), None),
             "strike_price": strike,
@@ -364,7 +513,7 @@ def _validate_positions(rows: _Rows, portfolio_ids: set[str] | None) -> pd.DataF
 
 
 def _validate_events(rows: _Rows, merged: pd.DataFrame | None) -> pd.DataFrame:
-    """``merged``: positions after the import (index id; position_type, entry_date)."""
+    """``merged``: positions after the import (``_merge_positions``)."""
     f = rows.frame
     rows.text("id")
     rows.unique("id")
@@ -385,6 +534,14 @@ def _validate_events(rows: _Rows, merged: pd.DataFrame | None) -> pd.DataFrame:
             rows.problems.append(
                 Problem(EVENTS.name, int(rows.line[idx]), "trade_date",
                         f"must be on or after the position's entry_date {entry[idx].date()}, got {f.at[idx, 'trade_date']!r}")
+            )
+        exit_session, exit_date = position["exit_session"], position["exit_date"]
+        for idx in f.index[resolvable & (_sessions(trade_date) > exit_session)]:
+            dated = "" if exit_date[idx] == exit_session[idx] else f" (exit_date {exit_date[idx].date()})"
+            rows.problems.append(
+                Problem(EVENTS.name, int(rows.line[idx]), "trade_date",
+                        f"must be on or before the position's exit session {exit_session[idx].date()}{dated}, "
+                        f"got {f.at[idx, 'trade_date']!r}")
             )
     return pd.DataFrame(
         {
@@ -434,44 +591,82 @@ def _validate_marks(rows: _Rows, merged: pd.DataFrame | None) -> pd.DataFrame:
 
 def _merge_positions(stored: pd.DataFrame, imported: pd.DataFrame) -> pd.DataFrame:
     """Positions as they will be after the import, indexed by id, with ``_line`` (NaN for
-    stored rows the import does not touch)."""
+    stored rows the import does not touch) and the sessions of entry and exit."""
     keep = stored[~stored["id"].isin(imported["id"])].assign(_line=np.nan)
-    cols = ["id", "position_type", "investment_class", "quantity", "entry_date", "_line"]
-    merged = pd.concat([keep[cols], imported.loc[imported["id"] != "", cols]], ignore_index=True)
-    return merged.drop_duplicates("id", keep="first").set_index("id")
+    cols = ["id", "symbol", "position_type", "investment_class", "quantity", "entry_date", "exit_date", "exit_price", "_line"]
+    parts = [part[cols].astype({"entry_date": "datetime64[us]", "exit_date": "datetime64[us]"})
+             for part in (keep, imported.loc[imported["id"] != ""])]
+    merged = pd.concat(parts, ignore_index=True).drop_duplicates("id", keep="first").set_index("id")
+    merged["entry_session"] = _sessions(merged["entry_date"])
+    merged["exit_session"] = _sessions(merged["exit_date"])
+    return merged
 
 
 def _check_closures(merged: pd.DataFrame, stored: _Stored, events: pd.DataFrame | None, problems: list[Problem]) -> None:
-    """Σ quantity_closed per position <= quantity, over the stored events the import keeps
-    plus the imported ones (stored first, then imported by trade_date and line): the first
+    """No position closes more than is open, over the stored events the import keeps plus
+    the imported ones (stored first, then imported by trade_date and line): the first
     imported row that overflows is named; if stored events alone overflow, the position's
-    quantity is. Also: stored events must not precede a re-imported entry_date; stored marks
-    require a re-imported position to stay PRIVATE."""
+    quantity is.
+
+    Counted in split-adjusted units (DESIGN §5a): with F the symbol's split factor at a
+    session, an event's quantity is in units of its session, so the quantity open at event
+    i's session is ``quantity · F(i)/F(entry) − Σ_{j<i} q_j · F(i)/F(j)``; dividing by
+    ``F(i)/F(entry)`` (> 0), the rule is ``Σ_{j<=i} q_j · F(entry)/F(j) <= quantity``: one
+    cumulative sum per position. Options (and PRIVATE holdings) are never adjusted.
+
+    Also: stored events must not precede a re-imported entry_date nor follow a
+    re-imported exit session; stored marks require a re-imported position to stay PRIVATE."""
     imported = events if events is not None else pd.DataFrame(columns=["id", "position_id", "trade_date", "quantity_closed", "_line"])
     kept = stored.events[~stored.events["id"].isin(imported["id"])].assign(_line=np.nan)
     all_events = pd.concat(
-        [kept.assign(_imported=0), imported[kept.columns.drop("_line").tolist() + ["_line"]].assign(_imported=1)],
+        [part.astype({"trade_date": "datetime64[us]", "quantity_closed": float}) for part in (
+            kept.assign(_imported=0),
+            imported[kept.columns.drop("_line").tolist() + ["_line"]].assign(_imported=1),
+        )],
         ignore_index=True,
-    ).astype({"quantity_closed": float})
+    )
     all_events = all_events[all_events["position_id"].isin(merged.index) & all_events["quantity_closed"].notna()]
     all_events = all_events.sort_values(["position_id", "_imported", "trade_date", "_line"], kind="stable")
-    all_events["closed"] = all_events.groupby("position_id")["quantity_closed"].cumsum()
-    all_events["quantity"] = merged["quantity"].reindex(all_events["position_id"]).to_numpy()
+    position = merged.reindex(all_events["position_id"])
+    position.index = all_events.index
+    adjusted = (
+        position["position_type"].isin(_SPLIT_ADJUSTED)
+        & (position["investment_class"] != "PRIVATE")
+        & position["symbol"].notna()
+    )
+    factors = _factors(stored.splits)
+    at_event = _split_factor(position["symbol"], _sessions(all_events["trade_date"]), adjusted, factors)
+    at_entry = _split_factor(position["symbol"], position["entry_session"], adjusted, factors)
+    scale = at_event / at_entry  # entry units -> units of the event's session
+    all_events["closed"] = (all_events["quantity_closed"] / scale).groupby(all_events["position_id"]).cumsum()
+    all_events["quantity"] = position["quantity"]
+    all_events["scale"] = scale
     over = all_events[all_events["closed"] > all_events["quantity"] * (1 + _QTY_TOLERANCE) + _QTY_TOLERANCE]
     for position_id, first in over.groupby("position_id", sort=False).head(1).set_index("position_id").iterrows():
-        text = f"closes {first['closed']:g} of position {position_id!r} in total, more than its quantity {first['quantity']:g}"
+        closed, open_ = first["closed"] * first["scale"], first["quantity"] * first["scale"]
+        split = "" if first["scale"] == 1 else f" (split-adjusted from {first['quantity']:g} at entry)"
         if first["_imported"]:
+            text = f"closes {closed:g} of position {position_id!r} in total, more than its quantity {open_:g}{split}"
             problems.append(Problem(EVENTS.name, int(first["_line"]), "quantity_closed", text))
         elif not np.isnan(merged.at[position_id, "_line"]):
+            if split:
+                split = f" (split-adjusted from the new {first['quantity']:g} at entry)"
             problems.append(Problem(POSITIONS.name, int(merged.at[position_id, "_line"]), "quantity",
-                                    f"stored realized events close {first['closed']:g}, more than the new quantity {first['quantity']:g}"))
+                                    f"stored realized events close {closed:g}, more than the new quantity {open_:g}{split}"))
 
     reimported = merged[merged["_line"].notna()]
-    early = kept.merge(reimported[["entry_date", "_line"]], left_on="position_id", right_index=True)
-    early = early[early["trade_date"] < early["entry_date"]]
+    stored_events = kept.drop(columns="_line").merge(
+        reimported[["entry_date", "exit_session", "_line"]], left_on="position_id", right_index=True
+    )
+    early = stored_events[stored_events["trade_date"] < stored_events["entry_date"]]
     for _, row in early.drop_duplicates("position_id").iterrows():
         problems.append(Problem(POSITIONS.name, int(row["_line"]), "entry_date",
                                 f"stored realized event {row['id']!r} trades on {row['trade_date'].date()}, before the new entry_date"))
+    late = stored_events[_sessions(stored_events["trade_date"]) > stored_events["exit_session"]]
+    for _, row in late.sort_values("trade_date", ascending=False, kind="stable").drop_duplicates("position_id").iterrows():
+        problems.append(Problem(POSITIONS.name, int(row["_line"]), "exit_date",
+                                f"stored realized event {row['id']!r} trades on {row['trade_date'].date()}, "
+                                f"after the new exit session {row['exit_session'].date()}"))
     unmarked = reimported[reimported.index.isin(stored.marked_position_ids) & (reimported["investment_class"] != "PRIVATE")]
     for position_id, row in unmarked.iterrows():
         problems.append(Problem(POSITIONS.name, int(row["_line"]), "investment_class",
@@ -498,8 +693,10 @@ def validate_book(directory: Traversable, conn: Connection) -> dict[str, pd.Data
         clean[PORTFOLIOS.table.name] = _validate_portfolios(r, user_ids)
     merged = None
     if (r := rows(POSITIONS)) is not None:
-        positions = _validate_positions(r, portfolio_ids)
-        clean[POSITIONS.table.name] = positions.drop(columns="_line")
+        stored_exit_prices = stored.positions.set_index("id")["exit_price"].dropna()
+        positions = _validate_positions(r, portfolio_ids, stored_exit_prices)
+        # without the column, a stored exit_price is left as it is (the upsert does not carry it)
+        clean[POSITIONS.table.name] = positions.drop(columns=["_line", *r.absent])
         merged = _merge_positions(stored.positions, positions)
     events = None
     if (r := rows(EVENTS)) is not None:
@@ -549,6 +746,7 @@ def _upsert(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> int:
 
 
 def _import(engine: Engine, directory: Traversable) -> dict[str, int]:
+    _check_store(engine)
     with engine.begin() as conn:
         clean = validate_book(directory, conn)
         return {spec.table.name: _upsert(conn, spec.table, clean.get(spec.table.name, pd.DataFrame())) for spec in BOOK_FILES}
@@ -557,7 +755,7 @@ def _import(engine: Engine, directory: Traversable) -> dict[str, int]:
 def import_book(engine: Engine, directory: Path) -> dict[str, int]:
     """Validate the book CSVs in ``directory`` and upsert them in one transaction; returns
     table name -> rows imported. Raises BookValidationError (nothing changed) on any
-    problem."""
+    problem, StoreNotReadyError when the store is missing or not initialised."""
     return _import(engine, Path(directory))
 
 

@@ -32,10 +32,23 @@ def cmd_db_init(args) -> int:
     return 0
 
 
+def _into_store(load) -> dict[str, int]:
+    """Run a book load against the configured store. A missing, unreachable or
+    uninitialised store (``book.StoreNotReadyError``) or a store URL SQLAlchemy cannot use
+    is one line on stderr, not a traceback."""
+    import sqlalchemy as sa
+
+    try:
+        return load(_engine())
+    except sa.exc.SQLAlchemyError as exc:
+        reason = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
+        raise RuntimeError(f"store error: {type(exc).__name__}: {' '.join(str(reason).split())}") from exc
+
+
 def cmd_book_import(args) -> int:
     from sigmasight_assets.book import import_book
 
-    summary = import_book(_engine(), Path(args.directory))
+    summary = _into_store(lambda engine: import_book(engine, Path(args.directory)))
     print(f"imported {args.directory}: " + ", ".join(f"{n} {t}" for t, n in summary.items()))
     return 0
 
@@ -43,7 +56,7 @@ def cmd_book_import(args) -> int:
 def cmd_book_load_demo(args) -> int:
     from sigmasight_assets.book import load_demo
 
-    summary = load_demo(_engine())
+    summary = _into_store(load_demo)
     print("loaded the demo book: " + ", ".join(f"{n} {t}" for t, n in summary.items()))
     return 0
 

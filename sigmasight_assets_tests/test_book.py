@@ -4,7 +4,7 @@ the store exactly as it was; valid books round-trip and re-imports update in pla
 from __future__ import annotations
 
 import csv
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from sigmasight_assets import book as book_module
 from sigmasight_assets import schema
-from sigmasight_assets.book import BookValidationError, import_book, load_demo
+from sigmasight_assets.book import BookValidationError, StoreNotReadyError, import_book, load_demo
 from sigmasight_assets.demo import generate
 
 HEADERS = {
@@ -21,6 +21,7 @@ HEADERS = {
     "positions.csv": [
         "id", "portfolio_id", "symbol", "position_type", "investment_class", "quantity", "entry_price",
         "entry_date", "exit_date", "multiplier", "underlying_symbol", "strike_price", "expiration_date", "deleted_at",
+        "exit_price",
     ],
     "realized_events.csv": ["id", "position_id", "trade_date", "quantity_closed", "price"],
     "equity_changes.csv": ["id", "portfolio_id", "change_type", "amount", "change_date"],
@@ -231,8 +232,13 @@ REJECTIONS = {
         "positions.csv row 2, field 'position_type': must be LC, LP, SC or SP for investment_class OPTIONS, got 'LONG'",
     ),
     "option_without_expiration": (
-        _set("positions.csv", 2, expiration_date=""),
-        "positions.csv row 4, field 'expiration_date': is required for an option position",
+        _set("positions.csv", 2, expiration_date="", symbol="AAPL_DEC_250_CALL"),
+        "positions.csv row 4, field 'expiration_date': is required for an option position whose symbol is not an OCC option symbol",
+    ),
+    "option_whose_occ_symbol_expired_before_entry": (
+        _set("positions.csv", 2, expiration_date="", symbol="AAPL250620C00250000"),
+        "positions.csv row 4, field 'symbol': expires on 2025-06-20 (OCC symbol, expiration_date empty), before entry_date, "
+        "got 'AAPL250620C00250000'",
     ),
     "option_without_underlying": (
         _set("positions.csv", 2, underlying_symbol=""),
@@ -245,6 +251,36 @@ REJECTIONS = {
     "exit_before_entry": (
         _set("positions.csv", 1, exit_date="2025-05-30"),
         "positions.csv row 3, field 'exit_date': must be on or after entry_date, got '2025-05-30'",
+    ),
+    "exit_before_entry_of_a_stock_with_an_exit_price": (
+        _set("positions.csv", 0, exit_date="2025-06-01", exit_price="210", entry_date="2025-06-02"),
+        "positions.csv row 2, field 'exit_date': must be on or after entry_date, got '2025-06-01'",
+    ),
+    "exit_price_not_a_number": (
+        _set("positions.csv", 1, exit_date="2025-09-02", exit_price="290,5"),
+        "positions.csv row 3, field 'exit_price': must be a number with '.' decimals, got '290,5'",
+    ),
+    "exit_price_zero": (
+        _set("positions.csv", 1, exit_date="2025-09-02", exit_price="0"),
+        "positions.csv row 3, field 'exit_price': must be > 0, got '0'",
+    ),
+    "exit_price_negative": (
+        _set("positions.csv", 1, exit_date="2025-09-02", exit_price="-3"),
+        "positions.csv row 3, field 'exit_price': must be > 0, got '-3'",
+    ),
+    "exit_price_without_exit_date": (
+        _set("positions.csv", 1, exit_price="290.5"),
+        "positions.csv row 3, field 'exit_price': requires an exit_date, got '290.5'",
+    ),
+    "event_after_exit": (
+        _set("positions.csv", 0, exit_date="2025-08-13", exit_price="205"),
+        "realized_events.csv row 2, field 'trade_date': must be on or before the position's exit session 2025-08-13, "
+        "got '2025-08-14'",
+    ),
+    "event_after_the_session_of_a_weekend_exit": (  # exit on Saturday 08-09: its session is Monday 08-11
+        _set("positions.csv", 0, exit_date="2025-08-09"),
+        "realized_events.csv row 2, field 'trade_date': must be on or before the position's exit session 2025-08-11 "
+        "(exit_date 2025-08-09), got '2025-08-14'",
     ),
     "trade_before_entry": (
         _set("realized_events.csv", 0, trade_date="2025-05-01"),
@@ -452,6 +488,218 @@ def test_references_resolve_against_rows_already_in_the_store(engine, tmp_path):
     summary = import_book(engine, write_book(tmp_path / "v2", later))
     assert summary["positions"] == 1 and summary["position_realized_events"] == 1 and summary["position_marks"] == 1
     assert row_counts(engine)["positions"] == 5
+
+
+# --- the life of a position: exits, splits, expirations (DESIGN §5a) ------------------------
+
+
+def store_split(engine, symbol: str, ex_date: str, ratio: float) -> None:
+    """A SPLIT in the store's corporate_actions, as the prices asset would have fetched it."""
+    with engine.begin() as conn:
+        conn.execute(schema.corporate_actions.insert().values(
+            symbol=symbol, ex_date=date.fromisoformat(ex_date), action_type="SPLIT", ratio=ratio, amount=None,
+            source="test", fetched_at=datetime(2025, 11, 1, tzinfo=timezone.utc)))
+
+
+def positions_by_id(engine) -> dict:
+    with engine.connect() as conn:
+        return {r.id: r for r in conn.execute(sa.select(schema.positions))}
+
+
+def rejected(engine, directory: Path) -> list[str]:
+    """Import ``directory``, which must be rejected without changing the store; the
+    problem lines."""
+    before = store_contents(engine)
+    with pytest.raises(BookValidationError) as info:
+        import_book(engine, directory)
+    assert store_contents(engine) == before
+    return [line.strip() for line in str(info.value).splitlines()[1:]]
+
+
+def _after_split_close(quantity_closed: str, trade_date: str = "2025-09-03") -> dict:
+    """The small book with a second close of s1 (100 AAPL, 40 sold on 2025-08-14)."""
+    book = small_book()
+    book["realized_events.csv"].append(
+        {"id": "e2", "position_id": "s1", "trade_date": trade_date, "quantity_closed": quantity_closed, "price": "105"}
+    )
+    return book
+
+
+def test_exit_price_round_trips(engine, tmp_path):
+    book = small_book()
+    book["positions.csv"][1].update(exit_date="2025-09-02", exit_price="290.5")
+    import_book(engine, write_book(tmp_path, book))
+    positions = positions_by_id(engine)
+    assert (positions["s2"].exit_date, positions["s2"].exit_price) == (date(2025, 9, 2), 290.5)
+    assert all(positions[i].exit_price is None for i in ("s1", "o1", "pv1"))
+
+
+def test_positions_file_without_the_exit_price_column_still_imports(engine, tmp_path):
+    book = small_book()
+    book["positions.csv"][1]["exit_date"] = "2025-09-02"
+    legacy = {"positions.csv": [c for c in HEADERS["positions.csv"] if c != "exit_price"]}
+    assert import_book(engine, write_book(tmp_path, book, legacy))["positions"] == 4
+    positions = positions_by_id(engine)
+    assert (positions["s2"].exit_date, positions["s2"].exit_price) == (date(2025, 9, 2), None)
+
+
+def test_reimport_of_the_same_ids_updates_exit_price(engine, tmp_path):
+    book = small_book()
+    book["positions.csv"][1].update(exit_date="2025-09-02", exit_price="290.5")
+    import_book(engine, write_book(tmp_path / "v1", book))
+    counts = row_counts(engine)
+    book["positions.csv"][1]["exit_price"] = "280"
+    import_book(engine, write_book(tmp_path / "v2", book))
+    assert positions_by_id(engine)["s2"].exit_price == 280.0
+    assert row_counts(engine) == counts
+    # a file without the column leaves the stored exit_price alone ...
+    legacy = {"positions.csv": [c for c in HEADERS["positions.csv"] if c != "exit_price"]}
+    book["positions.csv"][1]["exit_date"] = "2025-09-03"
+    import_book(engine, write_book(tmp_path / "v3", book, legacy))
+    assert (positions_by_id(engine)["s2"].exit_date, positions_by_id(engine)["s2"].exit_price) == (date(2025, 9, 3), 280.0)
+    # ... so it cannot take the exit away under it
+    book["positions.csv"][1]["exit_date"] = ""
+    assert "positions.csv row 3, field 'exit_date': is required: the store holds exit_price 280 for position 's2' " \
+           "(a positions.csv with an exit_price column can clear it)" in rejected(engine, write_book(tmp_path / "v4", book, legacy))
+    # an empty cell clears it
+    book["positions.csv"][1]["exit_price"] = ""
+    import_book(engine, write_book(tmp_path / "v5", book))
+    assert (positions_by_id(engine)["s2"].exit_date, positions_by_id(engine)["s2"].exit_price) == (None, None)
+    assert row_counts(engine) == counts
+
+
+def test_event_on_the_exit_session_of_a_weekend_exit_is_accepted(engine, tmp_path):
+    book = small_book()
+    book["positions.csv"][0]["exit_date"] = "2025-08-16"  # Saturday: the exit session is Monday 08-18
+    book["realized_events.csv"].append(
+        {"id": "e2", "position_id": "s1", "trade_date": "2025-08-18", "quantity_closed": "60", "price": "211"}
+    )
+    assert import_book(engine, write_book(tmp_path, book))["position_realized_events"] == 2
+
+
+def test_stored_event_after_a_reimported_exit_is_rejected_naming_the_exit_date(engine, tmp_path):
+    import_book(engine, write_book(tmp_path / "v1", small_book()))  # e1 closes 40 of s1 on 2025-08-14
+    later = {name: [] for name in HEADERS}
+    later["positions.csv"] = [dict(small_book()["positions.csv"][0], exit_date="2025-08-01")]
+    assert ("positions.csv row 2, field 'exit_date': stored realized event 'e1' trades on 2025-08-14, "
+            "after the new exit session 2025-08-01") in rejected(engine, write_book(tmp_path / "v2", later))
+
+
+def test_stored_event_before_a_reimported_entry_is_rejected_naming_the_entry_date(engine, tmp_path):
+    import_book(engine, write_book(tmp_path / "v1", small_book()))  # e1 closes 40 of s1 on 2025-08-14
+    later = {name: [] for name in HEADERS}
+    later["positions.csv"] = [dict(small_book()["positions.csv"][0], entry_date="2025-08-20")]
+    assert ("positions.csv row 2, field 'entry_date': stored realized event 'e1' trades on 2025-08-14, "
+            "before the new entry_date") in rejected(engine, write_book(tmp_path / "v2", later))
+
+
+def test_event_into_a_stored_exited_position_after_its_exit_is_rejected(engine, tmp_path):
+    book = small_book()
+    book["positions.csv"][1]["exit_date"] = "2025-09-02"
+    import_book(engine, write_book(tmp_path / "v1", book))
+    later = {name: [] for name in HEADERS}
+    later["realized_events.csv"] = [
+        {"id": "e7", "position_id": "s2", "trade_date": "2025-09-03", "quantity_closed": "10", "price": "300"}
+    ]
+    assert ("realized_events.csv row 2, field 'trade_date': must be on or before the position's exit session 2025-09-02, "
+            "got '2025-09-03'") in rejected(engine, write_book(tmp_path / "v2", later))
+
+
+def test_over_close_without_a_split_names_the_event(engine, tmp_path):
+    assert ("realized_events.csv row 3, field 'quantity_closed': closes 160 of position 's1' in total, "
+            "more than its quantity 100") in rejected(engine, write_book(tmp_path, _after_split_close("120")))
+
+
+def test_close_that_fits_only_because_of_a_stored_2_for_1_split(engine, tmp_path):
+    """40 of 100 sold before a 2-for-1 split (ex-date Saturday 2025-08-30, so the session
+    2025-09-02): 60 pre-split shares are 120 after it. Without the split the same book
+    closes 160 of 100."""
+    book = _after_split_close("120")
+    assert "closes 160 of position 's1' in total, more than its quantity 100" in rejected(
+        engine, write_book(tmp_path / "no_split", book))[0]
+    store_split(engine, "AAPL", "2025-08-30", 2.0)
+    assert import_book(engine, write_book(tmp_path / "split", book))["position_realized_events"] == 2
+    with engine.connect() as conn:
+        closed = dict(conn.execute(sa.select(schema.position_realized_events.c.id,
+                                             schema.position_realized_events.c.quantity_closed)).all())
+    assert closed == {"e1": 40.0, "e2": 120.0}
+
+
+def test_split_adjusted_over_close_names_both_quantities_in_post_split_units(engine, tmp_path):
+    store_split(engine, "AAPL", "2025-08-30", 2.0)
+    assert ("realized_events.csv row 3, field 'quantity_closed': closes 201 of position 's1' in total, "
+            "more than its quantity 200 (split-adjusted from 100 at entry)") in rejected(
+        engine, write_book(tmp_path, _after_split_close("121")))
+
+
+def test_event_belongs_to_its_session_for_the_split(engine, tmp_path):
+    """The ex-session is 2025-09-02: a close on Friday 08-29 is in pre-split units, one
+    dated Saturday 08-30 belongs to 09-02 and is in post-split units."""
+    store_split(engine, "AAPL", "2025-08-30", 2.0)
+    assert "closes 160 of position 's1' in total, more than its quantity 100" in rejected(
+        engine, write_book(tmp_path / "friday", _after_split_close("120", "2025-08-29")))[0]
+    assert import_book(engine, write_book(tmp_path / "saturday", _after_split_close("120", "2025-08-30")))
+
+
+def test_reverse_split_turns_a_fine_close_into_an_over_close(engine, tmp_path):
+    """1-for-5 (ratio 0.2) on 2025-09-02: 60 shares still open become 12, so closing 60
+    afterwards closes more than is open; without the split the book is fine."""
+    book = _after_split_close("60")
+    import_book(engine, write_book(tmp_path / "v1", book))  # no split stored: 40 + 60 = 100
+    with engine.begin() as conn:  # start again from an empty book
+        for table in reversed(schema.BOOK_TABLES):
+            conn.execute(table.delete())
+    store_split(engine, "AAPL", "2025-09-02", 0.2)
+    assert ("realized_events.csv row 3, field 'quantity_closed': closes 68 of position 's1' in total, "
+            "more than its quantity 20 (split-adjusted from 100 at entry)") in rejected(engine, write_book(tmp_path / "v2", book))
+    assert sum(row_counts(engine).values()) == 0
+    assert import_book(engine, write_book(tmp_path / "v3", _after_split_close("12")))
+
+
+def test_split_counts_against_stored_events_and_a_reimported_quantity(engine, tmp_path):
+    store_split(engine, "AAPL", "2025-09-02", 0.2)
+    import_book(engine, write_book(tmp_path / "v1", _after_split_close("12")))  # 40 = 8 after the split, + 12 = 20
+    later = {name: [] for name in HEADERS}
+    later["realized_events.csv"] = [
+        {"id": "e3", "position_id": "s1", "trade_date": "2025-09-04", "quantity_closed": "0.5", "price": "1050"}
+    ]
+    assert ("realized_events.csv row 2, field 'quantity_closed': closes 20.5 of position 's1' in total, "
+            "more than its quantity 20 (split-adjusted from 100 at entry)") in rejected(engine, write_book(tmp_path / "v2", later))
+    shrunk = {name: [] for name in HEADERS}
+    shrunk["positions.csv"] = [dict(small_book()["positions.csv"][0], quantity="90")]
+    assert ("positions.csv row 2, field 'quantity': stored realized events close 20, more than the new quantity 18 "
+            "(split-adjusted from the new 90 at entry)") in rejected(engine, write_book(tmp_path / "v3", shrunk))
+
+
+def test_options_are_never_split_adjusted(engine, tmp_path):
+    store_split(engine, "AAPL251219C00250000", "2025-08-01", 2.0)  # even a split stored under the option's own symbol
+    book = small_book()
+    book["realized_events.csv"].append(
+        {"id": "e2", "position_id": "o1", "trade_date": "2025-09-02", "quantity_closed": "3", "price": "4"}
+    )
+    assert ("realized_events.csv row 3, field 'quantity_closed': closes 3 of position 'o1' in total, "
+            "more than its quantity 2") in rejected(engine, write_book(tmp_path, book))
+
+
+def test_option_with_an_occ_symbol_needs_no_expiration_date(engine, tmp_path):
+    book = small_book()
+    book["positions.csv"][2]["expiration_date"] = ""
+    import_book(engine, write_book(tmp_path, book))
+    assert positions_by_id(engine)["o1"].expiration_date is None  # the accounting reads it from the symbol
+
+
+def test_import_into_a_missing_or_uninitialised_store_is_a_one_line_error(tmp_path):
+    from sigmasight_assets.store import make_engine
+
+    directory = write_book(tmp_path / "book", small_book())
+    missing = tmp_path / "nowhere.db"
+    with pytest.raises(StoreNotReadyError, match=r"^no store at .*nowhere\.db: run `sigmasight db init` first$"):
+        import_book(make_engine(f"sqlite:///{missing}"), directory)
+    assert not missing.exists()
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with pytest.raises(StoreNotReadyError, match=r"is not initialised \(it has no table \w+\): run `sigmasight db init`"):
+        import_book(make_engine(f"sqlite:///{empty}"), directory)
 
 
 # --- the demo book -----------------------------------------------------------------------

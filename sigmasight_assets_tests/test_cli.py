@@ -4,10 +4,12 @@
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
+from sigmasight_assets_tests.conftest import PG_SERVER
 from sigmasight_assets_tests.runs import EXAMPLE_BOOK
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,12 +20,16 @@ def run(args, env, timeout=180):
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def environment(tmp_path, db_url) -> dict[str, str]:
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    return {**os.environ, "SIGMASIGHT_DATABASE_URL": db_url, "DAGSTER_HOME": str(home),
+            "SIGMASIGHT_PRICE_SOURCE": "demo", "PATH": f"{BIN}:{os.environ['PATH']}"}
+
+
 @pytest.fixture
 def cli_env(tmp_path, db_url):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    env = {**os.environ, "SIGMASIGHT_DATABASE_URL": db_url, "DAGSTER_HOME": str(home),
-           "SIGMASIGHT_PRICE_SOURCE": "demo", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    env = environment(tmp_path, db_url)
     assert run(["sigmasight", "db", "init"], env).returncode == 0
     return env
 
@@ -43,7 +49,7 @@ def test_materialize_everything_over_a_range_is_one_run_in_which_every_asset_run
     equity = run(["sigmasight", "equity", "hedgefund-long-short"], cli_env)
     assert equity.returncode == 0
     lines = equity.stdout.strip().splitlines()
-    assert lines[0].split() == ["session", "equity", "pnl", "flow", "return"]
+    assert lines[0].split() == ["session", "equity", "pnl", "dividends", "flow", "return"]
     assert lines[1].startswith("2025-07-01") and lines[-1].startswith("2025-07-10") and len(lines) == 1 + 7
 
 
@@ -65,3 +71,37 @@ def test_equity_history_of_an_unknown_portfolio_is_a_clear_error(cli_env):
     assert run(["sigmasight", "book", "load-demo"], cli_env).returncode == 0
     out = run(["sigmasight", "equity", "nope"], cli_env)
     assert out.returncode == 1 and "unknown portfolio 'nope'" in out.stderr and "hedgefund-long-short" in out.stderr
+
+
+def test_book_import_into_a_missing_or_uninitialised_store_fails_in_one_clear_line(tmp_path, db_url):
+    """SQLite: no file at the URL (and none is created); PostgreSQL: an empty database."""
+    env = environment(tmp_path, db_url)
+    out = run(["sigmasight", "book", "import", str(EXAMPLE_BOOK)], env)
+    assert out.returncode == 1, out.stdout
+    assert len(out.stderr.splitlines()) == 1, out.stderr
+    if db_url.startswith("sqlite"):
+        path = db_url.removeprefix("sqlite:///")
+        assert out.stderr == f"sigmasight: error: no store at {path}: run `sigmasight db init` first\n"
+        assert not Path(path).exists()
+    else:
+        assert out.stderr.startswith("sigmasight: error: the store ")
+        assert out.stderr.endswith(" is not initialised (it has no table users): run `sigmasight db init` first\n")
+    demo = run(["sigmasight", "book", "load-demo"], env)
+    assert demo.returncode == 1 and demo.stderr == out.stderr
+    assert run(["sigmasight", "db", "init"], env).returncode == 0
+    assert run(["sigmasight", "book", "import", str(EXAMPLE_BOOK)], env).returncode == 0
+
+
+def test_book_import_into_an_unreachable_store_fails_in_one_clear_line(tmp_path, pg_available):
+    if not pg_available:
+        pytest.skip(f"PostgreSQL at {PG_SERVER} unreachable")
+    name = f"sigmasight_missing_{uuid.uuid4().hex[:12]}"
+    out = run(["sigmasight", "book", "import", str(EXAMPLE_BOOK)], environment(tmp_path, f"{PG_SERVER}/{name}"))
+    assert out.returncode == 1
+    assert len(out.stderr.splitlines()) == 1, out.stderr
+    assert out.stderr.startswith("sigmasight: error: cannot open the store ") and f'database "{name}" does not exist' in out.stderr
+    bad_url = run(["sigmasight", "book", "import", str(EXAMPLE_BOOK)], environment(tmp_path, "not a url"))
+    assert bad_url.returncode == 1
+    assert bad_url.stderr.splitlines() == [
+        "sigmasight: error: store error: ArgumentError: Could not parse SQLAlchemy URL from given URL string"
+    ]

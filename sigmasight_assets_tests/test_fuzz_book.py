@@ -19,6 +19,7 @@ Deterministic (``derandomize=True``, no example database) so CI sees the same ex
 
 from __future__ import annotations
 
+import bisect
 import copy
 import csv
 import io
@@ -37,7 +38,8 @@ from hypothesis import strategies as st
 
 from sigmasight_assets import schema
 from sigmasight_assets.book import BOOK_FILES, CHANGE_TYPES, BookValidationError, import_book
-from sigmasight_assets.symbols import DEFAULT_OPTION_MULTIPLIER, INVESTMENT_CLASSES, OPTION_TYPES, POSITION_TYPES
+from sigmasight_assets.calendar import all_sessions
+from sigmasight_assets.symbols import DEFAULT_OPTION_MULTIPLIER, INVESTMENT_CLASSES, OPTION_TYPES, POSITION_TYPES, parse_occ
 from sigmasight_assets_tests.byte_mutations import damaged
 from sigmasight_assets_tests.runs import EXAMPLE_BOOK
 
@@ -71,7 +73,13 @@ WITH_MARKS["positions.csv"].append(
     ["v1", "e1", "PRIVATE_FUND_V", "LONG", "PRIVATE", "1000", "100", "2025-08-01", "", "", "", "", "", ""]
 )
 WITH_MARKS["position_marks.csv"] = [list(SPECS["position_marks.csv"].columns), ["v1", "2025-08-29", "101.5"]]
-BASES = [EXAMPLE, WITH_MARKS]
+WITH_EXITS = copy.deepcopy(EXAMPLE)  # the optional exit_price column; NNN exits on Saturday 2025-08-30
+WITH_EXITS["positions.csv"] = [row + [""] for row in WITH_EXITS["positions.csv"]]
+WITH_EXITS["positions.csv"][0][-1] = "exit_price"
+for _row in WITH_EXITS["positions.csv"][1:]:
+    if _row[0] == "n1":
+        _row[8], _row[-1] = "2025-08-30", "50.5"
+BASES = [EXAMPLE, WITH_MARKS, WITH_EXITS]
 KNOWN_IDS = sorted({row[0] for book in BASES for rows in book.values() for row in rows[1:]} | {"u1", "e1"})
 
 
@@ -101,7 +109,7 @@ KIND = {
     "id": "id", "user_id": "id", "portfolio_id": "id", "position_id": "id",
     "email": "email", "full_name": "text", "name": "text", "symbol": "text", "underlying_symbol": "text",
     "opening_equity": "number", "quantity": "number", "entry_price": "number", "multiplier": "number",
-    "strike_price": "number", "quantity_closed": "number", "price": "number", "amount": "number",
+    "strike_price": "number", "quantity_closed": "number", "price": "number", "amount": "number", "exit_price": "number",
     "inception_date": "date", "entry_date": "date", "exit_date": "date", "expiration_date": "date",
     "deleted_at": "date", "trade_date": "date", "change_date": "date", "mark_date": "date",
     "position_type": "enum", "investment_class": "enum", "change_type": "enum",
@@ -126,7 +134,7 @@ def cell_value(column: str):
     )
 
 
-HEADER_NAMES = ["notes", "", "ID", "id ", " quantity", "Symbol", "position_type", "_line", "na\u00efve"]
+HEADER_NAMES = ["notes", "", "ID", "id ", " quantity", "Symbol", "position_type", "_line", "na\u00efve", "exit_price"]
 
 # --- corrupting a book -----------------------------------------------------------------------
 
@@ -241,7 +249,8 @@ _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 TEXT_MAX = {"email": 320, "full_name": 200, "name": 200}
 REFERENCES = {"user_id", "portfolio_id", "position_id"}
-OPTIONAL = {"exit_date", "multiplier", "underlying_symbol", "strike_price", "expiration_date", "deleted_at"}
+OPTIONAL = {"exit_date", "multiplier", "underlying_symbol", "strike_price", "expiration_date", "deleted_at", "exit_price"}
+OPTIONAL_COLUMNS = {"positions.csv": {"exit_price"}}  # DESIGN §9: a header may leave these out
 ENUM_VALUES = {"position_type": set(POSITION_TYPES), "investment_class": INVESTMENT_CLASSES,
                "change_type": set(CHANGE_TYPES)}
 
@@ -287,7 +296,8 @@ def read_independently(name: str, data: bytes) -> Reading:
         return Reading("not UTF-8")
     reader = csv.reader(io.StringIO(text, newline=""))
     header = [h.strip() for h in next(reader, [])]
-    if sorted(header) != sorted(spec.columns):
+    required = [c for c in spec.columns if c not in OPTIONAL_COLUMNS.get(name, ())]
+    if len(set(header)) != len(header) or not set(required) <= set(header) <= set(spec.columns):
         return Reading(f"header {header}")
     reading = Reading()
     for row in reader:
@@ -365,8 +375,19 @@ def expected_after(before: dict[str, dict[tuple, dict]], readings: dict[str, Rea
     return expected
 
 
+SESSIONS = [d.date() for d in all_sessions()]
+
+
+def session_of(day: date) -> date:
+    """The first NYSE session on or after ``day`` (the day itself outside the calendar)."""
+    if not SESSIONS[0] <= day <= SESSIONS[-1]:
+        return day
+    return SESSIONS[bisect.bisect_left(SESSIONS, day)]
+
+
 def assert_book_rules_hold(rows: dict[str, dict[tuple, dict]]) -> None:
-    """DESIGN §9's rules on the store after a successful import."""
+    """DESIGN §9's and §5a's rules on the store after a successful import (the fuzzed
+    store holds no corporate actions: closures count in raw units)."""
     users, portfolios = rows["users"], rows["portfolios"]
     positions = {k[0]: v for k, v in rows["positions"].items()}
     for u in users.values():
@@ -381,14 +402,22 @@ def assert_book_rules_hold(rows: dict[str, dict[tuple, dict]]) -> None:
         assert math.isfinite(p["quantity"]) and p["quantity"] > 0 and p["multiplier"] > 0, p
         assert p["entry_price"] > 0 or (option and p["entry_price"] == 0), p
         assert p["exit_date"] is None or p["exit_date"] >= p["entry_date"], p
+        assert p["exit_price"] is None or (p["exit_price"] > 0 and p["exit_date"] is not None), p
         option_fields = (p["underlying_symbol"], p["strike_price"], p["expiration_date"])
-        assert all(v is not None for v in option_fields) if option else all(v is None for v in option_fields), p
+        if option:
+            assert p["underlying_symbol"] is not None and p["strike_price"] is not None, p
+            if p["expiration_date"] is None:  # an OCC symbol says when it expires
+                contract = parse_occ(p["symbol"])
+                assert contract is not None and contract.expiration >= p["entry_date"], p
+        else:
+            assert all(v is None for v in option_fields), p
         assert p["strike_price"] is None or p["strike_price"] > 0, p
         assert p["expiration_date"] is None or p["expiration_date"] >= p["entry_date"], p
     closed = defaultdict(float)
     for e in rows["position_realized_events"].values():
         p = positions[e["position_id"]]
         assert e["quantity_closed"] > 0 and e["trade_date"] >= p["entry_date"], e
+        assert p["exit_date"] is None or session_of(e["trade_date"]) <= session_of(p["exit_date"]), (e, p)
         assert e["price"] > 0 or (p["position_type"] in OPTION_TYPES and e["price"] == 0), e
         closed[e["position_id"]] += e["quantity_closed"]
     for position_id, total in closed.items():
