@@ -39,7 +39,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from sigmasight_assets import schema
+from sigmasight_assets import recompute, schema
 from sigmasight_assets.accounting.actions import SPLIT, factor_at, split_factors
 from sigmasight_assets.calendar import all_sessions
 from sigmasight_assets.store import read_frame, records
@@ -749,7 +749,13 @@ def _import(engine: Engine, directory: Traversable) -> dict[str, int]:
     _check_store(engine)
     with engine.begin() as conn:
         clean = validate_book(directory, conn)
-        return {spec.table.name: _upsert(conn, spec.table, clean.get(spec.table.name, pd.DataFrame())) for spec in BOOK_FILES}
+        stored = {name: read_frame(conn, sa.select(schema.metadata.tables[name])) for name in recompute.BOOK_DATES}
+        earliest = recompute.earliest_change(stored, clean)
+        counts = {spec.table.name: _upsert(conn, spec.table, clean.get(spec.table.name, pd.DataFrame()))
+                  for spec in BOOK_FILES}
+        recompute.record_if_computed(conn, earliest, f"book import of {directory}: changes from {earliest:%Y-%m-%d}"
+                                     if earliest is not None else "")
+        return counts
 
 
 def import_book(engine: Engine, directory: Path) -> dict[str, int]:

@@ -23,7 +23,7 @@ from sigmasight_assets.calendar import session_on_or_after
 
 BOOK_DATES = {
     "positions": ["entry_date", "exit_date", "deleted_at", "expiration_date"],
-    "realized_events": ["trade_date"],
+    "position_realized_events": ["trade_date"],
     "equity_changes": ["change_date"],
     "position_marks": ["mark_date"],
 }
@@ -46,6 +46,22 @@ def record(conn: Connection, session, reason: str, now: datetime | None = None) 
     conn.execute(t.recompute_requests.insert().values(
         session=day, reason=reason[:2000], recorded_at=now or datetime.now(timezone.utc)
     ))
+
+
+def record_if_computed(conn: Connection, earliest, reason: str) -> date | None:
+    """Record ``earliest`` (a date) when sessions from it on are already computed (stored
+    equity): from the first computed session if it is earlier than that, nothing if it is
+    after the latest. Returns the session recorded, if any."""
+    e = t.equity_balances
+    first, last = conn.execute(sa.select(sa.func.min(e.c.date), sa.func.max(e.c.date))).one()
+    if earliest is None or last is None:
+        return None
+    day = pd.Timestamp(session_on_or_after(pd.Timestamp(earliest))).date()
+    if day > pd.Timestamp(last).date():
+        return None
+    day = max(day, pd.Timestamp(first).date())
+    record(conn, day, reason)
+    return day
 
 
 def pending(conn: Connection, limit: int = 5) -> Pending | None:
@@ -74,31 +90,42 @@ def last_request_id(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.recompute_requests.c.id), 0))).scalar())
 
 
-def earliest_change(stored: dict[str, pd.DataFrame], incoming: dict[str, pd.DataFrame],
-                    keys: dict[str, list[str]]) -> pd.Timestamp | None:
-    """The earliest date of a row of the book that an import adds, changes or removes:
-    for each table of ``BOOK_DATES`` (frames keyed by ``keys[table]``), the rows of
-    ``incoming`` that are new or differ from ``stored`` in any column, and the stored rows
-    they replace, contribute their dates. None when nothing changes."""
-    earliest: list[pd.Timestamp] = []
-    for table, dates in BOOK_DATES.items():
-        new, old = incoming.get(table), stored.get(table)
+def earliest_change(stored: dict[str, pd.DataFrame], incoming: dict[str, pd.DataFrame]) -> pd.Timestamp | None:
+    """The earliest date of a row of the book that an import adds or changes: for each
+    table of ``BOOK_DATES``, the rows of ``incoming`` that are new or differ from their
+    ``stored`` row in any column they carry contribute their dates, old and new. None when
+    nothing changes (an unchanged re-import)."""
+    found: list[pd.Timestamp] = []
+    for name, dates in BOOK_DATES.items():
+        new = incoming.get(name)
         if new is None or new.empty:
             continue
-        key = keys[table]
-        columns = [c for c in new.columns if old is not None and c in old.columns]
-        merged = new[columns].merge(old[columns], on=key, how="left", suffixes=("", "_stored"), indicator=True)
-        differs = merged["_merge"].eq("left_only")
+        table = t.metadata.tables[name]
+        key = [c.name for c in table.primary_key.columns]
+        columns = [c for c in new.columns if c in table.c]
+        old = _normal(stored[name][columns], table)
+        merged = _normal(new[columns], table).merge(old, on=key, how="left", suffixes=("", "_stored"), indicator=True)
+        differs = merged["_merge"].eq("left_only").to_numpy().copy()
         for c in (c for c in columns if c not in key):
             a, b = merged[c], merged[f"{c}_stored"]
-            differs |= ~((a == b) | (a.isna() & b.isna()) | (_same_number(a, b)))
+            differs |= ~((a == b) | (a.isna() & b.isna())).to_numpy()
         changed = merged[differs]
         for c in (d for d in dates if d in changed.columns):
-            earliest += [pd.to_datetime(changed[c]).min(), pd.to_datetime(changed[f"{c}_stored"]).min()]
-    found = [d for d in earliest if pd.notna(d)]
+            found += [changed[c].min(), changed[f"{c}_stored"].min()]
+    found = [d for d in found if pd.notna(d)]
     return min(found) if found else None
 
 
-def _same_number(a: pd.Series, b: pd.Series) -> pd.Series:
-    x, y = pd.to_numeric(a, errors="coerce"), pd.to_numeric(b, errors="coerce")
-    return (x - y).abs().lt(1e-12)
+def _normal(frame: pd.DataFrame, table: sa.Table) -> pd.DataFrame:
+    """Comparable values: dates as Timestamps, numbers as floats, the rest as strings."""
+    out = {}
+    for name in frame.columns:
+        kind = table.c[name].type
+        if isinstance(kind, sa.Date):
+            out[name] = pd.to_datetime(frame[name])
+        elif isinstance(kind, (sa.Float, sa.Integer)):
+            out[name] = pd.to_numeric(frame[name]).astype(float)
+        else:
+            out[name] = frame[name].astype(object).where(frame[name].notna(), None).map(
+                lambda v: None if v is None else str(v))
+    return pd.DataFrame(out, index=frame.index)

@@ -14,7 +14,7 @@ from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS
 from sigmasight_assets.resources import StoreResource
 from sigmasight_assets.sensors import recompute_request
 from sigmasight_assets.store import init_db, make_engine
-from sigmasight_assets_tests.runs import materialize_range, table_rows
+from sigmasight_assets_tests.runs import EXAMPLE_BOOK, materialize_range, table_rows
 from sigmasight_assets_tests.test_corporate_actions import OUTPUTS, load_book
 
 BACKDATED = {"id": "late-sale", "position_id": "split-long", "trade_date": dt.date(2025, 8, 29),
@@ -63,3 +63,58 @@ def test_a_request_after_the_latest_computed_session_waits_for_the_next_run(engi
         materialize_range(ACCOUNTING_ASSETS, db_url, "2025-09-02", "2025-09-02", instance=instance)
         with engine.connect() as conn:
             assert conn.execute(sa.select(sa.func.count()).select_from(t.recompute_requests)).scalar() == 0
+
+
+def backfilled_example(engine, url, book, instance=None):
+    from sigmasight_assets.book import import_book
+    from sigmasight_assets_tests.runs import load_prices_csv
+
+    import_book(engine, book)
+    load_prices_csv(engine, EXAMPLE_BOOK / "prices.csv")
+    materialize_range(ACCOUNTING_ASSETS, url, "2025-08-25", "2025-09-05", instance=instance)
+
+
+def requests(engine) -> pd.DataFrame:
+    return table_rows(engine, t.recompute_requests)
+
+
+def test_book_import_records_the_earliest_session_a_change_affects(engine, db_url, tmp_path):
+    import shutil
+
+    from sigmasight_assets.book import import_book
+
+    book = tmp_path / "book"
+    shutil.copytree(EXAMPLE_BOOK, book)
+    with instance_for_test() as instance:
+        backfilled_example(engine, db_url, book, instance)
+        import_book(engine, book)
+        assert requests(engine).empty  # an unchanged re-import records nothing
+        with open(book / "realized_events.csv", "a") as fh:
+            fh.write("x2,n1,2025-08-30,50,54.00\n")  # a Saturday: session 2025-09-02
+        import_book(engine, book)
+        assert list(requests(engine)["session"]) == [dt.date(2025, 9, 2)]
+        request = evaluate(instance, db_url)
+        assert (request.partition_key_range.start, request.partition_key_range.end) == ("2025-09-02", "2025-09-05")
+        materialize_range(ACCOUNTING_ASSETS, db_url, "2025-09-02", "2025-09-05", instance=instance)
+        assert requests(engine).empty
+
+    clean = make_engine(f"sqlite:///{tmp_path / 'clean.db'}")
+    init_db(clean)
+    backfilled_example(clean, clean.url.render_as_string(False), book)
+    for table in [*OUTPUTS, t.portfolios]:
+        pd.testing.assert_frame_equal(table_rows(engine, table), table_rows(clean, table), check_exact=False,
+                                      rtol=1e-12, check_dtype=False)
+
+
+def test_a_change_before_the_first_computed_session_recomputes_from_it(engine, db_url, tmp_path):
+    import shutil
+
+    from sigmasight_assets.book import import_book
+
+    book = tmp_path / "book"
+    shutil.copytree(EXAMPLE_BOOK, book)
+    backfilled_example(engine, db_url, book)
+    text = (book / "positions.csv").read_text().replace("m1,e1,MMM,LONG,PUBLIC,300,120.00", "m1,e1,MMM,LONG,PUBLIC,300,119.00")
+    (book / "positions.csv").write_text(text)
+    import_book(engine, book)
+    assert list(requests(engine)["session"]) == [dt.date(2025, 8, 25)]  # entry 2025-08-01, first computed 08-25
