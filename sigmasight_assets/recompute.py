@@ -111,7 +111,7 @@ def earliest_change(stored: dict[str, pd.DataFrame], incoming: dict[str, pd.Data
             differs |= ~((a == b) | (a.isna() & b.isna())).to_numpy()
         changed = merged[differs]
         for c in (d for d in dates if d in changed.columns):
-            found += [changed[c].min(), changed[f"{c}_stored"].min()]
+            found += [changed[c].min()] + ([changed[f"{c}_stored"].min()] if c not in key else [])
     found = [d for d in found if pd.notna(d)]
     return min(found) if found else None
 

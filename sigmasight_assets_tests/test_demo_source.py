@@ -12,12 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sigmasight_assets.accounting.actions import ACTION_COLUMNS, CASH_DIVIDEND, SPLIT
 from sigmasight_assets.calendar import all_sessions, sessions_between
 from sigmasight_assets.demo import generate
 from sigmasight_assets.market_data.sources import demo
 from sigmasight_assets.market_data.sources.base import PRICE_COLUMNS
 from sigmasight_assets.market_data.sources.demo import (
+    DIVIDENDS,
     RISK_FREE,
+    SPLITS,
     DemoPriceSource,
     black_scholes,
     demo_loadings,
@@ -37,14 +40,16 @@ def fresh_fetch(requests):
     demo._CLOSES.clear()
     demo._factor_returns.cache_clear()
     demo._params.cache_clear()
+    demo.split_factors.cache_clear()
+    demo.demo_actions.cache_clear()
     return DemoPriceSource().fetch(requests)
 
 
 def test_prices_follow_the_price_source_contract():
     result = DemoPriceSource().fetch({"AAPL": WINDOW, "AAPL251219C00250000": WINDOW})
     prices = result.prices
-    assert list(prices.columns) == [*PRICE_COLUMNS, "adj_close"]
-    assert (prices["adj_close"] == prices["close"]).all()
+    assert list(prices.columns) == PRICE_COLUMNS  # as traded; no adjusted close
+    assert list(result.actions.columns) == ACTION_COLUMNS and result.actions.empty  # AAPL pays none in the demo
     assert pd.api.types.is_datetime64_any_dtype(prices["date"])
     assert (prices["date"] == prices["date"].dt.normalize()).all()
     assert (prices["close"] > 0).all()
@@ -54,7 +59,7 @@ def test_prices_follow_the_price_source_contract():
 
 
 def test_a_close_does_not_depend_on_the_window_the_request_or_the_cache():
-    symbols = ["AAPL", "ZZZQ", "SPY", "AAPL251219C00250000"]
+    symbols = ["AAPL", "ZZZQ", "SPY", "AVGO", "AAPL251219C00250000"]
     wide = closes(fresh_fetch({s: (date(2024, 1, 2), date(2025, 11, 6)) for s in symbols}))
     narrow = closes(fresh_fetch({s: (date(2025, 9, 1), date(2025, 9, 30)) for s in symbols}))
     crowded = DemoPriceSource().fetch(
@@ -242,3 +247,81 @@ def test_demo_book_prices_are_demo_closes_of_their_dates():
     for e in events:
         symbol = positions[e["position_id"]]["symbol"]
         assert float(e["price"]) == frame.at[pd.Timestamp(e["trade_date"]), symbol], e["id"]
+
+
+# --- corporate actions -------------------------------------------------------------------
+
+
+def actions_of(result, symbol: str) -> list[tuple[str, str, float]]:
+    rows = result.actions[result.actions["symbol"] == symbol]
+    value = rows["ratio"].where(rows["action_type"] == SPLIT, rows["amount"])
+    return list(zip(rows["ex_date"].dt.strftime("%Y-%m-%d"), rows["action_type"], value))
+
+
+def test_dividend_payers_pay_quarterly_and_the_bond_etfs_monthly_in_the_window():
+    result = DemoPriceSource().fetch({s: WINDOW for s in ["JNJ", "PG", "SPY", "SCHD", "BND", "TLT", "AAPL", "NVDA"]})
+    assert actions_of(result, "JNJ") == [("2025-08-25", CASH_DIVIDEND, 1.30)]
+    assert actions_of(result, "PG") == [("2025-07-21", CASH_DIVIDEND, 1.0568), ("2025-10-20", CASH_DIVIDEND, 1.0568)]
+    assert actions_of(result, "SPY") == [("2025-09-19", CASH_DIVIDEND, 1.76)]
+    assert actions_of(result, "SCHD") == [("2025-09-24", CASH_DIVIDEND, 0.26)]
+    # monthly on the first session on or after the 1st (2025-09-01 is Labor Day)
+    assert [d for d, _, _ in actions_of(result, "BND")] == ["2025-07-01", "2025-08-01", "2025-09-02", "2025-10-01", "2025-11-03"]
+    assert {a for _, _, a in actions_of(result, "TLT")} == {0.33}
+    assert actions_of(result, "AAPL") == [] and actions_of(result, "NVDA") == []
+    year = DemoPriceSource().fetch({s: (date(2024, 1, 1), date(2024, 12, 31)) for s in DIVIDENDS})
+    per_year = year.actions.groupby("symbol").size()
+    assert per_year.to_dict() == {s: len(DIVIDENDS[s][1]) for s in DIVIDENDS}
+    assert set(year.actions["ex_date"]) <= set(all_sessions())
+    closes_ = closes(DemoPriceSource().fetch({s: (date(2025, 6, 30), date(2025, 6, 30)) for s in DIVIDENDS})).iloc[0]
+    yields = {s: DIVIDENDS[s][0] * len(DIVIDENDS[s][1]) / closes_[s] for s in DIVIDENDS}
+    assert all(0.004 < y < 0.05 for y in yields.values()), yields
+
+
+def test_the_demo_split_is_a_held_long_single_name_without_options_inside_the_window():
+    (symbol, [(ex_date, ratio)]), = SPLITS.items()
+    assert (symbol, ex_date, ratio) == ("AVGO", "2025-10-14", 2.0)
+    assert pd.Timestamp(ex_date) in set(sessions_between(*WINDOW))
+    with (generate.HERE / "positions.csv").open(newline="") as handle:
+        positions = list(csv.DictReader(handle))
+    held = [p for p in positions if p["symbol"] == symbol]
+    assert held and {p["position_type"] for p in held} == {"LONG"}
+    assert all(p["entry_date"] < ex_date and not p["exit_date"] for p in held)
+    assert not [p for p in positions if p["underlying_symbol"] == symbol or p["symbol"].startswith(symbol + "2")]
+
+
+def test_the_close_is_as_traded_halving_on_the_ex_session_of_the_2_for_1_split(monkeypatch):
+    window = (date(2025, 10, 1), date(2025, 10, 31))
+    split = fresh_fetch({"AVGO": window})
+    traded = closes(split)["AVGO"]
+    assert actions_of(split, "AVGO") == [("2025-10-14", SPLIT, 2.0)]
+    monkeypatch.setattr(demo, "SPLITS", {})
+    model = closes(fresh_fetch({"AVGO": window}))["AVGO"]
+    monkeypatch.undo()
+    fresh_fetch({})  # back to the real tables' caches
+    before, after = traded.index < "2025-10-14", traded.index >= "2025-10-14"
+    assert (traded[before] == model[before]).all()
+    assert np.abs(traded[after] * 2 - model[after]).max() <= 0.0101  # model / 2, rounded to cents
+    drop = traded["2025-10-14"] / traded["2025-10-13"]
+    assert 0.4 < drop < 0.6  # the stored close halves …
+    assert 2 * drop - 1 == pytest.approx(model["2025-10-14"] / model["2025-10-13"] - 1, abs=2e-4)  # … and moves no money
+
+
+def test_dividends_after_the_split_are_paid_per_new_share():
+    result = DemoPriceSource().fetch({"AVGO": (date(2025, 1, 1), date(2026, 6, 30))})
+    assert actions_of(result, "AVGO") == [
+        ("2025-03-20", CASH_DIVIDEND, 0.59), ("2025-06-20", CASH_DIVIDEND, 0.59), ("2025-09-22", CASH_DIVIDEND, 0.59),
+        ("2025-10-14", SPLIT, 2.0),
+        ("2025-12-22", CASH_DIVIDEND, 0.295), ("2026-03-20", CASH_DIVIDEND, 0.295), ("2026-06-22", CASH_DIVIDEND, 0.295),
+    ]
+
+
+def test_actions_are_those_of_the_requested_range_whatever_the_cut():
+    symbols = ["AVGO", "JNJ", "BND", "SPY", "MSFT", "AAPL251219C00250000", "ZZZQ"]
+    wide = fresh_fetch({s: (date(2024, 1, 2), date(2025, 11, 6)) for s in symbols})
+    for lo, hi in [(date(2025, 10, 14), date(2025, 10, 14)), (date(2025, 10, 15), date(2025, 11, 6)),
+                   (date(2025, 8, 2), date(2025, 9, 1)), (date(2025, 7, 1), date(2025, 11, 6))]:
+        narrow = fresh_fetch({s: (lo, hi) for s in symbols}).actions
+        inside = wide.actions[(wide.actions["ex_date"] >= pd.Timestamp(lo)) & (wide.actions["ex_date"] <= pd.Timestamp(hi))]
+        pd.testing.assert_frame_equal(narrow.reset_index(drop=True), inside.reset_index(drop=True))
+    assert actions_of(fresh_fetch({"AVGO": (date(2025, 10, 15), date(2025, 11, 6))}), "AVGO") == []
+    assert "AAPL251219C00250000" not in set(wide.actions["symbol"]) and "ZZZQ" not in set(wide.actions["symbol"])

@@ -204,3 +204,129 @@ def test_history_days_widen_the_window_before_the_first_partition(book, db_url):
     source = CountingSource()
     assert run(db_url, source, "2025-07-10", history=40).success
     assert set(source.calls[0].values()) == {(date(2025, 6, 2), date(2025, 7, 10))}
+
+
+# --- corporate actions --------------------------------------------------------------------
+
+
+class ActingSource(CountingSource):
+    """CountingSource that also reports, for the requested symbols and ranges, the actions of
+    ``ACTIONS`` (and ``extra`` rows as given, whatever was asked)."""
+
+    ACTIONS = pd.DataFrame({
+        "symbol": ["AAPL", "MSFT", "MSFT", "AAPL"],
+        "ex_date": pd.to_datetime(["2025-07-07", "2025-07-05", "2025-07-14", "2025-06-02"]),
+        "action_type": ["SPLIT", "CASH_DIVIDEND", "CASH_DIVIDEND", "CASH_DIVIDEND"],
+        "ratio": [2.0, np.nan, np.nan, np.nan],
+        "amount": [np.nan, 0.83, 0.83, 0.26],
+    })
+
+    def __init__(self, extra: pd.DataFrame | None = None, **kw):
+        super().__init__(**kw)
+        self.extra = extra
+
+    def fetch(self, requests):
+        result = super().fetch(requests)
+        ranges = {s: (pd.Timestamp(a), pd.Timestamp(b)) for s, (a, b) in requests.items()}
+        a = self.ACTIONS
+        inside = [s in ranges and ranges[s][0] <= d <= ranges[s][1] for s, d in zip(a["symbol"], a["ex_date"])]
+        result.actions = pd.concat([a[inside], *([self.extra] if self.extra is not None else [])], ignore_index=True)
+        return result
+
+
+def stored_actions(engine) -> pd.DataFrame:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(t.corporate_actions).order_by("symbol", "ex_date", "action_type")).fetchall()
+    return pd.DataFrame(rows, columns=[c.name for c in t.corporate_actions.columns])
+
+
+def test_actions_are_stored_once_with_the_closes_and_listed_in_the_metadata(book, db_url):
+    result = run(db_url, ActingSource(), "2025-07-10")  # window 2025-06-30 … 2025-07-10
+    assert result.success
+    stored = stored_actions(book)
+    def plain(x):
+        return None if pd.isna(x) else x
+
+    assert [(r.symbol, r.ex_date, r.action_type, plain(r.ratio), plain(r.amount)) for r in stored.itertuples()] == [
+        ("AAPL", date(2025, 7, 7), "SPLIT", 2.0, None),
+        ("MSFT", date(2025, 7, 5), "CASH_DIVIDEND", None, 0.83),  # a Saturday: kept as given
+    ]
+    assert set(stored["source"]) == {"counting"} and stored["fetched_at"].notna().all()
+    with book.connect() as conn:  # SQL NULLs, not NaN (a PostgreSQL float can hold NaN)
+        a = t.corporate_actions.c
+        nulls = conn.execute(sa.select(sa.func.count()).where(a.ratio.is_(None), a.amount.is_not(None))).scalar()
+        assert nulls == 1 and conn.execute(sa.select(sa.func.count()).where(a.amount.is_(None))).scalar() == 1
+    closes_at = table(book, t.market_data_cache)["fetched_at"].iloc[0]
+    assert set(stored["fetched_at"]) == {closes_at}  # one transaction, one clock
+    meta = metadata(result)
+    assert meta["actions_stored"] == 2
+    assert "| AAPL | 2025-07-07 | SPLIT | 2 | counting |" in meta["actions"]
+    assert "| MSFT | 2025-07-05 | CASH_DIVIDEND | 0.83 | counting |" in meta["actions"]
+
+
+def test_fetching_a_range_again_stores_no_action_twice(book, db_url):
+    source = ActingSource()
+    assert run(db_url, source, "2025-07-10").success
+    before = stored_actions(book)
+    with book.begin() as conn:  # the closes are gone: the next run asks the source again
+        conn.execute(t.market_data_cache.delete())
+    result = run(db_url, source, "2025-07-10")
+    assert result.success and len(source.calls) == 2 and source.calls[1] == source.calls[0]
+    pd.testing.assert_frame_equal(stored_actions(book), before)
+    assert metadata(result)["actions_stored"] == 0 and metadata(result)["actions"] == "_no rows_"
+    again = run(db_url, source, "2025-07-10")  # nothing missing: nothing asked, nothing stored
+    assert again.success and len(source.calls) == 2 and metadata(again)["actions_stored"] == 0
+    wider = run(db_url, source, "2025-07-10", "2025-07-15")
+    assert [(r.symbol, r.ex_date) for r in stored_actions(book).itertuples()] == [
+        ("AAPL", date(2025, 7, 7)), ("MSFT", date(2025, 7, 5)), ("MSFT", date(2025, 7, 14))]
+    assert metadata(wider)["actions_stored"] == 1
+
+
+def test_actions_outside_the_requested_ranges_are_ignored(book, db_url):
+    extra = pd.DataFrame({"symbol": ["AAPL"], "ex_date": [pd.Timestamp("2025-08-01")], "action_type": ["SPLIT"],
+                          "ratio": [4.0], "amount": [np.nan]})
+    assert run(db_url, ActingSource(extra), "2025-07-10").success
+    assert pd.Timestamp("2025-08-01").date() not in set(stored_actions(book)["ex_date"])
+
+
+BAD_ACTIONS = {
+    "unknown type": (dict(action_type="STOCK_DIVIDEND", ratio=1.1), "of an unknown type"),
+    "zero ratio": (dict(ratio=0.0), "without a positive finite ratio"),
+    "infinite ratio": (dict(ratio=np.inf), "without a positive finite ratio"),
+    "split given as an amount": (dict(ratio=np.nan, amount=2.0), "without a positive finite ratio"),
+    "negative dividend": (dict(action_type="CASH_DIVIDEND", ratio=np.nan, amount=-0.5), "or amount (CASH_DIVIDEND)"),
+    "not requested": (dict(symbol="TSLA"), "of a symbol that was not requested"),
+    "no ex-date": (dict(ex_date=pd.NaT), "without an ex-date"),
+    "twice": (dict(ex_date=pd.Timestamp("2025-07-07")), "with a duplicate (symbol, ex_date, action_type)"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_ACTIONS))
+def test_an_invalid_action_fails_the_run_and_writes_nothing(book, db_url, case):
+    change, words = BAD_ACTIONS[case]
+    row = {"symbol": "AAPL", "ex_date": pd.Timestamp("2025-07-08"), "action_type": "SPLIT", "ratio": 2.0,
+           "amount": np.nan, **change}
+    result = run(db_url, ActingSource(pd.DataFrame([row])), "2025-07-10")
+    assert not result.success
+    message = result.get_step_failure_events()[0].event_specific_data.error.cause.message
+    assert "PriceSourceError" in message and words in message, message
+    assert table(book, t.market_data_cache).empty and stored_actions(book).empty
+
+
+def test_the_demo_source_stores_its_split_and_dividends(engine, db_url):
+    from sigmasight_assets.market_data.sources.demo import DemoPriceSource
+
+    make_book(engine, [position("avgo", "AVGO"), position("jnj", "JNJ")])
+    result = run(db_url, DemoPriceSource(), "2025-10-01", "2025-10-31", history=60)  # from 2025-08-02
+    assert result.success
+    got = {(r.symbol, r.ex_date.isoformat(), r.action_type): r.ratio if r.action_type == "SPLIT" else r.amount
+           for r in stored_actions(engine).itertuples()}
+    assert got == {
+        ("AVGO", "2025-09-22", "CASH_DIVIDEND"): 0.59,
+        ("AVGO", "2025-10-14", "SPLIT"): 2.0,
+        ("JNJ", "2025-08-25", "CASH_DIVIDEND"): 1.30,
+        ("SPY", "2025-09-19", "CASH_DIVIDEND"): 1.76,
+    }
+    closes = table(engine, t.market_data_cache).set_index(["symbol", "date"])["close"]
+    assert 0.4 < closes[("AVGO", date(2025, 10, 14))] / closes[("AVGO", date(2025, 10, 13))] < 0.6
+    assert metadata(result)["actions_stored"] == 4

@@ -47,13 +47,14 @@ def yahoo(start_yahoo) -> FakeYahoo:
     return start_yahoo(FakeYahoo())
 
 
-def test_yfinance_serves_raw_and_adjusted_closes_from_the_recorded_chart(yahoo):
+def test_yfinance_serves_the_closes_of_the_recorded_chart_and_no_adjusted_close(yahoo):
     result = source(yahoo.server_address[1]).fetch({"AAPL": JULY, "SPY": JULY})
     aapl = closes(result, "AAPL")
     assert list(aapl) == ["2025-07-01", "2025-07-02", "2025-07-03", "2025-07-07", "2025-07-08", "2025-07-09", "2025-07-10"]
     assert aapl["2025-07-01"] == pytest.approx(207.82) and closes(result, "SPY")["2025-07-10"] == pytest.approx(625.82)
     row = result.prices[(result.prices["symbol"] == "AAPL")].iloc[0]
-    assert row["adj_close"] == pytest.approx(207.82 * 0.998776, abs=1e-4)
+    assert "adj_close" not in result.prices.columns  # Yahoo's adjclose is re-based after every dividend
+    assert result.actions.empty  # the chart has no events
     assert row["open"] == pytest.approx(206.67) and row["volume"] == 78788900
     assert set(result.prices["source"]) == {"yfinance"}
     assert result.missing == {}
@@ -66,8 +67,8 @@ def test_yahooquery_alone_serves_the_same_closes(yahoo):
     assert closes(result, "AAPL")["2025-07-03"] == pytest.approx(213.55)
     assert len(closes(result, "SPY")) == 7
     assert set(result.prices["source"]) == {"yahooquery"}
-    row = result.prices[result.prices["symbol"] == "SPY"].iloc[-1]
-    assert row["adj_close"] == pytest.approx(625.82 * 0.997224, abs=1e-4)
+    assert closes(result, "SPY")["2025-07-10"] == pytest.approx(625.82)
+    assert "adj_close" not in result.prices.columns
     assert sorted(yahoo.charts("yahooquery")) == ["AAPL", "SPY"]
 
 
@@ -151,7 +152,7 @@ def test_every_request_is_capped_by_the_session_timeout(yahoo):
 
 
 def test_the_fixture_payloads_follow_the_v8_chart_format():
-    for name in ("chart_AAPL.json", "chart_SPY.json"):
+    for name in ("chart_AAPL.json", "chart_SPY.json", "chart_SCHD.json"):
         result = json.loads((FIXTURES / name).read_text())["chart"]["result"][0]
         quote = result["indicators"]["quote"][0]
         assert len(result["timestamp"]) == len(quote["close"]) == len(result["indicators"]["adjclose"][0]["adjclose"])

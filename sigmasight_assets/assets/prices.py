@@ -10,6 +10,17 @@ rewritten — and records every requested session still without a close in
 finds no gap and asks nothing. Sessions a source does not have are reported (metadata
 ``missing``), not an error; the run fails only when the source fails (PriceSourceError),
 and then writes nothing.
+
+Corporate actions (DESIGN §5a) are market data fetched with the closes: the source's
+``FetchResult.actions`` (splits and cash dividends of the requested symbols with an ex-date
+inside their requested ranges) are checked (``validated_actions``: a known action type, a
+positive finite ratio for a SPLIT and amount for a CASH_DIVIDEND, a requested symbol, one
+row per key, else PriceSourceError and nothing is written) and stored in
+``corporate_actions`` in the same transaction as the closes, with the ``source`` and
+``fetched_at`` of the run: one bulk insert of the (symbol, ex_date, action_type) keys not
+already stored; a stored action is never rewritten. Sources return actions as traded
+whenever they are asked (Yahoo's are converted back, see ``sources.yahoo``), so re-running
+a range stores the same rows. The metadata lists the actions stored by the run.
 """
 
 from collections.abc import Mapping
@@ -22,16 +33,18 @@ import sqlalchemy as sa
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 from sqlalchemy.engine import Connection, Engine
 
+from sigmasight_assets.accounting.actions import ACTION_COLUMNS, ACTION_TYPES, SPLIT, empty_actions
 from sigmasight_assets.assets.common import markdown_table
 from sigmasight_assets.calendar import all_sessions, daily_partitions
 from sigmasight_assets.market_data.gaps import Coverage, gap_records, read_coverage
 from sigmasight_assets.market_data.sources.base import PRICE_COLUMNS, FetchResult, PriceSource, PriceSourceError
 from sigmasight_assets.market_data.universe import price_universe
 from sigmasight_assets.resources import MarketDataResource, StoreResource
-from sigmasight_assets.schema import market_data_cache, price_coverage_gaps
+from sigmasight_assets.schema import corporate_actions, market_data_cache, price_coverage_gaps
 from sigmasight_assets.store import bulk_insert, records, serialize_writes
 
 PREVIEW_ROWS = 15
+ACTION_KEY = ["symbol", "ex_date", "action_type"]
 MISSING_RANGES_SHOWN = 5
 
 
@@ -48,6 +61,8 @@ class PriceSync:
     rows: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["symbol", "date"]))
     gap_records: int = 0
     coverage: Coverage | None = None
+    actions: pd.DataFrame = field(default_factory=empty_actions)
+    """The corporate actions this run stored (not those already stored)."""
 
 
 def sync_prices(engine: Engine, source: PriceSource, first: date, last: date, history_days: int,
@@ -71,6 +86,11 @@ def sync_prices(engine: Engine, source: PriceSource, first: date, last: date, hi
     valid = validated(sync.fetch.prices, sync.requested, source.name)
     if len(valid) < len(sync.fetch.prices):
         _log(log, f"ignored {len(sync.fetch.prices) - len(valid)} row(s) outside the requested ranges or sessions")
+    fetched_actions = sync.fetch.actions if sync.fetch.actions is not None else empty_actions()
+    actions = validated_actions(fetched_actions, sync.requested, source.name)
+    if len(actions) < len(fetched_actions):
+        _log(log, f"ignored {len(fetched_actions) - len(actions)} action(s) with an ex-date outside the "
+                  "requested ranges")
     new = new_rows(valid, coverage)
     sync.coverage = coverage.with_rows(new)
     reasons = {
@@ -81,10 +101,12 @@ def sync_prices(engine: Engine, source: PriceSource, first: date, last: date, hi
     with engine.begin() as conn:
         serialize_writes(conn)
         sync.rows = insert_prices(conn, new, source.name, now)
+        sync.actions = insert_actions(conn, actions, source.name, now)
         sync.gap_records = replace_gap_records(conn, sync.requested, gaps)
     sync.coverage.reasons.update(reasons)
     _log(log, f"{source.name}: {sync.fetch.requests} request(s); wrote {len(sync.rows)} row(s) "
-              f"for {sync.rows['symbol'].nunique()} symbol(s), {sync.gap_records} empty range(s)")
+              f"for {sync.rows['symbol'].nunique()} symbol(s), {len(sync.actions)} corporate action(s) "
+              f"({len(actions) - len(sync.actions)} already stored), {sync.gap_records} empty range(s)")
     return sync
 
 
@@ -113,6 +135,46 @@ def validated(prices: pd.DataFrame, requested: Mapping[str, tuple[date, date]], 
     return joined.loc[keep, frame.columns].reset_index(drop=True)
 
 
+def validated_actions(actions: pd.DataFrame, requested: Mapping[str, tuple[date, date]],
+                      source: str) -> pd.DataFrame:
+    """The source's actions (ACTION_COLUMNS, + ``source`` when given) with an ex-date inside
+    their symbol's requested range, ``ratio`` kept for SPLIT rows and ``amount`` for
+    CASH_DIVIDEND rows (the other NaN). PriceSourceError when a column is missing, or a row
+    has no ex-date, an unknown action type, a SPLIT ratio or a CASH_DIVIDEND amount that is
+    not a positive finite number, a symbol that was not requested, or a duplicate
+    (symbol, ex_date, action_type)."""
+    if actions.empty:
+        return empty_actions()
+    absent = [c for c in ACTION_COLUMNS if c not in actions.columns]
+    if absent:
+        raise PriceSourceError(f"source {source} returned actions without the column(s) {', '.join(absent)}")
+    frame = actions[[*ACTION_COLUMNS, *(["source"] if "source" in actions.columns else [])]].copy()
+    frame["symbol"] = frame["symbol"].astype(object)
+    frame["ex_date"] = pd.to_datetime(frame["ex_date"], errors="coerce").dt.normalize().astype("datetime64[ns]")
+    frame["ratio"] = pd.to_numeric(frame["ratio"], errors="coerce").astype(float)
+    frame["amount"] = pd.to_numeric(frame["amount"], errors="coerce").astype(float)
+
+    def fail(mask: pd.Series, what: str) -> None:
+        if mask.any():
+            sample = frame.loc[mask, ACTION_COLUMNS].head(3).to_dict("records")
+            raise PriceSourceError(f"source {source} returned {int(mask.sum())} action(s) {what}: {sample}")
+
+    fail(frame["ex_date"].isna(), "without an ex-date")
+    fail(~frame["action_type"].isin(ACTION_TYPES), f"of an unknown type (expected {' or '.join(ACTION_TYPES)})")
+    split = frame["action_type"].eq(SPLIT)
+    value = frame["ratio"].where(split, frame["amount"]).to_numpy()
+    fail(pd.Series(~(np.isfinite(value) & (value > 0)), index=frame.index),
+         "without a positive finite ratio (SPLIT) or amount (CASH_DIVIDEND)")
+    fail(~frame["symbol"].isin(list(requested)), "of a symbol that was not requested")
+    fail(frame.duplicated(ACTION_KEY, keep=False), "with a duplicate (symbol, ex_date, action_type)")
+    frame["ratio"] = frame["ratio"].where(split)
+    frame["amount"] = frame["amount"].where(~split)
+    lo = frame["symbol"].map({s: pd.Timestamp(a) for s, (a, _) in requested.items()})
+    hi = frame["symbol"].map({s: pd.Timestamp(b) for s, (_, b) in requested.items()})
+    inside = (frame["ex_date"] >= lo) & (frame["ex_date"] <= hi)
+    return frame[inside].sort_values(ACTION_KEY).reset_index(drop=True)
+
+
 def new_rows(frame: pd.DataFrame, coverage: Coverage) -> pd.DataFrame:
     """Rows whose (symbol, date) is not already stored."""
     if frame.empty:
@@ -137,6 +199,51 @@ def insert_prices(conn: Connection, frame: pd.DataFrame, source: str, fetched_at
     rows = frame[columns].assign(fetched_at=pd.Series([fetched_at] * len(frame), index=frame.index, dtype=object))
     bulk_insert(conn, market_data_cache, rows, [*columns, "fetched_at"], skip_conflicts_on=["symbol", "date"])
     return frame
+
+
+def insert_actions(conn: Connection, actions: pd.DataFrame, source: str, fetched_at: datetime) -> pd.DataFrame:
+    """Store the actions whose (symbol, ex_date, action_type) is not stored yet (one read of
+    the stored keys of these symbols in the actions' date span, then one bulk insert that
+    also skips a key stored meanwhile by a concurrent run); returns the rows inserted."""
+    if actions.empty:
+        return actions
+    a = corporate_actions.c
+    stored = pd.DataFrame(
+        conn.execute(
+            sa.select(a.symbol, a.ex_date, a.action_type).where(
+                a.symbol.in_(sorted(set(actions["symbol"]))),
+                a.ex_date >= actions["ex_date"].min().date(),
+                a.ex_date <= actions["ex_date"].max().date(),
+            )
+        ).fetchall(),
+        columns=ACTION_KEY,
+    )
+    keys = pd.MultiIndex.from_arrays([actions["symbol"], actions["ex_date"], actions["action_type"]])
+    known = pd.MultiIndex.from_arrays(
+        [stored["symbol"], pd.to_datetime(stored["ex_date"]).astype("datetime64[ns]"), stored["action_type"]]
+    )
+    new = actions[~keys.isin(known)].copy()
+    if new.empty:
+        return new.reset_index(drop=True)
+    if "source" not in new.columns:
+        new["source"] = source
+    new["source"] = new["source"].fillna(source).astype(str).str.slice(0, 64)
+    rows = new[[*ACTION_COLUMNS, "source"]].assign(
+        fetched_at=pd.Series([fetched_at] * len(new), index=new.index, dtype=object)
+    )
+    bulk_insert(conn, corporate_actions, rows, [*ACTION_COLUMNS, "source", "fetched_at"], skip_conflicts_on=ACTION_KEY)
+    return new.reset_index(drop=True)
+
+
+def actions_preview(actions: pd.DataFrame) -> pd.DataFrame:
+    """The actions as (symbol, ex_date, action_type, value, source) for the metadata table;
+    value = the ratio of a SPLIT, the amount per share of a CASH_DIVIDEND."""
+    value = actions["ratio"].where(actions["action_type"].eq(SPLIT), actions["amount"])
+    return pd.DataFrame({
+        "symbol": actions["symbol"], "ex_date": actions["ex_date"].dt.strftime("%Y-%m-%d"),
+        "action_type": actions["action_type"], "value": value.astype(float),
+        "source": actions["source"] if "source" in actions.columns else "",
+    })
 
 
 def replace_gap_records(conn: Connection, requested: Mapping[str, tuple[date, date]], gaps: pd.DataFrame) -> int:
@@ -199,6 +306,8 @@ def sync_metadata(sync: PriceSync) -> dict:
         "missing_symbols": MetadataValue.int(len(missing)),
         "missing": MetadataValue.json(missing),
         "requests": markdown_table(preview),
+        "actions_stored": MetadataValue.int(len(sync.actions)),
+        "actions": markdown_table(actions_preview(sync.actions), floatfmt=",.6g"),
     }
 
 
@@ -211,8 +320,9 @@ def _log(log, message: str, error: bool = False) -> None:
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     group_name="market_data",
-    description="Daily closes of the eligible symbols (positions, option underlyings, SPY, "
-    "factor ETFs) over the range and the risk history before it, fetched only where missing.",
+    description="Daily as-traded closes of the eligible symbols (positions, option underlyings, SPY, "
+    "factor ETFs) over the range and the risk history before it, fetched only where missing, with "
+    "the splits and cash dividends the source reports for the ranges fetched (corporate_actions).",
 )
 def prices(context: AssetExecutionContext, store: StoreResource, market_data: MarketDataResource) -> MaterializeResult:
     keys = context.partition_key_range

@@ -17,9 +17,29 @@ index), so a close never depends on the requested window. Closes are
 ``anchor_price · Π(1 + r)`` normalised at ``ANCHOR_SESSION``, rounded to cents, floored at
 ``PRICE_FLOOR``.
 
-Options (OCC symbols) are priced by Black–Scholes from the rounded demo close of the
-underlying with a deterministic implied vol per underlying and ``RISK_FREE``; intrinsic value
-on the expiration date, no rows after it. PRIVATE and synthetic symbols are never priced.
+Corporate actions (DESIGN §5a), fixed tables, the same whatever range is requested:
+
+- ``SPLITS``: one split of a held symbol inside the demo window 2025-07-01…2025-11-06, AVGO
+  2-for-1 with ex-session 2025-10-14 (a LONG single name of two demo portfolios, with no
+  option in the demo book). Closes are AS TRADED: from a split's ex-session on, the close is
+  the model's close divided by the split factor ``F`` (the product of the symbol's ratios
+  with ex-session <= d), rounded to cents, so the stored AVGO close halves on 2025-10-14.
+  The model's returns are the split-adjusted ones, ``ratio_d · P_d / P_{d⁻} − 1``.
+- ``DIVIDENDS``: quarterly cash dividends of the demo's dividend payers and monthly ones of
+  the bond ETFs (BND, TLT), with amounts near their real 2025 payouts: the ex-session of a
+  payment is the first session on or after the given day of each given month, every year
+  of the calendar; the amount as traded is the table's amount divided by ``F`` on the
+  ex-session (AVGO pays 0.59 before its split and 0.295 after), rounded to 4 decimals.
+  Dividends leave the closes unchanged: the model's close path is the price, and a holder's
+  total return on an ex-session is the model's return plus ``D / P_{d⁻}``.
+
+``FetchResult.actions`` holds the actions of the requested listed non-option symbols with
+an ex-session inside their requested range (options and other symbols have none).
+
+Options (OCC symbols) are priced by Black–Scholes from the rounded as-traded demo close of
+the underlying with a deterministic implied vol per underlying and ``RISK_FREE``; intrinsic
+value on the expiration date, no rows after it. PRIVATE and synthetic symbols are never
+priced.
 """
 
 from __future__ import annotations
@@ -34,6 +54,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from sigmasight_assets.accounting.actions import ACTION_COLUMNS, CASH_DIVIDEND, SPLIT, empty_actions
 from sigmasight_assets.calendar import all_sessions
 from sigmasight_assets.market_data.sources.base import PRICE_COLUMNS, FetchResult
 from sigmasight_assets.symbols import FACTOR_ETFS, is_listed_symbol, parse_occ
@@ -125,6 +146,37 @@ _CURATED: dict[str, tuple] = {
     "TLT": ("iShares 20+ Year Treasury Bond ETF", "ETF", None, None, None, 88.25, -0.10, 0.0085, 0.0, {}),
     "GLD": ("SPDR Gold Shares", "ETF", None, None, None, 304.83, 0.10, 0.0095, 0.0002, {}),
 }
+
+MONTHLY = tuple(range(1, 13))
+
+SPLITS: dict[str, tuple[tuple[str, float], ...]] = {
+    "AVGO": (("2025-10-14", 2.0),),
+}
+"""symbol -> ((ex-session, ratio = new shares per old share), ...)."""
+
+DIVIDENDS: dict[str, tuple[float, tuple[int, ...], int]] = {
+    "JNJ": (1.30, (2, 5, 8, 11), 25),
+    "PG": (1.0568, (1, 4, 7, 10), 20),
+    "KO": (0.51, (3, 6, 9, 12), 14),
+    "XOM": (0.99, (2, 5, 8, 11), 14),
+    "CVX": (1.71, (2, 5, 8, 11), 18),
+    "JPM": (1.40, (1, 4, 7, 10), 5),
+    "MSFT": (0.83, (2, 5, 8, 11), 20),
+    "AVGO": (0.59, (3, 6, 9, 12), 20),
+    "UNH": (2.21, (3, 6, 9, 12), 15),
+    "SPY": (1.76, (3, 6, 9, 12), 19),
+    "VOO": (1.74, (3, 6, 9, 12), 26),
+    "VTI": (0.95, (3, 6, 9, 12), 26),
+    "QQQ": (0.71, (3, 6, 9, 12), 22),
+    "SCHD": (0.26, (3, 6, 9, 12), 24),
+    "VNQ": (0.85, (3, 6, 9, 12), 26),
+    "BND": (0.225, MONTHLY, 1),
+    "TLT": (0.33, MONTHLY, 1),
+}
+"""symbol -> (cash per share before any demo split, ex months, day of the month the
+ex-session is on or after). Yields about: JNJ 3.4%, PG 2.7%, KO 2.9%, XOM 3.7%, CVX 4.8%,
+JPM 1.9%, MSFT 0.7%, AVGO 0.9%, UNH 2.8%, SPY/VOO 1.1–1.2%, VTI 1.3%, QQQ 0.5%, SCHD 3.9%,
+VNQ 3.8%, BND 3.7%, TLT 4.5% at their 2025-06-30 closes."""
 
 _KNOWN_ETFS = frozenset(
     {s for s, row in _CURATED.items() if row[1] == "ETF"}
@@ -237,7 +289,8 @@ def _closes(symbols: list[str]) -> dict[str, np.ndarray]:
     """Full-calendar closes per non-option symbol (aligned with ``all_sessions()``), cached.
 
     Uncached symbols are generated together: 1 + R = 1 + alpha + beta·m + B·S + idio·Z
-    (k × n, R floored at −0.9), closes = anchor_price · cumprod(1 + R) / cumprod at anchor.
+    (k × n, R floored at −0.9), closes = anchor_price · cumprod(1 + R) / cumprod at anchor
+    / ``split_factors`` (as traded), rounded to cents.
     Draw i of a symbol's generator belongs to session i, and a generator's first draws do
     not depend on how many follow, so a longer calendar never changes earlier closes.
     """
@@ -261,11 +314,53 @@ def _closes(symbols: list[str]) -> dict[str, np.ndarray]:
         anchor = all_sessions().get_loc(ANCHOR_SESSION)
         anchor_price = np.array([p.anchor_price for p in params])[:, None]
         path *= anchor_price / path[:, [anchor]]
+        for row, s in enumerate(todo):
+            if s in SPLITS:
+                path[row] /= split_factors(s)
         closes = np.maximum(np.round(path, 2, out=path), PRICE_FLOOR, out=path)
         for s, row in zip(todo, closes):
             row.setflags(write=False)
             _CLOSES[s] = row
     return {s: _CLOSES[s] for s in symbols}
+
+
+@lru_cache(maxsize=None)
+def split_factors(symbol: str) -> np.ndarray:
+    """``F(symbol, d)`` on every calendar session (aligned with ``all_sessions()``): the
+    product of the ratios of ``SPLITS[symbol]`` with ex-session <= d; 1 before the first."""
+    sessions = all_sessions()
+    factor = np.ones(len(sessions))
+    for ex_date, ratio in SPLITS.get(symbol, ()):
+        factor[sessions.searchsorted(pd.Timestamp(ex_date), side="left"):] *= ratio
+    factor.setflags(write=False)
+    return factor
+
+
+@lru_cache(maxsize=None)
+def demo_actions(symbol: str) -> pd.DataFrame:
+    """Every action of ``symbol`` over the calendar (ACTION_COLUMNS, sorted by ex_date): its
+    ``SPLITS`` and its ``DIVIDENDS`` on the first session on or after (year, month, day) of
+    each year and listed month, the amount divided by ``split_factors`` on the ex-session."""
+    sessions = all_sessions()
+    rows = [empty_actions()]
+    splits = SPLITS.get(symbol, ())
+    if splits:
+        rows.append(pd.DataFrame({
+            "symbol": symbol, "ex_date": pd.DatetimeIndex([pd.Timestamp(d) for d, _ in splits]).as_unit("ns"),
+            "action_type": SPLIT, "ratio": [float(r) for _, r in splits], "amount": np.nan,
+        }))
+    if symbol in DIVIDENDS:
+        amount, months, day = DIVIDENDS[symbol]
+        years = range(sessions[0].year, sessions[-1].year + 1)
+        due = pd.DatetimeIndex([pd.Timestamp(y, m, day) for y in years for m in months])
+        at = sessions.searchsorted(due, side="left")
+        at = np.unique(at[(due >= sessions[0]) & (at < len(sessions))])
+        rows.append(pd.DataFrame({
+            "symbol": symbol, "ex_date": sessions[at].as_unit("ns"), "action_type": CASH_DIVIDEND,
+            "ratio": np.nan, "amount": np.round(amount / split_factors(symbol)[at], 4),
+        }))
+    frame = pd.concat([r for r in rows if len(r)] or rows[:1], ignore_index=True)
+    return frame[ACTION_COLUMNS].sort_values(["ex_date", "action_type"]).reset_index(drop=True)
 
 
 def _norm_cdf(x: np.ndarray) -> np.ndarray:
@@ -339,17 +434,29 @@ class DemoPriceSource:
         closes = _closes(list(stocks) + underlyings)
         frames = [self._stock_rows(sessions, closes, stocks), self._option_rows(sessions, closes, options)]
         prices = pd.concat([f for f in frames if not f.empty] or [frames[0]], ignore_index=True)
-        return FetchResult(prices=prices, missing=missing, requests=evaluated)
+        return FetchResult(prices=prices, missing=missing, requests=evaluated,
+                           actions=self._actions(sessions, stocks))
+
+    @staticmethod
+    def _actions(sessions: pd.DatetimeIndex, windows: dict[str, tuple[int, int]]) -> pd.DataFrame:
+        """The ``demo_actions`` of each symbol with an ex-session in its window [lo, hi)."""
+        frames = []
+        for symbol, (lo, hi) in windows.items():
+            if symbol in SPLITS or symbol in DIVIDENDS:
+                actions = demo_actions(symbol)
+                inside = (actions["ex_date"] >= sessions[lo]) & (actions["ex_date"] <= sessions[hi - 1])
+                frames.append(actions[inside])
+        frames = [f for f in frames if len(f)]
+        return pd.concat(frames, ignore_index=True) if frames else empty_actions()
 
     @staticmethod
     def _frame(symbols: np.ndarray, dates: pd.DatetimeIndex, close: np.ndarray) -> pd.DataFrame:
-        """PRICE_COLUMNS (open/high/low/volume NaN) + ``adj_close`` = close: the demo has no
-        dividends or splits."""
+        """PRICE_COLUMNS, open/high/low/volume NaN (no ``adj_close``: the closes are as
+        traded and the actions say how to chain them)."""
         frame = pd.DataFrame({"symbol": symbols, "date": dates, "close": close})
         for col in PRICE_COLUMNS[3:]:
             frame[col] = np.nan
-        frame["adj_close"] = frame["close"]
-        return frame[[*PRICE_COLUMNS, "adj_close"]]
+        return frame[PRICE_COLUMNS]
 
     def _stock_rows(self, sessions, closes, windows: dict[str, tuple[int, int]]) -> pd.DataFrame:
         if not windows:

@@ -3,12 +3,29 @@ yahooquery for the symbols yfinance did not serve (DESIGN §3). The same module 
 Yahoo profile source (``YahooProfileSource``: yahooquery quoteSummary first, then yfinance
 ``info``), which shares the sessions, bounds and outcome rules below (see its class doc).
 
-Closes. ``close`` is Yahoo's ``close``: the traded close, split-adjusted, not adjusted for
-dividends — what a position is valued at, like the CSV and demo sources. ``adj_close`` is
-Yahoo's ``adjclose`` (split- and dividend-adjusted) for return statistics (DESIGN §6:
-returns on adjusted closes). Yahoo re-bases ``adjclose`` after every dividend, so adjusted
-closes fetched on different days differ by the dividends in between; ``close`` never
-changes, which is why accounting uses it.
+Closes are as traded (DESIGN §5a). Yahoo's ``close`` (and open, high, low) is adjusted for
+every split after its session, its volume multiplied by them, and its dividend amounts are
+adjusted the same way; so each symbol's chart is asked from the start of its range through
+*now* (``period2`` = the day after the fetch's clock, one request per symbol as before, its
+rows then trimmed to the range), and with the split events of that answer (every split up
+to now, also those after the range) the source converts back:
+
+    close_as_traded(d) = yahoo_close(d) · Π ratio(splits with ex-date > d)
+
+the same factor for open, high, low and for a dividend's amount on its ex-date, and
+``volume / factor``. A row fetched today and the same row fetched after a later split are
+therefore equal. Yahoo's ``adjclose`` (re-based after every dividend: it changes meaning
+with the fetch date) is not used for anything and no ``adj_close`` is returned.
+
+Corporate actions (``FetchResult.actions``) come from the same chart answer's
+``events.splits`` ({numerator, denominator, date}: ratio = numerator / denominator new
+shares per old share) and ``events.dividends`` ({amount, date}), read from the response body
+the session recorded (the same for yfinance and yahooquery, whatever each library keeps of
+them). An event's ex-date is its timestamp's date in the exchange's time zone. Only the
+served symbols' events with an ex-date inside the requested range are returned; splits on
+the same ex-date are multiplied, dividends summed (one row per key). A split event without a
+positive finite numerator and denominator makes the chart malformed (the closes cannot be
+converted); a dividend whose amount is not a positive finite number is dropped and logged.
 
 Bounds. Every HTTP request of both libraries goes through one ``ProviderSession`` per
 provider and fetch: each request's timeout is capped at ``timeout_s``
@@ -62,6 +79,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import time
@@ -77,6 +95,7 @@ import pandas as pd
 from curl_cffi import requests as curl_requests
 
 from sigmasight_assets import config
+from sigmasight_assets.accounting.actions import CASH_DIVIDEND, SPLIT, empty_actions
 from sigmasight_assets.calendar import nyse
 from sigmasight_assets.market_data.profiles import PROFILE_COLUMNS, ProfileResult
 from sigmasight_assets.market_data.sources.base import PRICE_COLUMNS, FetchResult, PriceSourceError
@@ -90,7 +109,9 @@ DEFAULT_BUDGET_S = 45.0
 PROVIDERS = ("yfinance", "yahooquery")
 CLOSE_SETTLE = timedelta(minutes=15)
 """A session's close is accepted this long after the scheduled close, not before."""
-COLUMNS = [*PRICE_COLUMNS, "adj_close", "source"]
+COLUMNS = [*PRICE_COLUMNS, "source"]
+EXCHANGE_TZ = "America/New_York"
+"""The time zone of an event date when the chart's meta names none."""
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 """HTTP statuses a request is sent again for (rate limit, server and gateway errors)."""
 RETRY_WAITS_S = (0.5, 1.0)
@@ -368,12 +389,122 @@ def chart_payload_defect(body: bytes, content_type: str | None = None) -> str | 
     if off:
         return f"chart arrays disagree: {len(stamps)} timestamp(s) but " + ", ".join(
             f"{n} {k}" for k, n in sorted(off.items()))
+    return events_defect(first.get("events"))
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def events_defect(events) -> str | None:
+    """What is wrong with a chart's ``events`` for converting its closes, or None: each
+    split needs a date and a positive finite numerator and denominator, each dividend a
+    date (its amount is checked when read: a bad amount drops that dividend only)."""
+    if events is None:
+        return None
+    if not isinstance(events, dict):
+        return "chart events is not an object"
+    for kind in ("splits", "dividends"):
+        entries = events.get(kind) or {}
+        if not isinstance(entries, dict):
+            return f"chart events.{kind} is not an object"
+        for key, event in entries.items():
+            if not isinstance(event, dict) or not _positive(event.get("date")):
+                return f"chart events.{kind}[{key}] has no date"
+            if kind == "splits" and not (_positive(event.get("numerator")) and _positive(event.get("denominator"))):
+                return (f"chart events.splits[{key}] is not a split of positive numbers "
+                        f"({event.get('numerator')!r}:{event.get('denominator')!r})")
     return None
+
+
+def last_chart(session: ProviderSession, since: int) -> dict | None:
+    """``chart.result[0]`` of the last chart answer ``session`` got after its ``since``-th
+    answer, or None (no chart answer, or one without a result)."""
+    charts = [a for a in session.answers[since:] if "/finance/chart/" in str(a.url)]
+    if not charts:
+        return None
+    try:
+        result = json.loads(getattr(charts[-1].response, "content", b"") or b"")["chart"]["result"][0]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    return result if isinstance(result, dict) else None
+
+
+@dataclass(frozen=True)
+class ChartEvents:
+    """The split and dividend events of one chart answer by ex-date (datetime64, midnight),
+    as Yahoo reports them: ``amounts`` are adjusted for every later split, like its closes.
+    Splits and dividends sharing an ex-date are combined (ratios multiplied, amounts
+    summed); both sorted by date."""
+
+    split_dates: np.ndarray
+    ratios: np.ndarray
+    dividend_dates: np.ndarray
+    amounts: np.ndarray
+
+    @classmethod
+    def none(cls) -> ChartEvents:
+        empty = np.array([], dtype="datetime64[ns]")
+        return cls(empty, np.array([], dtype=float), empty, np.array([], dtype=float))
+
+    @classmethod
+    def of(cls, result: dict | None, symbol: str = "", provider: str = "") -> ChartEvents:
+        """The events of a chart result (``last_chart``), checked by ``events_defect``;
+        dividends without a positive finite amount are dropped and logged."""
+        events = (result or {}).get("events")
+        if not isinstance(events, dict) or events_defect(events) is not None:
+            return cls.none()
+        meta = result.get("meta") if isinstance(result.get("meta"), dict) else {}
+        tz = meta.get("exchangeTimezoneName") or EXCHANGE_TZ
+
+        def days(stamps: list) -> pd.DatetimeIndex:
+            when = pd.to_datetime(pd.Series(stamps, dtype="int64"), unit="s", utc=True)
+            return pd.DatetimeIndex(when.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()).as_unit("ns")
+
+        splits = list((events.get("splits") or {}).values())
+        ratio = pd.Series([float(e["numerator"]) / float(e["denominator"]) for e in splits], dtype=float)
+        split = ratio.groupby(days([int(e["date"]) for e in splits])).prod()
+        dividends = list((events.get("dividends") or {}).values())
+        amount = pd.to_numeric(pd.Series([e.get("amount") for e in dividends], dtype=object), errors="coerce")
+        when = days([int(e["date"]) for e in dividends])
+        good = np.isfinite(amount.to_numpy(float)) & (amount.to_numpy(float) > 0)
+        if not good.all():
+            dropped = sorted({d.date().isoformat() for d in when[~good]})
+            log.warning("%s: %s: dropped %d dividend(s) whose amount is not a positive number: %s", provider,
+                        symbol, len(dropped), ", ".join(dropped))
+        paid = pd.Series(amount.to_numpy(float)[good], index=when[good]).groupby(level=0).sum()
+        return cls(split.index.to_numpy(), split.to_numpy(float), paid.index.to_numpy(), paid.to_numpy(float))
+
+    def factor_after(self, dates) -> np.ndarray:
+        """``Π ratio(splits with ex-date > d)`` for each date d (1 where there is none):
+        what a Yahoo price of session d is multiplied by to be the price as traded."""
+        when = np.asarray(pd.DatetimeIndex(dates).as_unit("ns").to_numpy())
+        after = np.append(np.cumprod(self.ratios[::-1])[::-1], 1.0)  # after[i] = Π ratios[i:]
+        return after[np.searchsorted(self.split_dates, when, side="right")]
+
+    def actions(self, symbol: str, lo: date, hi: date, provider: str) -> pd.DataFrame:
+        """ACTION_COLUMNS + ``source`` rows of the events with ex-date in [lo, hi], dividend
+        amounts as traded (``amount · factor_after(ex-date)``)."""
+        lo_, hi_ = np.datetime64(lo, "ns"), np.datetime64(hi, "ns")
+        s_in = (self.split_dates >= lo_) & (self.split_dates <= hi_)
+        d_in = (self.dividend_dates >= lo_) & (self.dividend_dates <= hi_)
+        d_dates = self.dividend_dates[d_in]
+        frame = pd.DataFrame({
+            "symbol": symbol,
+            "ex_date": np.concatenate([self.split_dates[s_in], d_dates]).astype("datetime64[ns]"),
+            "action_type": [SPLIT] * int(s_in.sum()) + [CASH_DIVIDEND] * int(d_in.sum()),
+            "ratio": np.concatenate([self.ratios[s_in], np.full(len(d_dates), np.nan)]),
+            "amount": np.concatenate([np.full(int(s_in.sum()), np.nan),
+                                      self.amounts[d_in] * self.factor_after(d_dates)]),
+            "source": provider,
+        })
+        return frame.sort_values(["ex_date", "action_type"]).reset_index(drop=True)
 
 
 @dataclass
 class Served:
     frame: pd.DataFrame
+    actions: pd.DataFrame | None = None
 
 
 @dataclass
@@ -528,8 +659,9 @@ class YahooPriceSource(_ProviderChain):
         self.utcnow = utcnow
 
     def fetch(self, requests: Mapping[str, tuple[date, date]]) -> FetchResult:
-        """Closes for each symbol over its inclusive range, one request per symbol per
-        provider asked; PriceSourceError when a symbol could not be resolved."""
+        """As-traded closes and the corporate actions for each symbol over its inclusive
+        range, one request per symbol per provider asked (through now, see the module doc);
+        PriceSourceError when a symbol could not be resolved."""
         wanted = {s: (pd.Timestamp(a).date(), pd.Timestamp(b).date()) for s, (a, b) in requests.items()}
         ledger = self._ask(
             wanted, lambda provider, session, todo: _FETCHERS[provider](session, todo, self.timeout_s, self.utcnow())
@@ -544,7 +676,13 @@ class YahooPriceSource(_ProviderChain):
         if unresolved:
             self._raise_unresolved(unresolved, ledger)
         prices = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
-        return FetchResult(prices=prices, missing=missing, requests=ledger.requests)
+        served = [
+            o.actions for per in ledger.outcomes.values() for o in per.values()
+            if isinstance(o, Served) and o.actions is not None and len(o.actions)
+        ]
+        actions = (pd.concat(served, ignore_index=True) if served
+                   else empty_actions().assign(source=pd.Series(dtype=object)))
+        return FetchResult(prices=prices, missing=missing, requests=ledger.requests, actions=actions)
 
 
 def _reason(outcome: Outcome) -> str:
@@ -555,11 +693,13 @@ def _reason(outcome: Outcome) -> str:
     return "served"
 
 
-def closes_frame(symbol: str, provider: str, dates, close, adj_close=None, open_=None,
-                 high=None, low=None, volume=None, lo: date | None = None,
-                 hi: date | None = None, now: datetime | None = None) -> pd.DataFrame:
-    """Provider columns as COLUMNS rows: NYSE sessions inside [lo, hi] whose close has
-    happened by ``now``, with a finite positive close; nothing else is kept. The sessions
+def closes_frame(symbol: str, provider: str, dates, close, open_=None, high=None, low=None,
+                 volume=None, lo: date | None = None, hi: date | None = None,
+                 now: datetime | None = None, events: ChartEvents | None = None) -> pd.DataFrame:
+    """Provider columns as COLUMNS rows, as traded: NYSE sessions inside [lo, hi] whose
+    close has happened by ``now``, with a finite positive close; nothing else is kept. With
+    ``events`` the prices of session d are multiplied and the volume divided by
+    ``events.factor_after(d)`` (Yahoo's are adjusted for the splits after d). The sessions
     dropped for their close (null, NaN, 0, negative) are logged and listed in
     ``attrs["dropped"]``."""
     n = len(dates)
@@ -571,8 +711,13 @@ def closes_frame(symbol: str, provider: str, dates, close, adj_close=None, open_
         "symbol": symbol,
         "date": pd.DatetimeIndex(pd.to_datetime(list(dates))).normalize(),
         "close": col(close), "open": col(open_), "high": col(high), "low": col(low),
-        "volume": col(volume), "adj_close": col(adj_close), "source": provider,
+        "volume": col(volume), "source": provider,
     })
+    if events is not None and len(events.ratios):
+        factor = events.factor_after(frame["date"])
+        for price in ("close", "open", "high", "low"):
+            frame[price] = frame[price].to_numpy() * factor
+        frame["volume"] = frame["volume"].to_numpy() / factor
     closes = nyse().closes
     closed_at = closes.reindex(frame["date"]).to_numpy()
     wanted = pd.notna(closed_at)
@@ -589,8 +734,6 @@ def closes_frame(symbol: str, provider: str, dates, close, adj_close=None, open_
     if dropped:
         log.warning("%s: %s: dropped %d row(s) whose close is not a positive number: %s", provider, symbol,
                     len(dropped), ", ".join(dropped[:10]) + (" …" if len(dropped) > 10 else ""))
-    adj = frame["adj_close"].to_numpy()
-    frame.loc[~(np.isfinite(adj) & (adj > 0)), "adj_close"] = np.nan
     out = frame[keep].drop_duplicates(["symbol", "date"], keep="last")
     out = out[COLUMNS].reset_index(drop=True)
     out.attrs["dropped"] = dropped
@@ -630,9 +773,10 @@ def _yfinance_no_data(exc: BaseException) -> bool:
 
 def fetch_yfinance(session, todo: Mapping[str, tuple[date, date]], timeout_s: float,
                    now: datetime) -> dict[str, Outcome]:
-    """``Ticker(symbol, session).history(start, end + 1 day)`` per symbol, raw and adjusted
-    closes, the chart answer checked (``chart_problem``); after a connection-level failure or
-    a persistent 429/5xx the remaining symbols are not asked."""
+    """``Ticker(symbol, session).history(start, through now)`` per symbol (``_through``), the
+    chart answer checked (``chart_problem``), its closes converted to as traded and its
+    events read (``ChartEvents``); after a connection-level failure or a persistent 429/5xx
+    the remaining symbols are not asked."""
     yf = _configure_yfinance()
     try:
         return _yfinance_each(yf, session, todo, timeout_s, now)
@@ -658,7 +802,7 @@ def _yfinance_each(yf, session, todo: Mapping[str, tuple[date, date]], timeout_s
         since = len(session.answers)
         try:
             hist = yf.Ticker(symbol, session=session).history(
-                start=lo.isoformat(), end=(hi + timedelta(days=1)).isoformat(), interval="1d",
+                start=lo.isoformat(), end=_through(hi, now).isoformat(), interval="1d",
                 auto_adjust=False, actions=False, timeout=timeout_s,
             )
         except BudgetExhausted:
@@ -687,17 +831,24 @@ def _yfinance_each(yf, session, todo: Mapping[str, tuple[date, date]], timeout_s
                 break
             continue
         dates = hist.index.tz_localize(None) if getattr(hist.index, "tz", None) is not None else hist.index
+        events = ChartEvents.of(last_chart(session, since), symbol, "yfinance")
         frame = closes_frame(
-            symbol, "yfinance", dates, hist.get("Close"), hist.get("Adj Close"), hist.get("Open"),
-            hist.get("High"), hist.get("Low"), hist.get("Volume"), lo, hi, now,
+            symbol, "yfinance", dates, hist.get("Close"), hist.get("Open"), hist.get("High"),
+            hist.get("Low"), hist.get("Volume"), lo, hi, now, events,
         )
-        out[symbol] = _served_or_empty(frame, lo, hi)
+        out[symbol] = _served_or_empty(frame, lo, hi, events.actions(symbol, lo, hi, "yfinance"))
     return out
 
 
-def _served_or_empty(frame: pd.DataFrame, lo: date, hi: date) -> Outcome:
+def _through(hi: date, now: datetime) -> date:
+    """The ``end`` of a chart request for a range ending ``hi``: the day after the later of
+    ``hi`` and ``now`` (so the answer carries every split up to now)."""
+    return max(hi, now.astimezone(timezone.utc).date()) + timedelta(days=1)
+
+
+def _served_or_empty(frame: pd.DataFrame, lo: date, hi: date, actions: pd.DataFrame | None = None) -> Outcome:
     if len(frame):
-        return Served(frame)
+        return Served(frame, actions)
     dropped = frame.attrs.get("dropped", [])
     detail = f"; dropped {len(dropped)} row(s) whose close is not a positive number" if dropped else ""
     return Empty(f"no close in [{lo}, {hi}]{detail}")
@@ -708,9 +859,10 @@ def _served_or_empty(frame: pd.DataFrame, lo: date, hi: date) -> Outcome:
 
 def fetch_yahooquery(session, todo: Mapping[str, tuple[date, date]], timeout_s: float,
                      now: datetime) -> dict[str, Outcome]:
-    """One ``Ticker`` (one crumb request), then ``history`` per symbol: one chart request
-    each, its answer checked (``chart_problem``) before the rows are read; after a
-    connection-level failure or a persistent 429/5xx nothing more is asked."""
+    """One ``Ticker`` (one crumb request), then ``history`` per symbol through now: one chart
+    request each, its answer checked (``chart_problem``) before the rows are read, converted
+    to as traded and its events read (``ChartEvents``); after a connection-level failure or
+    a persistent 429/5xx nothing more is asked."""
     from yahooquery import Ticker
 
     out: dict[str, Outcome] = {}
@@ -727,7 +879,7 @@ def fetch_yahooquery(session, todo: Mapping[str, tuple[date, date]], timeout_s: 
         ticker.symbols = [symbol]  # one chart request either way; one answer checked per symbol
         since = len(session.answers)
         try:
-            hist = ticker.history(start=lo.isoformat(), end=(hi + timedelta(days=1)).isoformat(), interval="1d")
+            hist = ticker.history(start=lo.isoformat(), end=_through(hi, now).isoformat(), interval="1d")
             error = chart_problem(session, since, symbol, "yahooquery")
         except BudgetExhausted:
             raise
@@ -742,11 +894,13 @@ def fetch_yahooquery(session, todo: Mapping[str, tuple[date, date]], timeout_s: 
                 out.update({rest: Failed(error) for rest in symbols[i + 1:]})
                 break
             continue
-        out.update(_yahooquery_outcomes(hist, [symbol], lo, hi, now))
+        events = ChartEvents.of(last_chart(session, since), symbol, "yahooquery")
+        out.update(_yahooquery_outcomes(hist, [symbol], lo, hi, now, events))
     return out
 
 
-def _yahooquery_outcomes(hist, symbols: list[str], lo: date, hi: date, now: datetime) -> dict[str, Outcome]:
+def _yahooquery_outcomes(hist, symbols: list[str], lo: date, hi: date, now: datetime,
+                         events: ChartEvents | None = None) -> dict[str, Outcome]:
     out: dict[str, Outcome] = {}
     has_rows = isinstance(hist, pd.DataFrame) and isinstance(hist.index, pd.MultiIndex) and len(hist)
     for symbol in symbols:
@@ -757,10 +911,11 @@ def _yahooquery_outcomes(hist, symbols: list[str], lo: date, hi: date, now: date
         closed_days = [d for d in rows.index if isinstance(d, date) and not isinstance(d, datetime)]
         rows = rows.loc[closed_days] if closed_days else rows.iloc[0:0]
         frame = closes_frame(
-            symbol, "yahooquery", list(rows.index), rows.get("close"), rows.get("adjclose"),
-            rows.get("open"), rows.get("high"), rows.get("low"), rows.get("volume"), lo, hi, now,
+            symbol, "yahooquery", list(rows.index), rows.get("close"), rows.get("open"),
+            rows.get("high"), rows.get("low"), rows.get("volume"), lo, hi, now, events,
         )
-        out[symbol] = _served_or_empty(frame, lo, hi)
+        actions = (events or ChartEvents.none()).actions(symbol, lo, hi, "yahooquery")
+        out[symbol] = _served_or_empty(frame, lo, hi, actions)
     return out
 
 
