@@ -118,3 +118,36 @@ def test_a_change_before_the_first_computed_session_recomputes_from_it(engine, d
     (book / "positions.csv").write_text(text)
     import_book(engine, book)
     assert list(requests(engine)["session"]) == [dt.date(2025, 8, 25)]  # entry 2025-08-01, first computed 08-25
+
+
+def test_a_late_price_is_recomputed_like_a_clean_backfill(engine, db_url, tmp_path, monkeypatch):
+    from sigmasight_assets.assets.prices import prices
+    from sigmasight_assets.book import import_book
+
+    full = pd.read_csv(EXAMPLE_BOOK / "prices.csv")
+    late = (full["symbol"] == "MMM") & (full["date"] == "2025-09-02")
+    assert late.sum() == 1
+    path = tmp_path / "prices.csv"
+    full[~late].to_csv(path, index=False)
+    monkeypatch.setenv("SIGMASIGHT_GAP_EXPIRY_DAYS", "0")  # a gap is asked again on the next run
+    with instance_for_test() as instance:
+        import_book(engine, EXAMPLE_BOOK)
+        materialize_range([prices, *ACCOUNTING_ASSETS], db_url, "2025-08-25", "2025-09-05", f"csv:{path}",
+                          instance=instance)
+        filled = table_rows(engine, t.position_values)
+        assert bool(filled[(filled["position_id"] == "m1") & (filled["date"] == dt.date(2025, 9, 2))]["is_filled"].iloc[0])
+        full.to_csv(path, index=False)  # the close arrives
+        result = materialize_range([prices], db_url, "2025-09-05", "2025-09-05", f"csv:{path}", instance=instance)
+        assert result.asset_materializations_for_node("prices")[0].metadata["recompute_requested_from"].value == "2025-09-02"
+        request = evaluate(instance, db_url)
+        assert (request.partition_key_range.start, request.partition_key_range.end) == ("2025-09-02", "2025-09-05")
+        materialize_range(ACCOUNTING_ASSETS, db_url, "2025-09-02", "2025-09-05", instance=instance)
+
+    clean = make_engine(f"sqlite:///{tmp_path / 'clean.db'}")
+    init_db(clean)
+    import_book(clean, EXAMPLE_BOOK)
+    materialize_range([prices, *ACCOUNTING_ASSETS], clean.url.render_as_string(False), "2025-08-25", "2025-09-05",
+                      f"csv:{path}")
+    for table in [*OUTPUTS, t.portfolios]:
+        pd.testing.assert_frame_equal(table_rows(engine, table), table_rows(clean, table), check_exact=False,
+                                      rtol=1e-12, check_dtype=False)

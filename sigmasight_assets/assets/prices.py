@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 from sqlalchemy.engine import Connection, Engine
 
+from sigmasight_assets import recompute
 from sigmasight_assets.accounting.actions import ACTION_COLUMNS, ACTION_TYPES, SPLIT, empty_actions
 from sigmasight_assets.assets.common import markdown_table
 from sigmasight_assets.calendar import all_sessions, daily_partitions
@@ -40,7 +41,7 @@ from sigmasight_assets.market_data.gaps import Coverage, gap_records, read_cover
 from sigmasight_assets.market_data.sources.base import PRICE_COLUMNS, FetchResult, PriceSource, PriceSourceError
 from sigmasight_assets.market_data.universe import price_universe
 from sigmasight_assets.resources import MarketDataResource, StoreResource
-from sigmasight_assets.schema import corporate_actions, market_data_cache, price_coverage_gaps
+from sigmasight_assets.schema import corporate_actions, market_data_cache, position_values, price_coverage_gaps
 from sigmasight_assets.store import bulk_insert, records, serialize_writes
 
 PREVIEW_ROWS = 15
@@ -63,6 +64,8 @@ class PriceSync:
     coverage: Coverage | None = None
     actions: pd.DataFrame = field(default_factory=empty_actions)
     """The corporate actions this run stored (not those already stored)."""
+    late: date | None = None
+    """The session a recompute was requested from (a close stored late), if any."""
 
 
 def sync_prices(engine: Engine, source: PriceSource, first: date, last: date, history_days: int,
@@ -103,11 +106,38 @@ def sync_prices(engine: Engine, source: PriceSource, first: date, last: date, hi
         sync.rows = insert_prices(conn, new, source.name, now)
         sync.actions = insert_actions(conn, actions, source.name, now)
         sync.gap_records = replace_gap_records(conn, sync.requested, gaps)
+        sync.late = record_late_closes(conn, sync.rows)
     sync.coverage.reasons.update(reasons)
+    if sync.late is not None:
+        _log(log, f"late close(s) for sessions already computed: recompute requested from {sync.late}")
     _log(log, f"{source.name}: {sync.fetch.requests} request(s); wrote {len(sync.rows)} row(s) "
               f"for {sync.rows['symbol'].nunique()} symbol(s), {len(sync.actions)} corporate action(s) "
               f"({len(actions) - len(sync.actions)} already stored), {sync.gap_records} empty range(s)")
     return sync
+
+
+def record_late_closes(conn: Connection, rows: pd.DataFrame) -> date | None:
+    """Record a recompute from the earliest session of ``rows`` (closes just stored) at
+    which a position of the symbol was already valued with a filled or missing price: a
+    late or corrected close changes results already stored (one bulk read)."""
+    if rows.empty:
+        return None
+    pv = position_values.c
+    stale = pd.DataFrame(conn.execute(
+        sa.select(pv.symbol, pv.date).distinct().where(
+            pv.symbol.in_(sorted(rows["symbol"].unique())),
+            pv.date >= rows["date"].min().date(), pv.date <= rows["date"].max().date(),
+            sa.or_(pv.is_filled == sa.true(), pv.is_priced == sa.false()),
+        )
+    ).fetchall(), columns=["symbol", "date"])
+    if stale.empty:
+        return None
+    hit = rows[["symbol", "date"]].merge(stale.assign(date=pd.to_datetime(stale["date"])), on=["symbol", "date"])
+    if hit.empty:
+        return None
+    first = hit.sort_values("date").iloc[0]
+    symbols = ", ".join(sorted(hit["symbol"].unique())[:10])
+    return recompute.record_if_computed(conn, first["date"], f"late close(s) of {symbols} from {first['date']:%Y-%m-%d}")
 
 
 def validated(prices: pd.DataFrame, requested: Mapping[str, tuple[date, date]], source: str) -> pd.DataFrame:
@@ -302,6 +332,7 @@ def sync_metadata(sync: PriceSync) -> dict:
         "provider_requests": MetadataValue.int(sync.fetch.requests if sync.fetch else 0),
         "skipped": MetadataValue.json(sync.skipped),
         "rows_written": MetadataValue.int(len(sync.rows)),
+        "recompute_requested_from": MetadataValue.text(str(sync.late) if sync.late else "none"),
         "empty_ranges_recorded": MetadataValue.int(sync.gap_records),
         "missing_symbols": MetadataValue.int(len(missing)),
         "missing": MetadataValue.json(missing),
