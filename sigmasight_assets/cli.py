@@ -6,12 +6,18 @@
     sigmasight equity                   each portfolio's first and last equity in the store
     sigmasight equity PORTFOLIO_ID      a portfolio's equity history (session, equity, P&L, flow)
     sigmasight report [--out PATH]      an HTML report: equity, drawdown, daily P&L, exposures
+    sigmasight explain PORTFOLIO_ID     why equity moved on a session (--date D, --json)
+    sigmasight purge --from D           delete computed rows from session D on (--yes to skip the question)
+    sigmasight runs                     the latest Dagster runs: range, status, steps, rows, checks (--last N, --json)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from datetime import date
 from pathlib import Path
 
 from sigmasight_assets import config
@@ -80,6 +86,57 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    from sigmasight_assets.explain import explain_session, render
+
+    explained = explain_session(_engine(), args.portfolio_id, args.date)
+    print(json.dumps(explained, indent=2) if args.json else render(explained))
+    return 0
+
+
+def _instance():
+    from dagster import DagsterInstance
+
+    if not os.environ.get("DAGSTER_HOME"):
+        raise RuntimeError("DAGSTER_HOME is not set: point it at the Dagster instance directory (make demo uses "
+                           "./.dagster_home)")
+    return DagsterInstance.get()
+
+
+def cmd_purge(args) -> int:
+    from sigmasight_assets.purge import purge_from, wipe_partitions
+
+    day = date.fromisoformat(args.start)
+    engine = _engine()
+    where = engine.url.render_as_string(hide_password=True)
+    if not args.yes:
+        try:
+            answer = input(f"delete every computed row from {day} on in {where}? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    deleted = purge_from(engine, day)
+    print(f"purged {where} from {day}: " + ", ".join(f"{n} {k}" for k, n in deleted.items() if n))
+    if os.environ.get("DAGSTER_HOME"):
+        keys, why_not = wipe_partitions(_instance(), day)
+        print(f"Dagster: {why_not}" if why_not else f"Dagster: wiped {len(keys)} partition(s) of the purged assets")
+    else:
+        print("Dagster: DAGSTER_HOME is not set, its materializations were left as they are")
+    print(f"restore with one backfill: dagster asset materialize -m sigmasight_assets.definitions --select '*' "
+          f"--partition-range {day}...<latest session>")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from sigmasight_assets.run_history import render, run_summaries
+
+    runs = run_summaries(_instance(), args.last)
+    print(json.dumps(runs, indent=2, default=str) if args.json else render(runs))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sigmasight", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +165,23 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--start")
     rep.add_argument("--end")
     rep.set_defaults(func=cmd_report)
+
+    ex = sub.add_parser("explain", help="one session's equity rollforward of a portfolio and each position's part")
+    ex.add_argument("portfolio_id")
+    ex.add_argument("--date", help="the session (default: the latest stored)")
+    ex.add_argument("--json", action="store_true")
+    ex.set_defaults(func=cmd_explain)
+
+    pu = sub.add_parser("purge", help="delete every computed row from a session on (prices, profiles, actions "
+                                      "and the book stay)")
+    pu.add_argument("--from", dest="start", required=True, metavar="D")
+    pu.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    pu.set_defaults(func=cmd_purge)
+
+    ru = sub.add_parser("runs", help="the latest runs of the Dagster instance ($DAGSTER_HOME)")
+    ru.add_argument("--last", type=int, default=10)
+    ru.add_argument("--json", action="store_true")
+    ru.set_defaults(func=cmd_runs)
     return parser
 
 

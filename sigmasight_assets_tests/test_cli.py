@@ -105,3 +105,29 @@ def test_book_import_into_an_unreachable_store_fails_in_one_clear_line(tmp_path,
     assert bad_url.stderr.splitlines() == [
         "sigmasight: error: store error: ArgumentError: Could not parse SQLAlchemy URL from given URL string"
     ]
+
+
+def test_explain_purge_and_runs_from_the_command_line(cli_env):
+    assert run(["sigmasight", "book", "import", str(EXAMPLE_BOOK)], cli_env).returncode == 0
+    prices = f"csv:{EXAMPLE_BOOK / 'prices.csv'}"
+    env = {**cli_env, "SIGMASIGHT_PRICE_SOURCE": prices}
+    out = run(["dagster", "asset", "materialize", "-m", "sigmasight_assets.definitions", "--select",
+               "prices,position_values,daily_pnl,equity_balances,portfolio_snapshots",
+               "--partition-range", "2025-08-25...2025-09-05"], env)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+    explained = run(["sigmasight", "explain", "e1", "--date", "2025-09-02"], env)
+    assert explained.returncode == 0 and "identity holds to the cent" in explained.stdout
+    as_json = run(["sigmasight", "explain", "e1", "--json"], env)
+    assert '"date": "2025-09-05"' in as_json.stdout
+
+    runs = run(["sigmasight", "runs", "--last", "1"], env)
+    assert runs.returncode == 0 and "2025-08-25...2025-09-05" in runs.stdout and "SUCCESS" in runs.stdout
+
+    refused = subprocess.run(["sigmasight", "purge", "--from", "2025-09-02"], cwd=ROOT, env=env, input="",
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "nothing deleted" in refused.stdout
+    purged = run(["sigmasight", "purge", "--from", "2025-09-02", "--yes"], env)
+    assert purged.returncode == 0 and "equity_balances" in purged.stdout and "Dagster:" in purged.stdout
+    gone = run(["sigmasight", "explain", "e1", "--date", "2025-09-02"], env)
+    assert gone.returncode == 1 and "no stored session 2025-09-02" in gone.stderr
