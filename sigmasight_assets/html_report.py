@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sigmasight_assets import schema as t
+from sigmasight_assets.reports import portfolio_actions
 from sigmasight_assets.reports import reconciled
 from sigmasight_assets.store import check_schema, read_frame
 
@@ -33,6 +34,7 @@ class ReportData(NamedTuple):
     equity: pd.DataFrame
     snapshots: pd.DataFrame  # portfolio_id, date, long/short/net/gross exposure
     sectors: pd.DataFrame  # sector_exposures rows of each portfolio's latest session in range
+    actions: pd.DataFrame  # reports.portfolio_actions: splits and dividends each portfolio met
     start: dt.date | None = None
     end: dt.date | None = None
 
@@ -81,12 +83,13 @@ def load_report_data(engine: Engine, portfolio_ids=None, start=None, end=None) -
         sectors = read_frame(conn, sa.select(x).join(
             latest, sa.and_(x.c.portfolio_id == latest.c.portfolio_id, x.c.date == latest.c.date)
         ).order_by(x.c.portfolio_id, x.c.gross_exposure.desc(), x.c.sector), parse_dates=["date"])
+        actions = portfolio_actions(conn, portfolio_ids, start, end)
     if portfolio_ids:
         portfolios = portfolios[portfolios["id"].isin(portfolio_ids)]
     if equity.empty:
         span = f" between {start or 'the start'} and {end or 'the end'}" if start or end else ""
         raise LookupError(f"no equity history in the store{span}: materialize equity_balances")
-    return ReportData(portfolios.reset_index(drop=True), equity, snapshots, sectors, start, end)
+    return ReportData(portfolios.reset_index(drop=True), equity, snapshots, sectors, actions, start, end)
 
 
 # --- figures -----------------------------------------------------------------------------
@@ -334,12 +337,26 @@ def sector_table(sectors: pd.DataFrame) -> str:
             + "".join(f"<th>{h}</th>" for h in heads) + f"</tr></thead><tbody>{rows}</tbody></table>")
 
 
+def actions_table(actions: pd.DataFrame) -> str:
+    """The splits and cash dividends one portfolio met, by ex-session."""
+    if actions.empty:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(pd.Timestamp(r.date).strftime('%Y-%m-%d'))}</td><td>{escape(r.action)}</td>"
+        f"<td>{escape(money(r.cash)) if r.cash else ''}</td></tr>"
+        for r in actions.itertuples()
+    )
+    return ("<h3>Corporate actions</h3><table><thead><tr><th>Ex-session</th><th>Action</th><th>Dividends</th>"
+            f"</tr></thead><tbody>{rows}</tbody></table>")
+
+
 def _legend(columns: dict[str, str]) -> str:
     return '<div class="legend">' + "".join(
         f'<span><i style="background:{c}"></i>{escape(name)}</span>' for name, c in columns.items()) + "</div>"
 
 
-def portfolio_html(pid: str, name: str, equity: pd.DataFrame, snapshots: pd.DataFrame, sectors: pd.DataFrame) -> str:
+def portfolio_html(pid: str, name: str, equity: pd.DataFrame, snapshots: pd.DataFrame, sectors: pd.DataFrame,
+                   actions: pd.DataFrame) -> str:
     head = f'<section id="{escape(pid)}"><h2>{escape(name)}</h2><div class="id">{escape(pid)}</div>'
     if equity.empty:
         return head + '<p class="meta">No equity history in this range.</p></section>'
@@ -356,7 +373,8 @@ def portfolio_html(pid: str, name: str, equity: pd.DataFrame, snapshots: pd.Data
     ]
     body = "".join(f"<div><h3>{title}</h3>{svg}</div>" for title, svg in charts)
     charts_html = f'<div class="charts">{body}</div>'
-    return head + stats_html(summary(equity)) + charts_html + sector_table(sectors) + "</section>"
+    return (head + stats_html(summary(equity)) + charts_html + sector_table(sectors) + actions_table(actions)
+            + "</section>")
 
 
 def render_report(data: ReportData, generated: dt.datetime | None = None) -> str:
@@ -364,10 +382,11 @@ def render_report(data: ReportData, generated: dt.datetime | None = None) -> str
     generated = generated or dt.datetime.now(dt.timezone.utc)
     span = f"{data.start or data.equity['date'].min().date()} to {data.end or data.equity['date'].max().date()}"
     groups = {key: {pid: g for pid, g in frame.groupby("portfolio_id")}
-              for key, frame in (("e", data.equity), ("s", data.snapshots), ("x", data.sectors))}
-    empty = {"e": data.equity.iloc[:0], "s": data.snapshots.iloc[:0], "x": data.sectors.iloc[:0]}
+              for key, frame in (("e", data.equity), ("s", data.snapshots), ("x", data.sectors), ("a", data.actions))}
+    empty = {"e": data.equity.iloc[:0], "s": data.snapshots.iloc[:0], "x": data.sectors.iloc[:0],
+             "a": data.actions.iloc[:0]}
     sections = "".join(
-        portfolio_html(p.id, p.name, *(groups[k].get(p.id, empty[k]) for k in ("e", "s", "x")))
+        portfolio_html(p.id, p.name, *(groups[k].get(p.id, empty[k]) for k in ("e", "s", "x", "a")))
         for p in data.portfolios.itertuples()
     )
     nav = "".join(f'<a href="#{escape(p.id)}">{escape(p.name)}</a>' for p in data.portfolios.itertuples())

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sigmasight_assets import schema as t
+from sigmasight_assets.calendar import session_on_or_after
 from sigmasight_assets.store import check_schema, read_frame
 
 
@@ -29,6 +30,44 @@ def reconciled(start: float, pnl: float, flows: float, last: float) -> dict:
             "reconciles": ok}
 
 
+def portfolio_actions(conn, portfolio_ids=None, start=None, end=None) -> pd.DataFrame:
+    """The corporate actions each portfolio met: (portfolio_id, date = ex-session, symbol,
+    action, cash) for every split or cash dividend of a symbol it had as LONG/SHORT on the
+    ex-session, with the dividends it received (or paid, short) that day.
+    Three bulk reads; empty when the store has no actions."""
+    a, pnl, pos = t.corporate_actions, t.position_daily_pnl, t.positions
+    actions = read_frame(conn, sa.select(a.c.symbol, a.c.ex_date, a.c.action_type, a.c.ratio, a.c.amount),
+                         parse_dates=["ex_date"])
+    columns = ["portfolio_id", "date", "symbol", "action", "cash"]
+    if actions.empty:
+        return pd.DataFrame(columns=columns)
+    actions["date"] = session_on_or_after(actions["ex_date"])
+    if start:
+        actions = actions[actions["date"] >= pd.Timestamp(start)]
+    if end:
+        actions = actions[actions["date"] <= pd.Timestamp(end)]
+    if actions.empty:
+        return pd.DataFrame(columns=columns)
+    query = (
+        sa.select(pnl.c.portfolio_id, pnl.c.date, pos.c.symbol, sa.func.sum(pnl.c.dividends).label("cash"))
+        .join(pos, pos.c.id == pnl.c.position_id)
+        .where(pos.c.position_type.in_(["LONG", "SHORT"]), pos.c.symbol.in_(sorted(actions["symbol"].unique())),
+               pnl.c.date.in_(sorted({d.date() for d in actions["date"]})))
+        .group_by(pnl.c.portfolio_id, pnl.c.date, pos.c.symbol)
+    )
+    if portfolio_ids:
+        query = query.where(pnl.c.portfolio_id.in_(list(portfolio_ids)))
+    held = read_frame(conn, query, parse_dates=["date"])
+    met = held.merge(actions, on=["symbol", "date"])
+    split = met["action_type"].eq("SPLIT")
+    ratio = met["ratio"].astype(float)
+    met["action"] = (met["symbol"] + " " + split.map({True: "split ", False: "dividend "})
+                     + pd.Series([f"{r:g}-for-1" if s else f"{x:.4g}/share" for s, r, x in
+                                  zip(split, ratio, met["amount"].astype(float))], index=met.index))
+    met["cash"] = met["cash"].astype(float).where(~split, 0.0)
+    return met[columns].drop_duplicates().sort_values(["portfolio_id", "date", "symbol"]).reset_index(drop=True)
+
+
 def equity_history(engine: Engine, portfolio_id: str, start=None, end=None) -> pd.DataFrame:
     """Session, equity, daily P&L (unrealized + realized + dividends), the dividends in it,
     capital flow and return of one portfolio from ``equity_balances``. Unknown portfolio
@@ -48,8 +87,11 @@ def equity_history(engine: Engine, portfolio_id: str, start=None, end=None) -> p
         if end:
             query = query.where(e.c.date <= pd.Timestamp(end).date())
         frame = read_frame(conn, query)
+        met = portfolio_actions(conn, [portfolio_id], start, end)
     if frame.empty:
         raise LookupError(f"portfolio {portfolio_id!r} has no equity history in the store: materialize equity_balances")
+    notes = met.groupby(met["date"].dt.date)["action"].agg("; ".join) if len(met) else pd.Series(dtype=object)
+    frame["actions"] = frame["session"].map(notes).fillna("")
     return frame.round({"equity": 2, "pnl": 2, "dividends": 2, "flow": 2, "return": 6})
 
 

@@ -49,7 +49,7 @@ def test_materialize_everything_over_a_range_is_one_run_in_which_every_asset_run
     equity = run(["sigmasight", "equity", "hedgefund-long-short"], cli_env)
     assert equity.returncode == 0
     lines = equity.stdout.strip().splitlines()
-    assert lines[0].split() == ["session", "equity", "pnl", "dividends", "flow", "return"]
+    assert lines[0].split() == ["session", "equity", "pnl", "dividends", "flow", "return", "actions"]
     assert lines[1].startswith("2025-07-01") and lines[-1].startswith("2025-07-10") and len(lines) == 1 + 7
 
 

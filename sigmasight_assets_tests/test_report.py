@@ -123,6 +123,8 @@ def test_all_text_on_the_page_is_escaped():
                               "long_exposure": [91.0], "short_exposure": [0.0], "net_exposure": [91.0],
                               "gross_exposure": [91.0], "net_weight": [0.9], "gross_weight": [0.9],
                               "position_count": [1], "unpriced_count": [0]}),
+        actions=pd.DataFrame({"portfolio_id": ["p1"], "date": days[-1:], "symbol": ["X<i>"],
+                              "action": ["X<i> dividend 1/share"], "cash": [3.0]}),
     )
     page = render_report(data)
     assert "<script>" not in page and "<b>" not in page
@@ -295,7 +297,7 @@ def test_a_range_starts_at_the_close_before_its_first_session(dividend_store, tm
 
 def test_equity_history_and_summary_show_dividends_and_reconcile(dividend_store, capsys):
     history = equity_history(dividend_store, "dividend-fund")
-    assert list(history.columns) == ["session", "equity", "pnl", "dividends", "flow", "return"]
+    assert list(history.columns) == ["session", "equity", "pnl", "dividends", "flow", "return", "actions"]
     assert history["dividends"].tolist() == [0.0, 312.46, 87.5]
     assert history["pnl"].tolist() == [500.0, 112.46, 1087.5]
     assert equity_history(dividend_store, "dividend-fund", start="2025-07-03")["dividends"].tolist() == [87.5]
@@ -311,5 +313,24 @@ def test_equity_history_and_summary_show_dividends_and_reconcile(dividend_store,
 
     assert cli.main(["equity", "dividend-fund"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].split() == ["session", "equity", "pnl", "dividends", "flow", "return"]
+    assert lines[0].split() == ["session", "equity", "pnl", "dividends", "flow", "return", "actions"]
     assert lines[2].split()[:4] == ["2025-07-02", "101847.03", "112.46", "312.46"]
+
+
+def test_the_equity_history_and_the_report_show_the_splits_and_dividends_a_portfolio_met(engine, db_url):
+    from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS
+    from sigmasight_assets.html_report import load_report_data, render_report
+    from sigmasight_assets.reports import equity_history
+    from sigmasight_assets_tests.runs import materialize_range
+    from sigmasight_assets_tests.test_corporate_actions import DIVIDENDS_0902, load_book
+
+    load_book(engine)
+    materialize_range(ACCOUNTING_ASSETS, db_url, "2025-08-28", "2025-09-03")
+    history = equity_history(engine, "p1").set_index("session")
+    assert history.loc[pd.Timestamp("2025-08-29").date(), "actions"] == \
+        "AAA split 2-for-1; BBB split 2-for-1; CCC split 0.2-for-1"
+    assert history.loc[pd.Timestamp("2025-09-02").date(), "actions"] == "DDD dividend 0.5/share"
+    assert history.loc[pd.Timestamp("2025-09-02").date(), "dividends"] == DIVIDENDS_0902
+    html = render_report(load_report_data(engine))
+    assert "<h3>Corporate actions</h3>" in html and "AAA split 2-for-1" in html
+    assert "<td>DDD dividend 0.5/share</td><td>45.00</td>" in html
