@@ -62,7 +62,7 @@ def test_two_writers_replacing_the_same_window_are_serialized_not_collided(engin
 
     def rows(value):
         return pd.DataFrame({"portfolio_id": ["p1", "p2"], "date": pd.to_datetime(["2025-07-01"] * 2),
-                             "previous_equity": value, "daily_pnl": 0.0, "capital_flow": 0.0,
+                             "previous_equity": value, "daily_pnl": 0.0, "dividends": 0.0, "capital_flow": 0.0,
                              "equity_balance": value, "twr_index": 1.0, "cumulative_pnl": 0.0})
 
     a_wrote, errors = threading.Event(), []
