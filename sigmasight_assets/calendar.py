@@ -47,6 +47,12 @@ def previous_session(day) -> pd.Timestamp:
     return sessions[i - 1]
 
 
+def next_session(day) -> pd.Timestamp:
+    """The first session strictly after ``day``."""
+    sessions = all_sessions()
+    return sessions[sessions.searchsorted(pd.Timestamp(day), side="right")]
+
+
 def session_on_or_after(days) -> pd.DatetimeIndex | pd.Timestamp:
     """Map each date to the first session on or after it (a flow dated on a Saturday or a
     holiday belongs to the next session). Vectorised over array-likes."""

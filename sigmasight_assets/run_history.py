@@ -28,8 +28,8 @@ def _partitions(tags) -> str | None:
 
 
 def _root_message(error) -> str:
-    """The message of the error that caused a step failure (Dagster wraps it in its own)."""
-    while getattr(error, "cause", None) is not None:
+    """The message of the error the step raised (Dagster wraps it in its own errors)."""
+    while (error.cls_name or "").startswith("Dagster") and error.cause is not None:
         error = error.cause
     return error.message.strip()
 

@@ -28,3 +28,12 @@ def test_runs_list_ranges_steps_rows_checks_and_the_error_of_a_failed_step(engin
     assert equity["status"] == "failure" and "backfill equity_balances" in equity["error"]
     text = render([failed, ok])
     assert "FAILURE" in text and "error: " in text and "checks 2 passed" in text
+
+
+def test_a_run_that_cannot_seed_the_chain_names_the_range_to_backfill(engine, db_url):
+    load_book(engine)
+    instance = DagsterInstance.ephemeral()
+    materialize_range(ACCOUNTING_ASSETS, db_url, "2025-08-28", "2025-08-29", instance=instance)
+    materialize_range(ACCOUNTING_ASSETS, db_url, "2025-09-03", "2025-09-03", instance=instance, raise_on_error=False)
+    error = run_summaries(instance, last=1)[0]["steps"]["equity_balances"]["error"]
+    assert "--partition-range 2025-09-02...2025-09-03" in error

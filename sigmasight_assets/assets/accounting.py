@@ -28,7 +28,7 @@ from sigmasight_assets import recompute
 from sigmasight_assets import schema as t
 from sigmasight_assets.accounting import checks
 from sigmasight_assets.accounting.actions import dividends_per_share, split_factors
-from sigmasight_assets.accounting.equity import roll_forward, seeds
+from sigmasight_assets.accounting.equity import MissingSeedError, roll_forward, seeds
 from sigmasight_assets.accounting.pnl import (
     capital_flows,
     pnl_since_inception,
@@ -57,7 +57,7 @@ from sigmasight_assets.assets.common import (
     markdown_table as _markdown,
     write_checked,
 )
-from sigmasight_assets.calendar import daily_partitions, previous_session, session_on_or_after
+from sigmasight_assets.calendar import daily_partitions, next_session, previous_session, session_on_or_after
 from sigmasight_assets.resources import StoreResource
 from sigmasight_assets.store import (
     read_frame,
@@ -319,6 +319,9 @@ def equity_balances(context: AssetExecutionContext, store: StoreResource):
         pnl = read_window(conn, t.daily_pnl, window.start, window.end)
         previous = read_window(conn, t.equity_balances, window.previous, window.previous)
         portfolios = read_book(conn, window).portfolios
+        stored_before = conn.execute(
+            sa.select(sa.func.max(t.equity_balances.c.date)).where(t.equity_balances.c.date < window.start.date())
+        ).scalar()
     sessions = portfolio_session_grid(portfolios, window.sessions)
     if len(pnl) != len(sessions):
         raise ValueError(
@@ -326,7 +329,16 @@ def equity_balances(context: AssetExecutionContext, store: StoreResource):
             "materialize daily_pnl for this range first"
         )
     first = sessions.groupby("portfolio_id", as_index=False).first()
-    rolled = roll_forward(pnl, seeds(portfolios, first, previous, window.start))
+    try:
+        seed = seeds(portfolios, first, previous, window.start)
+    except MissingSeedError as exc:
+        inception = session_on_or_after(portfolios["inception_date"]).min()
+        resume = next_session(stored_before) if stored_before is not None else inception
+        raise MissingSeedError(
+            f"{exc}. One run from the session after the last stored one does it: dagster asset materialize -m "
+            f"sigmasight_assets.definitions --select '*' --partition-range {resume.date()}...{window.end.date()}"
+        ) from exc
+    rolled = roll_forward(pnl, seed)
     opening = portfolios.set_index("id")["opening_equity"].astype(float)
 
     def write(conn) -> dict:
