@@ -164,6 +164,15 @@ def option_settlements(positions: pd.DataFrame, prices: pd.DataFrame) -> tuple[p
     return session, value
 
 
+GRID_COLUMNS = [
+    "id", "portfolio_id", "symbol", "risk_symbol", "investment_class", "quantity", "multiplier", "entry_price",
+    "sign", "split_adjusted", "entry_session", "deleted_session", "expiration_session", "terminal_session",
+    "terminal_price", "terminal_kind",
+]
+"""The position columns each (position, session) row carries: what valuation, P&L and the
+stored rows need, nothing more (the grid has millions of rows at scale)."""
+
+
 def position_grid(
     positions: pd.DataFrame, events: pd.DataFrame, sessions: pd.DatetimeIndex, terminal: pd.DataFrame,
     factors: pd.DataFrame,
@@ -180,7 +189,7 @@ def position_grid(
     """
     sessions = pd.DatetimeIndex(sessions)
     # positions in id order: the rows below come out sorted by (position_id, date) as built
-    pos = positions.join(terminal).sort_values("id", kind="stable").reset_index(drop=True)
+    pos = positions.join(terminal)[GRID_COLUMNS].sort_values("id", kind="stable").reset_index(drop=True)
     last_day = last_sessions(pos, events, sessions)
     first_i = sessions.searchsorted(pos["entry_session"].to_numpy(), side="left")
     last_i = sessions.searchsorted(last_day.to_numpy(), side="right") - 1
