@@ -40,9 +40,15 @@ def position_pnl(priced_grid: pd.DataFrame, first_session: pd.Timestamp, dividen
     the session before it (so P_{d⁻} is known for positions held then). ``dividends``:
     :func:`~sigmasight_assets.accounting.actions.dividends_per_share` (none: no dividends)."""
     g = priced_grid.sort_values(["position_id", "date"]).reset_index(drop=True)
-    by = g.groupby("position_id")
-    prev_price, prev_k, prev_q = by["pnl_price"].shift(1), by["k"].shift(1), by["quantity"].shift(1)
-    ratio = (g["k"] / prev_k).fillna(1.0)
+    first = g["position_id"].ne(g["position_id"].shift(1)).to_numpy()  # a position's first row
+
+    def previous(column: str) -> np.ndarray:
+        values = np.roll(g[column].to_numpy(dtype=float), 1)
+        values[first] = np.nan
+        return values
+
+    prev_price, prev_q = previous("pnl_price"), previous("quantity")
+    ratio = pd.Series(g["k"].to_numpy() / previous("k"), index=g.index).fillna(1.0)
     opened = g["date"].eq(g["entry_session"])
     base = np.where(opened, g["entry_price"], prev_price / ratio)
     sm = g["sign"] * g["multiplier"]
@@ -53,7 +59,7 @@ def position_pnl(priced_grid: pd.DataFrame, first_session: pd.Timestamp, dividen
     out["unrealized_pnl"] = g["quantity"] * g["multiplier"] * (g["pnl_price"] - base)
     out["realized_pnl"] = sm * (g["proceeds_qty"] - base * g["quantity_closed"])
     out["lifetime_realized_pnl"] = sm * (g["proceeds_qty"] - g["entry_price"] / g["k"] * g["quantity_closed"])
-    out["dividends"] = prev_q.fillna(0.0) * ratio * g["multiplier"] * per_share
+    out["dividends"] = np.nan_to_num(prev_q) * ratio * g["multiplier"] * per_share
     out = out[out["date"] >= first_session]
     if out["unrealized_pnl"].isna().any():
         bad = out[out["unrealized_pnl"].isna()].iloc[0]
