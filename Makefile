@@ -1,6 +1,7 @@
 # The two commands of the README:
-#   make demo   set up, then backfill every asset over the demo window on the embedded
-#               defaults (SQLite store in ./data, demo prices, no network) and print equity
+#   make demo   set up, refresh the company profiles, then backfill every asset over the demo
+#               window on the embedded defaults (SQLite store in ./data, demo prices, no
+#               network) and print equity
 #   make test   set up, then run the test suite (SQLite and the local PostgreSQL)
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -25,6 +26,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	SIGMASIGHT_PRICE_SOURCE=demo $(BIN)/sigmasight db init
 	SIGMASIGHT_PRICE_SOURCE=demo $(BIN)/sigmasight book load-demo
+	SIGMASIGHT_PRICE_SOURCE=demo $(BIN)/sigmasight profiles refresh
 	SIGMASIGHT_PRICE_SOURCE=demo $(BIN)/dagster asset materialize -m sigmasight_assets.definitions \
 		--select '*' --partition-range $(DEMO_RANGE)
 	$(BIN)/sigmasight equity

@@ -9,6 +9,8 @@
     sigmasight explain PORTFOLIO_ID     why equity moved on a session (--date D, --json)
     sigmasight purge --from D           delete computed rows from session D on (--yes to skip the question)
     sigmasight runs                     the latest Dagster runs: range, status, steps, rows, checks (--last N, --json)
+    sigmasight profiles refresh         fetch and store the company profiles of every eligible symbol of the book
+                                        now (--max-age-days N: only those missing or older than N days)
 """
 
 from __future__ import annotations
@@ -120,8 +122,9 @@ def cmd_purge(args) -> int:
     deleted = purge_from(engine, day)
     print(f"purged {where} from {day}: " + ", ".join(f"{n} {k}" for k, n in deleted.items() if n))
     if os.environ.get("DAGSTER_HOME"):
-        keys, why_not = wipe_partitions(_instance(), day)
-        print(f"Dagster: {why_not}" if why_not else f"Dagster: wiped {len(keys)} partition(s) of the purged assets")
+        keys, instead = wipe_partitions(_instance(), day)
+        print(f"Dagster: {instead}" if instead else f"Dagster: wiped partitions {keys[0]}… of the purged assets"
+              if keys else "Dagster: no partition to wipe")
     else:
         print("Dagster: DAGSTER_HOME is not set, its materializations were left as they are")
     print(f"restore with one backfill: dagster asset materialize -m sigmasight_assets.definitions --select '*' "
@@ -135,6 +138,49 @@ def cmd_runs(args) -> int:
     runs = run_summaries(_instance(), args.last)
     print(json.dumps(runs, indent=2, default=str) if args.json else render(runs))
     return 0
+
+
+def cmd_profiles_refresh(args) -> int:
+    """The same refresh as the company_profiles asset (``market_data.profiles``), outside
+    Dagster: every eligible listed single name the book has held (ignoring the age of the
+    stored profiles unless ``--max-age-days``), stored as the snapshot of the latest session.
+    Exit 1 when the provider failed for any symbol (their stored profile is kept)."""
+    from sigmasight_assets.calendar import daily_partitions
+    from sigmasight_assets.market_data.profiles import make_profile_source, refresh_profiles
+    from sigmasight_assets.store import check_schema
+
+    source = make_profile_source(config.price_source_spec())
+    latest = date.fromisoformat(daily_partitions.get_last_partition_key())
+
+    def refresh(engine):
+        database = engine.url.database or ""
+        if engine.url.get_backend_name() == "sqlite" and database not in ("", ":memory:") \
+                and not database.startswith("file:") and not Path(database).is_file():
+            raise RuntimeError(f"no store at {database}: run `sigmasight db init` first")
+        check_schema(engine)
+        return refresh_profiles(engine, source, None, latest, args.max_age_days)
+
+    done = _into_store(refresh)
+    counts = done.summary()
+    age = (f"; {counts['fresh']} fresh (stored less than {args.max_age_days:g} days ago) not asked"
+           if args.max_age_days is not None else "")
+    print(f"profiles from {done.source} for session {latest}: stored {counts['stored']} of {counts['asked']} "
+          f"asked ({done.requests} request(s)){age}; {counts['missing']} without a profile, {counts['failed']} failed")
+    for symbol, reason in done.missing.items():
+        print(f"  no profile: {symbol}: {reason}")
+    for symbol, reason in done.failed.items():
+        print(f"  failed: {symbol}: {reason}")
+    if done.failed:
+        print(f"sigmasight: error: {done.failure_text(limit=20)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _days(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of days >= 0, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,6 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
     ru.add_argument("--last", type=int, default=10)
     ru.add_argument("--json", action="store_true")
     ru.set_defaults(func=cmd_runs)
+
+    profiles = sub.add_parser("profiles", help="company profiles (sector, industry, beta, market cap)").add_subparsers(
+        dest="profiles_command", required=True
+    )
+    pr = profiles.add_parser("refresh", help="fetch and store the profiles of every eligible symbol of the book now "
+                                             "(the price source's profiles: SIGMASIGHT_PRICE_SOURCE)")
+    pr.add_argument("--max-age-days", type=_days, default=None, metavar="N",
+                    help="only symbols whose stored profile is missing or older than N days (default: all)")
+    pr.set_defaults(func=cmd_profiles_refresh)
     return parser
 
 

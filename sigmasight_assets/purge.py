@@ -5,10 +5,8 @@ transaction: position values, P&L, equity, snapshots, sector tags and exposures,
 tables. Prices, corporate actions, profiles and the book stay. ``portfolios.equity_balance``
 goes back to the latest remaining session (or the opening equity when none remains) and a
 position's current state computed from a purged session is cleared. One backfill from D
-restores the same rows. Dagster's materializations of those partitions are wiped too where
-the instance's storage can wipe single partitions, so the UI shows them missing; the
-open-source SQLite and PostgreSQL event logs cannot (``wipe_asset_partitions`` raises
-NotImplementedError there), and the command says so.
+restores the same rows. Dagster's materializations of those partitions are wiped too, so
+the UI shows them missing (see ``wipe_partitions``).
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from __future__ import annotations
 from datetime import date
 
 import sqlalchemy as sa
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, AssetMaterialization, DagsterInstance
 from sqlalchemy.engine import Engine
 
 from sigmasight_assets import schema as t
@@ -69,13 +67,32 @@ def purge_from(engine: Engine, day: date) -> dict[str, int]:
 
 
 def wipe_partitions(instance: DagsterInstance, day: date) -> tuple[list[str], str | None]:
-    """Wipe the materializations of the purged assets' partitions >= ``day``: (partition
-    keys, None), or (keys, why not) when the instance's event log cannot wipe single
-    partitions (Dagster's open-source SQL storages raise NotImplementedError for it)."""
+    """Make the instance show the purged assets' partitions >= ``day`` as missing; returns
+    (the partition keys, None) or (keys, what was done instead).
+
+    ``wipe_asset_partitions`` does it where the event log supports it. Dagster's open-source
+    SQL event logs (SQLite, PostgreSQL) raise NotImplementedError for it; there each purged
+    asset's history is wiped and its materialized partitions before ``day`` are recorded
+    again (a runless materialization each), so the UI shows exactly the sessions the store
+    still holds, at the price of those partitions' run links and metadata."""
     keys = [k for k in daily_partitions.get_partition_keys() if k >= day.isoformat()]
-    for name in PURGED_ASSETS if keys else []:
-        try:
+    if not keys:
+        return keys, None
+    try:
+        for name in PURGED_ASSETS:
             instance.wipe_asset_partitions(AssetKey(name), keys)
-        except NotImplementedError as exc:
-            return keys, f"{exc} The UI keeps showing these partitions materialized until they are backfilled."
-    return keys, None
+        return keys, None
+    except NotImplementedError:
+        pass
+    restored = 0
+    for name in PURGED_ASSETS:
+        asset = AssetKey(name)
+        kept = sorted(k for k in instance.get_materialized_partitions(asset) if k < day.isoformat())
+        instance.wipe_assets([asset])
+        for key in kept:
+            instance.report_runless_asset_event(AssetMaterialization(
+                asset, partition=key, description=f"kept by sigmasight purge --from {day}"))
+        restored += len(kept)
+    return keys, (f"this instance cannot wipe single partitions, so the purged assets' history was wiped and "
+                  f"their {restored} materialized partition(s) before {day} recorded again (without their run "
+                  "links and metadata)")

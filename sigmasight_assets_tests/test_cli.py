@@ -131,3 +131,54 @@ def test_explain_purge_and_runs_from_the_command_line(cli_env):
     assert purged.returncode == 0 and "equity_balances" in purged.stdout and "Dagster:" in purged.stdout
     gone = run(["sigmasight", "explain", "e1", "--date", "2025-09-02"], env)
     assert gone.returncode == 1 and "no stored session 2025-09-02" in gone.stderr
+
+
+@pytest.mark.slow
+def test_profiles_refresh_on_the_demo_source_fills_the_sectors_of_a_historical_backfill(cli_env, db_url):
+    """What `make demo` does: load the demo book, `sigmasight profiles refresh`, then a
+    historical backfill (which makes no profile request) tags real sectors, not "Unknown"."""
+    import sqlalchemy as sa
+
+    assert run(["sigmasight", "book", "load-demo"], cli_env).returncode == 0
+    out = run(["sigmasight", "profiles", "refresh"], cli_env)
+    assert out.returncode == 0, out.stderr
+    first = out.stdout.splitlines()[0]
+    assert first.startswith("profiles from demo for session ") and ": stored 27 of 27 asked (27 request(s));" in first
+    assert first.endswith("0 without a profile, 0 failed")
+    again = run(["sigmasight", "profiles", "refresh", "--max-age-days", "7"], cli_env)
+    assert again.returncode == 0 and ": stored 0 of 0 asked (0 request(s)); 26 fresh" in again.stdout
+    bad = run(["sigmasight", "profiles", "refresh", "--max-age-days", "-1"], cli_env)
+    assert bad.returncode == 2 and "must be a number of days >= 0" in bad.stderr
+
+    backfill = run(["dagster", "asset", "materialize", "-m", "sigmasight_assets.definitions", "--select",
+                    "prices,company_profiles,position_values,daily_pnl,equity_balances,portfolio_snapshots,sector_tags",
+                    "--partition-range", "2025-07-01...2025-07-03"], cli_env)
+    assert backfill.returncode == 0, (backfill.stdout + backfill.stderr)[-3000:]
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            sectors = {r[0] for r in conn.execute(sa.text("select distinct sector from sector_exposures"))}
+            aapl = conn.execute(sa.text("select distinct sector, tag_basis from position_sector_tags "
+                                        "where symbol = 'AAPL'")).fetchall()
+    finally:
+        engine.dispose()
+    assert {"Technology", "ETF", "Private"} <= sectors and "Unknown" not in sectors
+    assert [tuple(r) for r in aapl] == [("Technology", "profile")]
+
+
+def test_profiles_refresh_names_the_symbols_that_failed_and_exits_1(cli_env, tmp_path):
+    """csv source with a profiles.csv holding MMM only: the other names are missing (answered), not failed;
+    a malformed profiles.csv fails the source as a whole: every symbol failed, exit 1."""
+    assert run(["sigmasight", "book", "import", str(EXAMPLE_BOOK)], cli_env).returncode == 0
+    prices = tmp_path / "prices.csv"
+    prices.write_text((EXAMPLE_BOOK / "prices.csv").read_text())
+    (tmp_path / "profiles.csv").write_text("symbol,sector,beta\nMMM,Industrials,1.1\n")
+    env = {**cli_env, "SIGMASIGHT_PRICE_SOURCE": f"csv:{prices}"}
+    out = run(["sigmasight", "profiles", "refresh"], env)
+    assert out.returncode == 0, out.stderr
+    assert ": stored 1 of " in out.stdout and "  no profile: " in out.stdout
+    (tmp_path / "profiles.csv").write_text("symbol,sector,beta\nMMM,Industrials,high\n")
+    failed = run(["sigmasight", "profiles", "refresh"], env)
+    assert failed.returncode == 1
+    assert "stored 0 of " in failed.stdout and "  failed: MMM: " in failed.stdout
+    assert "field 'beta': not a number" in failed.stderr and "stored snapshot kept for 1" in failed.stderr

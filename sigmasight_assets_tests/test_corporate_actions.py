@@ -318,15 +318,17 @@ def test_purge_then_one_backfill_restores_identical_rows(engine, db_url):
         pd.testing.assert_frame_equal(table_rows(engine, table), rows, check_exact=False, rtol=1e-12)
 
 
-def test_purge_says_when_the_instance_cannot_wipe_single_partitions():
-    from dagster import AssetKey, AssetMaterialization, DagsterInstance
+def test_purge_leaves_the_instance_showing_only_the_sessions_the_store_keeps():
+    from dagster import AssetKey, AssetMaterialization, instance_for_test
 
     from sigmasight_assets.purge import wipe_partitions
 
-    instance = DagsterInstance.ephemeral()
-    for day in ("2025-08-29", "2025-09-02", "2025-09-03"):
-        instance.report_runless_asset_event(AssetMaterialization("equity_balances", partition=day))
-    keys, why_not = wipe_partitions(instance, dt.date(2025, 9, 2))
-    assert keys[:2] == ["2025-09-02", "2025-09-03"]
-    assert "not supported" in why_not and "backfilled" in why_not
-    assert instance.get_materialized_partitions(AssetKey("equity_balances")) == {"2025-08-29", "2025-09-02", "2025-09-03"}
+    with instance_for_test() as instance:
+        for day in ("2025-08-29", "2025-09-02", "2025-09-03"):
+            instance.report_runless_asset_event(AssetMaterialization("equity_balances", partition=day))
+        instance.report_runless_asset_event(AssetMaterialization("prices", partition="2025-09-03"))
+        keys, instead = wipe_partitions(instance, dt.date(2025, 9, 2))
+        assert keys[:2] == ["2025-09-02", "2025-09-03"]
+        assert "1 materialized partition(s) before 2025-09-02 recorded again" in instead
+        assert instance.get_materialized_partitions(AssetKey("equity_balances")) == {"2025-08-29"}
+        assert instance.get_materialized_partitions(AssetKey("prices")) == {"2025-09-03"}  # prices are kept

@@ -330,3 +330,59 @@ def test_the_demo_source_stores_its_split_and_dividends(engine, db_url):
     closes = table(engine, t.market_data_cache).set_index(["symbol", "date"])["close"]
     assert 0.4 < closes[("AVGO", date(2025, 10, 14))] / closes[("AVGO", date(2025, 10, 13))] < 0.6
     assert metadata(result)["actions_stored"] == 4
+
+
+class FailingFor(CountingSource):
+    """CountingSource whose providers fail for the symbols in ``failing`` while the others
+    answer: no row for them and a reason in ``failed`` (``FetchResult.failed``, what
+    YahooPriceSource returns)."""
+
+    def __init__(self, failing=()):
+        super().__init__()
+        self.failing = set(failing)
+
+    def fetch(self, requests):
+        result = super().fetch(requests)
+        return FetchResult(
+            prices=result.prices[~result.prices["symbol"].isin(self.failing)].reset_index(drop=True),
+            missing=result.missing, requests=result.requests,
+            failed={s: "yfinance: HTTP 500 after 3 attempts; yahooquery: HTTP 500 after 3 attempts"
+                    for s in sorted(self.failing & set(requests))},
+        )
+
+
+def test_symbols_a_provider_failed_for_warn_are_not_recorded_as_gaps_and_are_asked_again(book, db_url):
+    assert run(db_url, CountingSource(), "2025-07-01", "2025-07-09").success
+    old = {"symbol": "AAPL", "start_date": date(2025, 7, 10), "end_date": date(2025, 7, 10), "source": "counting",
+           "reason": "an old record", "asked_at": pd.Timestamp("2025-01-01", tz="UTC")}
+    with book.begin() as conn:
+        conn.execute(t.price_coverage_gaps.insert(), [old])
+    failing = FailingFor({"AAPL"})
+    result = run(db_url, failing, "2025-07-10")
+    assert result.success and failing.calls[0]["AAPL"] == (date(2025, 7, 10), date(2025, 7, 10))
+    (check,) = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert check.check_name == "provider_failures" and not check.passed and check.severity.value == "WARN"
+    assert "counting failed for 1 of 9 symbol(s) asked (AAPL)" in check.description
+    assert "AAPL: yfinance: HTTP 500 after 3 attempts" in check.description
+    assert list(metadata(result)["provider_failures"]) == ["AAPL"]
+    stored = table(book, t.market_data_cache)
+    assert date(2025, 7, 10) not in set(stored.loc[stored["symbol"] == "AAPL", "date"])  # nothing invented
+    assert (stored.loc[stored["symbol"] == "MSFT", "date"] == date(2025, 7, 10)).sum() == 1
+    gaps = table(book, t.price_coverage_gaps)
+    assert gaps[["symbol", "reason"]].to_dict("records") == [{"symbol": "AAPL", "reason": "an old record"}]  # left as is
+
+    # downstream: valued by the 10-day lookback from its last close, flagged as filled
+    from sigmasight_assets.assets.accounting import position_values
+
+    valued = materialize([position_values], resources={"store": StoreResource(database_url=db_url)},
+                         partition_key="2025-07-10", instance=DagsterInstance.ephemeral())
+    assert valued.success
+    with book.connect() as conn:
+        row = conn.execute(sa.select(t.position_values).where(
+            t.position_values.c.symbol == "AAPL", t.position_values.c.date == date(2025, 7, 10))).one()
+    assert row.is_filled and row.stale_days == 1 and row.price_date == date(2025, 7, 9) and row.is_priced
+
+    # the next run asks for it again, and only for it
+    fixed = CountingSource()
+    again = run(db_url, fixed, "2025-07-10")
+    assert again.success and fixed.calls == [{"AAPL": (date(2025, 7, 10), date(2025, 7, 10))}]

@@ -1,20 +1,28 @@
 """company_profiles is fetched only by a run covering the latest session; sector_tags tags
 every session from the latest stored profile."""
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 from dagster import DagsterInstance, materialize
 from dagster._core.storage.tags import PARTITION_NAME_TAG
+from dagster._core.test_utils import freeze_time
 
 from sigmasight_assets import schema as t
 from sigmasight_assets.assets import profiles as profiles_module
+from sigmasight_assets.market_data import profiles as market_profiles
 from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS
 from sigmasight_assets.assets.prices import prices
 from sigmasight_assets.assets.profiles import company_profiles, sector_tags
+from sigmasight_assets.assets.risk import risk_analytics
 from sigmasight_assets.calendar import daily_partitions
 from sigmasight_assets.market_data.profiles import DemoProfileSource
+from sigmasight_assets.market_data.sources.yahoo import YahooProfileSource
 from sigmasight_assets.resources import MarketDataResource, StoreResource
+from sigmasight_assets_tests.fake_yahoo import OfflineSession, routed_factory
 from sigmasight_assets_tests.runs import materialize_range, table_rows
 
 ALL = [prices, company_profiles, *ACCOUNTING_ASSETS, sector_tags]
@@ -116,7 +124,7 @@ def test_positions_without_a_profile_are_unknown_and_named(demo_book, db_url):
 
 
 def test_asking_a_private_symbol_fails_the_profile_check_and_writes_nothing(demo_book, db_url, monkeypatch):
-    real = profiles_module.profile_candidates
+    real = market_profiles.profile_candidates
 
     class Answers(DemoProfileSource):
         def fetch_profiles(self, symbols):
@@ -126,8 +134,183 @@ def test_asking_a_private_symbol_fails_the_profile_check_and_writes_nothing(demo
         wanted, skipped = real(symbols, known_funds)
         return wanted + ["PRIVATE_RE_FUND_A"], skipped
 
-    monkeypatch.setattr(profiles_module, "profile_candidates", leaky)
+    monkeypatch.setattr(market_profiles, "profile_candidates", leaky)  # the plan shared with the CLI
     monkeypatch.setattr(profiles_module, "make_profile_source", lambda spec: Answers())
     with pytest.raises(Exception, match="profile_requests_bounded.*never be asked.*PRIVATE_RE_FUND_A"):
         materialize_latest(db_url)
     assert table_rows(demo_book, t.company_profiles).empty
+
+
+# --- freshness: only missing or old profiles are asked --------------------------------------
+
+
+def store_profile(engine, symbol: str, age_days: float, sector: str = "Stored Sector") -> None:
+    fetched = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=age_days)
+    with engine.begin() as conn:
+        conn.execute(t.company_profiles.delete().where(t.company_profiles.c.symbol == symbol))
+        conn.execute(t.company_profiles.insert(), [{
+            "symbol": symbol, "name": f"{symbol} (stored)", "quote_type": "EQUITY", "sector": sector,
+            "industry": "Stored Industry", "beta": 1.5, "source": "stored", "fetched_at": fetched,
+            "as_of_session": (fetched - pd.Timedelta(days=1)).date()}])
+
+
+def profile_meta(result) -> dict:
+    return {k: v.value for k, v in result.asset_materializations_for_node("company_profiles")[0].metadata.items()}
+
+
+def check_result(result, name: str):
+    (evaluation,) = [e.event_specific_data for e in result.all_events
+                     if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == name]
+    return evaluation
+
+
+def test_a_profile_3_days_old_is_not_asked_one_10_days_old_is(demo_book, db_url, counting, monkeypatch):
+    monkeypatch.delenv("SIGMASIGHT_PROFILE_MAX_AGE_DAYS", raising=False)
+    store_profile(demo_book, "AAPL", 3)
+    store_profile(demo_book, "NVDA", 10)
+    result = materialize_latest(db_url)
+    (asked,) = counting.calls
+    assert "AAPL" not in asked and "NVDA" in asked and "TSLA" in asked  # TSLA: no stored profile
+    assert len(asked) == len(set(asked))
+    meta = profile_meta(result)
+    assert meta["profiles_fresh"] == 1 and meta["profiles_asked"] == len(asked) == meta["symbols_requested"]
+    assert meta["profiles_written"] == len(asked) and meta["profiles_kept"] == 1 and meta["max_age_days"] == 7
+    assert check_result(result, "profile_refresh").passed
+    stored = table_rows(demo_book, t.company_profiles).set_index("symbol")
+    assert stored.loc["AAPL", "source"] == "stored" and stored.loc["NVDA", "source"] == "demo"
+    # a second run right after asks nothing (the source is not even called): every profile is fresh
+    again = materialize_latest(db_url)
+    assert len(counting.calls) == 1
+    assert profile_meta(again)["requests"] == 0 and profile_meta(again)["profiles_asked"] == 0
+
+
+def test_the_max_age_comes_from_the_environment(demo_book, db_url, counting, monkeypatch):
+    store_profile(demo_book, "AAPL", 3)
+    store_profile(demo_book, "NVDA", 10)
+    monkeypatch.setenv("SIGMASIGHT_PROFILE_MAX_AGE_DAYS", "2")
+    materialize_latest(db_url)
+    assert {"AAPL", "NVDA"} <= set(counting.calls[0])
+    monkeypatch.setenv("SIGMASIGHT_PROFILE_MAX_AGE_DAYS", "30")
+    with demo_book.begin() as conn:
+        conn.execute(t.company_profiles.delete().where(t.company_profiles.c.symbol == "TSLA"))
+    store_profile(demo_book, "AAPL", 3)
+    store_profile(demo_book, "NVDA", 10)
+    materialize_latest(db_url)
+    assert counting.calls[1] == ["TSLA"]  # the only one missing; 3 and 10 days are under 30
+
+
+def test_the_max_age_setting_is_checked_like_the_other_numbers(monkeypatch):
+    assert market_profiles.profile_max_age_days({}) == 7
+    assert market_profiles.profile_max_age_days({"SIGMASIGHT_PROFILE_MAX_AGE_DAYS": " "}) == 7
+    assert market_profiles.profile_max_age_days({"SIGMASIGHT_PROFILE_MAX_AGE_DAYS": "0.5"}) == 0.5
+    with pytest.raises(ValueError, match="SIGMASIGHT_PROFILE_MAX_AGE_DAYS must be a number, got 'week'"):
+        market_profiles.profile_max_age_days({"SIGMASIGHT_PROFILE_MAX_AGE_DAYS": "week"})
+    with pytest.raises(ValueError, match="SIGMASIGHT_PROFILE_MAX_AGE_DAYS must be >= 0"):
+        market_profiles.profile_max_age_days({"SIGMASIGHT_PROFILE_MAX_AGE_DAYS": "-1"})
+
+
+def test_a_historical_range_asks_nothing_even_when_every_profile_is_old(demo_book, db_url, counting):
+    store_profile(demo_book, "AAPL", 400)
+    result = materialize_range([company_profiles], db_url, "2025-07-01", "2025-07-03")
+    assert result.success and counting.calls == []
+    assert profile_meta(result)["requests"] == 0 and check_result(result, "profile_refresh").passed
+
+
+# --- a failing provider keeps the stored snapshot and warns; nothing downstream is skipped ------
+
+
+class PartlyFailing(DemoProfileSource):
+    """Serves every symbol but AAPL and NVDA, for which every provider failed."""
+
+    def fetch_profiles(self, symbols):
+        served = super().fetch_profiles([s for s in symbols if s not in ("AAPL", "NVDA")])
+        served.failed = {s: "yahooquery: ProviderResponseError: HTTP 500; yfinance: HTTPError: HTTP 500"
+                         for s in symbols if s in ("AAPL", "NVDA")}
+        return served
+
+
+def unreachable():
+    return YahooProfileSource(session_factory=OfflineSession)
+
+
+def out_of_budget(port):
+    return YahooProfileSource(session_factory=routed_factory(port), timeout_s=5, budget_s=0.5)
+
+
+@pytest.mark.parametrize("failure", ["unreachable", "budget", "some symbols"])
+def test_a_failing_profile_provider_keeps_the_stored_snapshot_and_warns(demo_book, db_url, monkeypatch, failure,
+                                                                         silent_port):
+    store_profile(demo_book, "AAPL", 10, sector="Stored Tech")
+    before = table_rows(demo_book, t.company_profiles)
+    source = {"unreachable": unreachable, "budget": lambda: out_of_budget(silent_port),
+              "some symbols": PartlyFailing}[failure]()
+    monkeypatch.setattr(profiles_module, "make_profile_source", lambda spec: source)
+    result = materialize_latest(db_url)
+    assert result.success
+    check = check_result(result, "profile_refresh")
+    assert not check.passed and check.severity.value == "WARN"
+    assert "AAPL" in check.description and "stored snapshot kept for 1" in check.description
+    reason = {"unreachable": "no profile provider reachable: tried yahooquery (DNSError",
+              "budget": "profile provider time budget of 0.5 s (SIGMASIGHT_PROVIDER_BUDGET_S) exhausted",
+              "some symbols": "AAPL: yahooquery: ProviderResponseError: HTTP 500"}[failure]
+    assert reason in check.description
+    assert check_result(result, "profile_requests_bounded").passed
+    meta = profile_meta(result)
+    assert "AAPL" in meta["failed"] and meta["profiles_kept"] >= 1
+    after = table_rows(demo_book, t.company_profiles)
+    kept = ["symbol", "name", "sector", "industry", "beta", "source", "fetched_at", "as_of_session"]
+    assert after.loc[after["symbol"] == "AAPL", kept].to_dict("records") == before[kept].to_dict("records")
+    if failure == "some symbols":
+        assert {"TSLA", "META"} <= set(after["symbol"]) and "NVDA" not in set(after["symbol"])
+        assert "NVDA" in check.description and "1 without a stored profile" in check.description
+    else:
+        assert list(after["symbol"]) == ["AAPL"]
+
+
+LATEST_IS_2025_07_03 = dt.datetime(2025, 7, 3, 18, 30, tzinfo=ZoneInfo("America/New_York"))
+
+
+def test_an_unreachable_profile_provider_does_not_skip_sector_tags_or_risk_in_the_same_run(demo_book, db_url,
+                                                                                           monkeypatch):
+    """A run covering the latest session (frozen at 2025-07-03 18:30 New York) with every
+    asset: company_profiles cannot reach its provider, keeps the stored snapshot, warns, and
+    still materializes, so sector_tags and risk_analytics run (before: the step failed and
+    they were skipped for the day)."""
+    store_profile(demo_book, "AAPL", 10, sector="Stored Tech")
+    monkeypatch.setattr(profiles_module, "make_profile_source", lambda spec: unreachable())
+    with freeze_time(LATEST_IS_2025_07_03):
+        assert daily_partitions.get_last_partition_key() == "2025-07-03"
+        result = materialize_range([*ALL, risk_analytics], db_url, "2025-07-01", "2025-07-03")
+    assert result.success
+    assert not [e for e in result.all_events if e.event_type_value in ("STEP_SKIPPED", "STEP_FAILURE")]
+    ran = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert {"company_profiles", "sector_tags", "risk_analytics"} <= ran
+    check = check_result(result, "profile_refresh")
+    assert not check.passed and check.severity.value == "WARN" and "no profile provider reachable" in check.description
+    meta = profile_meta(result)
+    assert meta["profiles_asked"] > 0 and meta["requests"] > 0  # it did cover the latest session and asked
+    tags = table_rows(demo_book, t.position_sector_tags)
+    assert set(tags.loc[tags["symbol"] == "AAPL", "sector"]) == {"Stored Tech"}  # from the kept snapshot
+    assert set(pd.to_datetime(tags["date"]).dt.strftime("%Y-%m-%d")) == {"2025-07-01", "2025-07-02", "2025-07-03"}
+    assert not table_rows(demo_book, t.portfolio_volatility).empty
+
+
+# --- the refresh outside Dagster (`sigmasight profiles refresh`) ------------------------------
+
+
+def test_refresh_profiles_asks_every_symbol_the_book_held_ignoring_age(demo_book, db_url):
+    store_profile(demo_book, "AAPL", 1)
+    source = CountingProfiles()
+    latest = dt.date.fromisoformat(daily_partitions.get_last_partition_key())
+    done = market_profiles.refresh_profiles(demo_book, source, None, latest)
+    (asked,) = source.calls
+    assert "AAPL" in asked and {"NVDA", "TSLA", "META"} <= set(asked)
+    assert not {"PRIVATE_RE_FUND_A", "SPY", "VTI", "AAPL251219C00220000"} & set(asked)
+    assert done.summary()["stored"] == len(asked) and done.failed == {}
+    stored = table_rows(demo_book, t.company_profiles)
+    assert set(stored["symbol"]) == set(asked) and set(stored["source"]) == {"demo"}
+    assert (pd.to_datetime(stored["as_of_session"]) == pd.Timestamp(latest)).all()
+    # with a max age: only missing or older profiles
+    again = market_profiles.refresh_profiles(demo_book, source, None, latest, max_age_days=7)
+    assert len(source.calls) == 1 and again.summary()["asked"] == 0
+    assert again.summary()["fresh"] == len(asked) - 1  # SCHD is a known fund now: not a candidate

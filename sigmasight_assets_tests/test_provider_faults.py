@@ -30,6 +30,7 @@ from curl_cffi.requests.exceptions import Timeout as CurlTimeout
 
 from sigmasight_assets import schema as t
 from sigmasight_assets.calendar import sessions_between
+from sigmasight_assets.symbols import FACTOR_ETFS
 from sigmasight_assets.market_data.sources.base import PriceSourceError
 from sigmasight_assets.market_data.sources.yahoo import (
     RETRY_AFTER_CAP_S,
@@ -46,6 +47,7 @@ from sigmasight_assets_tests.fake_yahoo import (
     FIXTURES,
     JULY,
     FakeYahooServer,
+    OfflineSession,
     Reply,
     closes,
     price_source,
@@ -242,7 +244,10 @@ def test_every_provider_failing_names_the_providers_and_the_status(yahoo):
     message = str(info.value)
     assert message.startswith("price providers failed for 2 symbol(s) (AAPL, SPY): yfinance (ProviderResponseError: HTTP 500")
     assert "yahooquery (ProviderResponseError: HTTP 503 for yahooquery: chart/AAPL after 3 attempts)" in message
-    assert [e[1] for e in yahoo.charts("yahooquery")] == ["AAPL"] * 3  # SPY not asked of a failing provider
+    # the last provider asks one more symbol, once (its re-sends are spent), to tell a failing
+    # symbol from a failing provider; then stops (was: ["AAPL"] * 3, SPY never asked)
+    assert [e[1] for e in yahoo.charts("yahooquery")] == ["AAPL"] * 3 + ["SPY"]
+    assert {e[1] for e in yahoo.charts("yfinance", kind=None)} == {"AAPL"}  # not the last provider: stops at once
     assert elapsed < 5
 
 
@@ -328,14 +333,27 @@ def malform_aapl(server: FakeYahoo, provider: str, case: str) -> str:
 
 @pytest.mark.parametrize("case", list(MALFORMED))
 def test_a_malformed_payload_from_every_provider_fails_the_symbol_and_stores_nothing(yahoo, case):
+    """AAPL failed by every provider while SPY is served: AAPL is in ``failed`` with both
+    errors, no row and no ``missing`` entry (was: the whole fetch raised PriceSourceError)."""
     words = malform_aapl(yahoo, "*", case)
     started = time.monotonic()
+    result = source(yahoo).fetch({"AAPL": JULY, "SPY": JULY})
+    assert set(result.prices["symbol"]) == {"SPY"} and result.missing == {}
+    assert list(result.failed) == ["AAPL"]
+    reason = result.failed["AAPL"]
+    assert reason.startswith("yfinance: ProviderResponseError: HTTP 200 for yfinance: chart/AAPL")
+    assert words in reason and "; yahooquery: ProviderResponseError: HTTP 200 for yahooquery: chart/AAPL" in reason
+    assert time.monotonic() - started < 3  # no retry for a 200
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_malformed_payload_of_the_only_symbol_asked_fails_the_fetch(yahoo, case):
+    words = malform_aapl(yahoo, "*", case)
     with pytest.raises(PriceSourceError) as info:
-        source(yahoo).fetch({"AAPL": JULY, "SPY": JULY})
+        source(yahoo).fetch({"AAPL": JULY})
     message = str(info.value)
     assert message.startswith("price providers failed for 1 symbol(s) (AAPL): yfinance (ProviderResponseError: HTTP 200")
     assert words in message and "yahooquery (ProviderResponseError: HTTP 200 for yahooquery: chart/AAPL" in message
-    assert time.monotonic() - started < 3  # no retry for a 200
 
 
 @pytest.mark.parametrize("case", list(MALFORMED))
@@ -416,13 +434,69 @@ def test_the_prices_asset_stores_served_rows_and_names_the_rest(faults_book, db_
     assert missing["AAPL"]["sessions"] == 4 and missing["AAPL"]["ranges"] == ["2025-07-02…2025-07-08"]
 
 
-def test_a_malformed_payload_from_every_provider_fails_the_run_and_writes_nothing(faults_book, db_url, yahoo):
+def check_evaluations(result, name: str = "provider_failures") -> list:
+    return [e.event_specific_data for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == name]
+
+
+def test_a_malformed_payload_from_every_provider_warns_and_stores_nothing_for_the_symbol(faults_book, db_url, yahoo):
+    """Was: the run failed and wrote nothing. Now the run finishes, MSFT is named by the
+    non-blocking provider_failures check and nothing is stored or recorded for it."""
     yahoo.always[("*", "MSFT")] = HTML_200
     result = run(db_url, source(yahoo), "2025-07-10")
+    assert result.success
+    (check,) = check_evaluations(result)
+    assert not check.passed and check.severity.value == "WARN"
+    assert "(MSFT)" in check.description and "body is not valid JSON" in check.description
+    stored = table(faults_book, t.market_data_cache)
+    assert "MSFT" not in set(stored["symbol"]) and {"AAPL", "ZZZZ", "SPY"} <= set(stored["symbol"])
+    assert "MSFT" not in set(table(faults_book, t.price_coverage_gaps)["symbol"])
+
+
+@pytest.mark.parametrize("bad", ["AAPL", "MSFT"])  # AAPL: the first symbol asked of each provider
+def test_one_symbol_answering_500_repeatedly_does_not_fail_the_run(faults_book, db_url, yahoo, bad):
+    yahoo.always[("*", bad)] = HTML_500
+    started = time.monotonic()
+    result = run(db_url, source(yahoo), "2025-07-10")  # window 2025-06-30 … 2025-07-10
+    assert result.success
+    assert time.monotonic() - started < 10
+    (check,) = check_evaluations(result)
+    assert not check.passed and check.severity.value == "WARN"
+    assert check.description.startswith(f"yahoo failed for 1 of 10 symbol(s) asked ({bad});")
+    assert f"HTTP 500 for yfinance: chart/{bad}" in check.description
+    assert f"HTTP 500 for yahooquery: chart/{bad}" in check.description
+    meta = metadata(result)
+    assert list(meta["provider_failures"]) == [bad]
+    assert meta["missing"][bad]["sessions"] == 8 and meta["missing"][bad]["reason"].startswith("provider failure")
+    stored = table(faults_book, t.market_data_cache)
+    others = {"AAPL", "MSFT", "ZZZZ", "SPY", *FACTOR_ETFS.values()} - {bad}
+    assert set(stored["symbol"]) == others  # nothing invented for it, every other symbol served
+    assert stored.groupby("symbol").size().eq(8).all()
+    assert table(faults_book, t.price_coverage_gaps).empty  # not recorded as an empty range
+    # the next run asks for it again (and only for it), and stores it once the provider answers
+    del yahoo.always[("*", bad)]
+    yahoo.log.clear()
+    again = run(db_url, source(yahoo), "2025-07-10")
+    assert again.success and check_evaluations(again)[0].passed
+    assert {e[1] for e in yahoo.charts("yfinance")} == {bad}
+    assert (table(faults_book, t.market_data_cache)["symbol"] == bad).sum() == 8
+
+
+def test_a_provider_unreachable_for_every_symbol_still_fails_the_run(faults_book, db_url):
+    result = run(db_url, YahooPriceSource(session_factory=OfflineSession, utcnow=lambda: AFTER_THE_FACT), "2025-07-10")
     assert not result.success
     error = result.get_step_failure_events()[0].event_specific_data.error
     assert error.cause.cls_name == "PriceSourceError"
-    assert "(MSFT)" in error.cause.message and "body is not valid JSON" in error.cause.message
+    assert "PriceSourceError: no price provider reachable: tried yfinance (DNSError" in error.cause.message
+    assert table(faults_book, t.market_data_cache).empty and table(faults_book, t.price_coverage_gaps).empty
+
+
+def test_every_provider_answering_500_for_every_symbol_still_fails_the_run(faults_book, db_url, yahoo):
+    yahoo.always[("*", "*")] = HTML_500
+    result = run(db_url, source(yahoo), "2025-07-10")
+    assert not result.success
+    error = result.get_step_failure_events()[0].event_specific_data.error
+    assert "PriceSourceError: price providers failed for 10 symbol(s)" in error.cause.message
     assert table(faults_book, t.market_data_cache).empty and table(faults_book, t.price_coverage_gaps).empty
 
 

@@ -8,8 +8,18 @@ rows — only (symbol, date) keys not already stored, so nothing is ever duplica
 rewritten — and records every requested session still without a close in
 ``price_coverage_gaps`` (replacing older records inside the requested ranges). A re-run
 finds no gap and asks nothing. Sessions a source does not have are reported (metadata
-``missing``), not an error; the run fails only when the source fails (PriceSourceError),
-and then writes nothing.
+``missing``), not an error; the run fails only when the source fails (PriceSourceError:
+no provider reachable or answering at all, time budget spent, a bad price file), and then
+writes nothing.
+
+Provider failures for some symbols. A source may return, besides its rows, ``failed``
+(symbol -> why every provider failed for it while others answered: HTTP 5xx after the
+re-sends, a malformed chart; ``FetchResult.failed``). The run then finishes:
+the served rows are stored as usual, nothing is invented for the failed symbols (their
+sessions are valued downstream by the 10-day lookback or left unpriced), their sessions
+are NOT recorded in ``price_coverage_gaps`` (nothing was learnt about them, so the next run
+asks again, and their older records are left as they were), and the non-blocking
+``provider_failures`` check (WARN) names them with the reasons.
 
 Corporate actions (DESIGN §5a) are market data fetched with the closes: the source's
 ``FetchResult.actions`` (splits and cash dividends of the requested symbols with an ex-date
@@ -30,7 +40,16 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 from sqlalchemy.engine import Connection, Engine
 
 from sigmasight_assets import recompute
@@ -66,6 +85,9 @@ class PriceSync:
     """The corporate actions this run stored (not those already stored)."""
     late: date | None = None
     """The session a recompute was requested from (a close stored late), if any."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """Symbols every provider failed for while others answered (symbol -> reasons): no row,
+    no coverage-gap record; asked again by the next run."""
 
 
 def sync_prices(engine: Engine, source: PriceSource, first: date, last: date, history_days: int,
@@ -96,16 +118,22 @@ def sync_prices(engine: Engine, source: PriceSource, first: date, last: date, hi
                   "requested ranges")
     new = new_rows(valid, coverage)
     sync.coverage = coverage.with_rows(new)
+    sync.failed = {s: str(r) for s, r in sync.fetch.failed.items() if s in sync.requested}
+    answered = {s: r for s, r in sync.requested.items() if s not in sync.failed}
+    if sync.failed:
+        _log(log, f"{source.name} failed for {len(sync.failed)} symbol(s), asked again next run (no coverage gap "
+                  f"recorded): " + "; ".join(f"{s}: {r}" for s, r in sync.failed.items()), warning=True)
     reasons = {
         **coverage.reasons,
-        **{s: sync.fetch.missing.get(s, f"{source.name} returned no close for these sessions") for s in sync.requested},
+        **{s: sync.fetch.missing.get(s, f"{source.name} returned no close for these sessions") for s in answered},
+        **{s: f"provider failure, asked again next run: {r}" for s, r in sync.failed.items()},
     }
-    gaps = gap_records(sync.requested, sync.coverage.lacking(), reasons, source.name, now)
+    gaps = gap_records(answered, sync.coverage.lacking(), reasons, source.name, now)
     with engine.begin() as conn:
         serialize_writes(conn)
         sync.rows = insert_prices(conn, new, source.name, now)
         sync.actions = insert_actions(conn, actions, source.name, now)
-        sync.gap_records = replace_gap_records(conn, sync.requested, gaps)
+        sync.gap_records = replace_gap_records(conn, answered, gaps)
         sync.late = record_late_closes(conn, sync.rows)
     sync.coverage.reasons.update(reasons)
     if sync.late is not None:
@@ -339,12 +367,34 @@ def sync_metadata(sync: PriceSync) -> dict:
         "requests": markdown_table(preview),
         "actions_stored": MetadataValue.int(len(sync.actions)),
         "actions": markdown_table(actions_preview(sync.actions), floatfmt=",.6g"),
+        "provider_failures": MetadataValue.json(sync.failed),
     }
 
 
-def _log(log, message: str, error: bool = False) -> None:
+PROVIDER_FAILURES_SHOWN = 10
+
+
+def provider_failures_check(sync: PriceSync) -> AssetCheckResult:
+    """provider_failures (WARN, non-blocking): passes when no provider failed for a symbol;
+    otherwise names the symbols (first few) and why, and says they are asked again."""
+    if not sync.failed:
+        return AssetCheckResult(check_name="provider_failures", passed=True, severity=AssetCheckSeverity.WARN,
+                                description=f"no provider failure ({len(sync.requested)} symbol(s) asked)")
+    names = sorted(sync.failed)
+    shown = names[:PROVIDER_FAILURES_SHOWN]
+    more = f" and {len(names) - len(shown)} more" if len(names) > len(shown) else ""
+    return AssetCheckResult(
+        check_name="provider_failures", passed=False, severity=AssetCheckSeverity.WARN,
+        description=f"{sync.source} failed for {len(names)} of {len(sync.requested)} symbol(s) asked "
+                    f"({', '.join(shown)}{more}); nothing stored for them, no coverage gap recorded, asked again "
+                    "next run. " + "; ".join(f"{s}: {sync.failed[s]}" for s in shown),
+        metadata={"symbols": MetadataValue.json(names), "reasons": MetadataValue.json(sync.failed)},
+    )
+
+
+def _log(log, message: str, error: bool = False, warning: bool = False) -> None:
     if log is not None:
-        (log.error if error else log.info)(message)
+        (log.error if error else log.warning if warning else log.info)(message)
 
 
 @asset(
@@ -354,6 +404,13 @@ def _log(log, message: str, error: bool = False) -> None:
     description="Daily as-traded closes of the eligible symbols (positions, option underlyings, SPY, "
     "factor ETFs) over the range and the risk history before it, fetched only where missing, with "
     "the splits and cash dividends the source reports for the ranges fetched (corporate_actions).",
+    check_specs=[
+        AssetCheckSpec(
+            "provider_failures", asset="prices", blocking=False,
+            description="Symbols a provider failed for while others answered (WARN): named with the reasons; "
+                        "nothing stored or invented for them, no coverage gap recorded, asked again next run.",
+        )
+    ],
 )
 def prices(context: AssetExecutionContext, store: StoreResource, market_data: MarketDataResource) -> MaterializeResult:
     keys = context.partition_key_range
@@ -362,4 +419,4 @@ def prices(context: AssetExecutionContext, store: StoreResource, market_data: Ma
     context.log.info(f"prices {first}…{last} from {source.name} with {market_data.history()} days of history")
     sync = sync_prices(store.engine(), source, first, last, market_data.history(),
                        datetime.now(timezone.utc), context.log)
-    return MaterializeResult(metadata=sync_metadata(sync))
+    return MaterializeResult(metadata=sync_metadata(sync), check_results=[provider_failures_check(sync)])

@@ -8,13 +8,20 @@ success (DAGSTER-NOTES: the silent-skip trap). As an unpartitioned asset with a
 single-run backfill policy it sits in any `--partition-range` selection, runs once per run
 and always completes, so downstream assets always run:
 - a run whose range ends at the latest session (the daily schedule, or a backfill up to
-  today) fetches each eligible symbol at most once and stores the snapshot;
+  today) asks the provider, at most once, for each eligible symbol whose stored profile is
+  missing or older than ``SIGMASIGHT_PROFILE_MAX_AGE_DAYS`` days (default 7) and stores what
+  it serves; a provider that fails (unreachable, time budget spent, failing for some
+  symbols) keeps the stored snapshot of those symbols and says so in the non-blocking
+  ``profile_refresh`` check (WARN): the asset still materializes and sector_tags and
+  risk_analytics run in the same run;
 - any other run makes zero provider requests, keeps the stored snapshot, and its
   materialization says so: requests 0, the snapshot's fetch time, and an unchanged data
   version, so nothing downstream is marked stale by it.
+The refresh itself (plan, fetch, store) is ``market_data.profiles``, shared with
+``sigmasight profiles refresh``.
 """
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import numpy as np
 import pandas as pd
@@ -41,24 +48,23 @@ from sigmasight_assets import schema as t
 from sigmasight_assets.assets.common import Window, first_items, markdown_table, read_window, write_checked
 from sigmasight_assets.calendar import daily_partitions
 from sigmasight_assets.market_data.profiles import (
-    FUND_QUOTE_TYPES,
-    FUND_SYMBOLS,
-    PROFILE_COLUMNS,
+    ProfileRefresh,
+    fetch_planned,
     make_profile_source,
-    profile_candidates,
+    plan_refresh,
+    profile_max_age_days,
+    store_refresh,
+    stored_profiles,
 )
-from sigmasight_assets.market_data.universe import price_universe
 from sigmasight_assets.resources import MarketDataResource, StoreResource
 from sigmasight_assets.sectors import sector_weights, tag_positions
 from sigmasight_assets.store import (
     bulk_insert,
     read_frame,
-    records,
     replace_window,
     replace_window_from_select,
     window_source,
 )
-from sigmasight_assets.symbols import is_provider_eligible, parse_occ
 
 
 def run_partition_range(context: AssetExecutionContext) -> tuple[str, str] | None:
@@ -82,10 +88,6 @@ def run_partition_range(context: AssetExecutionContext) -> tuple[str, str] | Non
     return (min(keys), max(keys)) if keys else None
 
 
-def stored_profiles(conn) -> pd.DataFrame:
-    return read_frame(conn, sa.select(t.company_profiles))
-
-
 def snapshot_label(profiles: pd.DataFrame) -> str:
     if profiles.empty:
         return "none stored"
@@ -93,23 +95,48 @@ def snapshot_label(profiles: pd.DataFrame) -> str:
     return f"{len(profiles)} profiles fetched {fetched.min():%Y-%m-%d %H:%M}…{fetched.max():%Y-%m-%d %H:%M} UTC"
 
 
+def refresh_check(refresh: ProfileRefresh) -> AssetCheckResult:
+    """profile_refresh (WARN, non-blocking): passes when every symbol asked was answered;
+    otherwise names the symbols the provider failed for, why, and that their stored
+    snapshot was kept."""
+    if not refresh.failed:
+        counts = refresh.summary()
+        return AssetCheckResult(
+            check_name="profile_refresh", passed=True, severity=AssetCheckSeverity.WARN,
+            description=f"{counts['asked']} asked, {counts['stored']} stored, {counts['missing']} without a profile, "
+                        f"{counts['fresh']} fresh (not asked)",
+        )
+    return AssetCheckResult(
+        check_name="profile_refresh", passed=False, severity=AssetCheckSeverity.WARN,
+        description=refresh.failure_text(),
+        metadata={"failed": MetadataValue.json(refresh.failed),
+                  "kept_after_failure": first_items(refresh.kept_after_failure),
+                  "source_error": MetadataValue.text(refresh.error or "")},
+    )
+
+
 @asset(
     backfill_policy=BackfillPolicy.single_run(),
     group_name="market_data",
     check_specs=[
         AssetCheckSpec("profile_requests_bounded", asset="company_profiles",
-                       description="Symbols asked <= eligible symbols, each once; never PRIVATE, synthetic, options or funds.")
+                       description="Symbols asked <= eligible symbols, each once; never PRIVATE, synthetic, options or funds."),
+        AssetCheckSpec("profile_refresh", asset="company_profiles", blocking=False,
+                       description="Every symbol asked was answered (WARN): a provider that fails, is unreachable or "
+                                   "runs out of its time budget keeps the stored snapshot of the symbols it failed "
+                                   "for, named here with the reason."),
     ],
 )
 def company_profiles(context: AssetExecutionContext, store: StoreResource, market_data: MarketDataResource):
     """Sector, industry, beta and market cap of the listed single names held, fetched only
-    by a run whose range ends at the latest session (at most once per symbol)."""
+    by a run whose range ends at the latest session (at most once per symbol, and only when
+    the stored profile is missing or older than SIGMASIGHT_PROFILE_MAX_AGE_DAYS)."""
     latest = daily_partitions.get_last_partition_key()
     covered = run_partition_range(context)
     engine = store.engine()
-    with engine.connect() as conn:
-        stored = stored_profiles(conn)
     if covered is not None and covered[1] < latest:
+        with engine.connect() as conn:
+            stored = stored_profiles(conn)
         context.log.info(f"range ends {covered[1]}, before the latest session {latest}: no profile requests")
         yield MaterializeResult(
             metadata={
@@ -120,59 +147,59 @@ def company_profiles(context: AssetExecutionContext, store: StoreResource, marke
                 "profiles_stored": len(stored),
             },
             data_version=DataVersion(snapshot_label(stored)),
-            check_results=[AssetCheckResult(check_name="profile_requests_bounded", passed=True,
-                                            description="0 requests")],
+            check_results=[
+                AssetCheckResult(check_name="profile_requests_bounded", passed=True, description="0 requests"),
+                AssetCheckResult(check_name="profile_refresh", passed=True, severity=AssetCheckSeverity.WARN,
+                                 description="0 requests: the run does not cover the latest session"),
+            ],
         )
         return
 
-    window = Window.between(covered[0] if covered else latest, latest)
+    max_age = profile_max_age_days()
+    now = datetime.now(timezone.utc)
+    first, last = date.fromisoformat(covered[0] if covered else latest), date.fromisoformat(latest)
     with engine.connect() as conn:
-        eligible, skipped = price_universe(conn, window.start.date(), window.end.date())
-    known_funds = stored.loc[stored["quote_type"].isin(FUND_QUOTE_TYPES), "symbol"]
-    wanted, more_skipped = profile_candidates(eligible["symbol"], known_funds)
-    skipped = {**skipped, **more_skipped}
+        plan = plan_refresh(conn, first, last, now, max_age)
     source = make_profile_source(market_data.source_spec())
-    context.log.info(f"company_profiles: {len(wanted)} symbols from {source.name} (skipped {sum(map(len, skipped.values()))})")
-    result = source.fetch_profiles(wanted)
-    fetched_at = datetime.now(timezone.utc)
-    rows = result.profiles.reindex(columns=PROFILE_COLUMNS).assign(
-        source=source.name, fetched_at=fetched_at, as_of_session=window.end.date()
-    )
-    if result.missing:
-        context.log.warning(f"no profile for {len(result.missing)} symbols: {result.missing}")
+    context.log.info(f"company_profiles: {len(plan.asked)} of {len(plan.candidates)} symbols asked of {source.name} "
+                     f"({len(plan.fresh)} fresh, under {max_age:g} days; skipped "
+                     f"{sum(map(len, plan.skipped.values()))})")
+    refresh = fetch_planned(plan, source, now, context.log)
+    rows = refresh.rows
 
     def write(conn) -> dict:
-        conn.execute(t.company_profiles.delete().where(t.company_profiles.c.symbol.in_(rows["symbol"].tolist())))
-        if len(rows):
-            conn.execute(t.company_profiles.insert(), records(rows, rows.columns))
+        written = store_refresh(conn, refresh)
         return {
-            "requests": result.requests,
-            "symbols_requested": len(wanted),
-            "profiles_written": len(rows),
-            "missing": MetadataValue.json(result.missing),
-            "skipped": MetadataValue.json({k: len(v) for k, v in skipped.items()}),
-            "skipped_symbols": MetadataValue.json(skipped),
+            "requests": refresh.requests,
+            "decision": f"run covers {first}…{last}, the latest session: asked the {len(plan.asked)} eligible "
+                        f"symbol(s) whose stored profile is missing or older than {max_age:g} days",
+            "symbols_requested": len(plan.asked),
+            "profiles_fresh": len(plan.fresh),
+            "profiles_asked": len(plan.asked),
+            "profiles_written": written,
+            "profiles_kept": len(refresh.kept),
+            "max_age_days": float(max_age),
+            "failed": MetadataValue.json(refresh.failed),
+            "missing": MetadataValue.json(refresh.missing),
+            "skipped": MetadataValue.json({k: len(v) for k, v in plan.skipped.items()}),
+            "skipped_symbols": MetadataValue.json(plan.skipped),
             "source": source.name,
-            "snapshot": f"{len(rows)} profiles fetched {fetched_at:%Y-%m-%d %H:%M} UTC for session {window.end.date()}",
+            "snapshot": f"{written} profiles fetched {refresh.fetched_at:%Y-%m-%d %H:%M} UTC for session {last}; "
+                        f"{len(refresh.kept)} kept from the stored snapshot",
             "profiles": markdown_table(rows[["symbol", "quote_type", "sector", "industry", "beta"]].head(30), ",.2f"),
         }
 
     def bounded(conn) -> AssetCheckResult:
-        private = {r[0] for r in conn.execute(
-            sa.select(t.positions.c.symbol).where(t.positions.c.investment_class == "PRIVATE").distinct())}
-        wrong = sorted(
-            s for s in set(wanted)
-            if s in private or not is_provider_eligible(s) or parse_occ(s) is not None or s in FUND_SYMBOLS
-        )
-        duplicates = len(wanted) - len(set(wanted))
-        ok = not wrong and not duplicates and len(wanted) <= len(eligible)
+        wrong = plan.bounded()
         return AssetCheckResult(
-            check_name="profile_requests_bounded", passed=ok, severity=AssetCheckSeverity.ERROR,
-            description=f"{len(wanted)} symbols asked of {len(eligible)} eligible ({result.requests} HTTP requests)"
-            + (f"; must never be asked: {wrong}" if wrong else "") + (f"; {duplicates} duplicates" if duplicates else ""),
+            check_name="profile_requests_bounded", passed=wrong is None, severity=AssetCheckSeverity.ERROR,
+            description=f"{len(plan.asked)} symbols asked of {len(plan.eligible)} eligible ({refresh.requests} HTTP "
+                        "requests)" + (f"; {wrong}" if wrong else ""),
         )
 
-    yield from write_checked(engine, write, [bounded], DataVersion(f"fetched {fetched_at.isoformat()}"))
+    version = (DataVersion(f"fetched {refresh.fetched_at.isoformat()}") if len(rows)
+               else DataVersion(snapshot_label(plan.stored)))
+    yield from write_checked(engine, write, [bounded, lambda conn: refresh_check(refresh)], version)
 
 
 @asset(

@@ -36,12 +36,16 @@ class FetchResult:
     ``source`` column names the provider of each row. Empty by default.
     ``missing``: symbol -> reason, for symbols the source served nothing for.
     ``requests``: provider requests made (HTTP requests, file reads, model evaluations).
+    ``failed``: symbol -> why every provider failed for it, for symbols no provider
+    answered while others were answered: no row and no ``missing`` entry (nothing was
+    learnt about their sessions, so they are asked again next run).
     """
 
     prices: pd.DataFrame
     missing: dict[str, str] = field(default_factory=dict)
     requests: int = 0
     actions: pd.DataFrame = field(default_factory=empty_actions)
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 class PriceSource(Protocol):

@@ -49,8 +49,11 @@ request that ended in an HTTP status other than 200 or 404 (after the retries ab
 that is not Yahoo's chart JSON (truncated, an HTML error page sent with 200), or chart arrays
 that disagree in length with ``timestamp`` make the provider *failed* for that symbol with
 ``ProviderResponseError`` naming the status or the defect, whatever the library made of it.
-A persistent 429/5xx also stops the provider for the remaining symbols of the fetch (they go
-to the next provider), like a connection failure. Rows whose close is not a positive finite
+A persistent 429 also stops the provider for the remaining symbols of the fetch (they go to
+the next provider), like a connection failure; so does a persistent 5xx, except at the last
+provider of the chain, which stops only when a second symbol in a row fails that way: with no
+provider after it, that one more request (sent once, the session's re-sends being spent) tells
+a symbol Yahoo fails for from a failing provider. Rows whose close is not a positive finite
 number (null, NaN, 0, negative) are dropped and logged; a symbol left with no row is
 missing, its reason counting the rows dropped.
 
@@ -62,12 +65,17 @@ message then names the proxy (without credentials).
 
 Outcomes. A symbol is served (rows), or missing (a provider answered that it has no data:
 the reasons of every provider asked go to ``FetchResult.missing``), or unresolved (every
-attempt failed). Unresolved symbols fail the fetch with ``PriceSourceError``; when nothing
-answered at all and every failure was a connection, DNS or timeout error the message is
-``no price provider reachable: tried yfinance (...), yahooquery (...)``. A provider that
-fails with such an error is not asked for the remaining symbols of the fetch. Every error
-is logged and recorded; none is swallowed, no price is invented, and a session whose close
-has not happened yet (a live quote) is never returned.
+attempt failed). When no provider answered anything for any symbol the fetch fails with
+``PriceSourceError``: ``no price provider reachable: tried yfinance (...), yahooquery (...)``
+when every failure was a connection, DNS or timeout error, else ``price providers failed for
+N symbol(s) (...)``. When some symbols were answered, the unresolved ones do not fail the
+fetch: they go to ``FetchResult.failed`` (symbol -> every provider's error, "not asked"
+for a provider that had stopped before reaching it) with no row and no missing entry, and
+the ``prices`` asset reports them in its non-blocking ``provider_failures`` check and asks
+for them again next run. A provider that fails with a connection error is not asked for the
+remaining symbols of the fetch. Every error is logged and recorded; none is swallowed, no
+price is invented, and a session whose close has not happened yet (a live quote) is never
+returned.
 
 yfinance is process-global: this module sets ``yfinance.config.debug.hide_exceptions =
 False`` (so errors raise instead of printing), ``network.retries = 0`` (the budget decides),
@@ -324,10 +332,35 @@ def is_unreachable(exc: BaseException) -> bool:
 
 def provider_down(exc: BaseException) -> bool:
     """Unreachable, or answering 429/5xx even after the re-sends: asking this provider for
-    further symbols of the fetch would only fail again."""
+    further symbols of the fetch would likely only fail again."""
     return is_unreachable(exc) or (
         isinstance(exc, ProviderResponseError) and exc.status in RETRY_STATUSES
     )
+
+
+class _StopRule:
+    """When a provider is no longer asked for the remaining symbols of a fetch: at once after
+    a connection-level failure or a persistent 429 (the provider, not the symbol, is the
+    problem); after a persistent 5xx at once too, unless the provider is the ``last`` of the
+    chain: then only when a second symbol in a row fails that way. An earlier provider has
+    the next one to take the symbols over; the last one has none, and without that one more
+    request a single symbol Yahoo fails for would leave every symbol after it unasked."""
+
+    def __init__(self, last: bool = False):
+        self.tolerated = 1 if last else 0
+        self.in_a_row = 0
+
+    def answered(self) -> None:
+        self.in_a_row = 0
+
+    def stop_after(self, error: BaseException) -> bool:
+        if is_unreachable(error) or (isinstance(error, ProviderResponseError) and error.status == 429):
+            return True
+        if not provider_down(error):
+            self.in_a_row = 0  # the provider answered (a malformed payload, a 4xx): only this symbol failed
+            return False
+        self.in_a_row += 1
+        return self.in_a_row > self.tolerated
 
 
 def chart_problem(session: ProviderSession, since: int, symbol: str, provider: str) -> ProviderResponseError | None:
@@ -514,7 +547,11 @@ class Empty:
 
 @dataclass
 class Failed:
+    """Every attempt failed; ``asked`` is False for a symbol the provider was not asked for
+    because it had stopped after another symbol's failure (``error`` is that failure)."""
+
     error: BaseException
+    asked: bool = True
 
     @property
     def unreachable(self) -> bool:
@@ -540,6 +577,14 @@ class _Ledger:
 
     def answered(self, symbol: str) -> bool:
         return any(isinstance(o, (Served, Empty)) for o in self.outcomes.get(symbol, {}).values())
+
+    def any_answer(self) -> bool:
+        """Whether any provider answered (served or said 'no data') for any symbol."""
+        return any(isinstance(o, (Served, Empty)) for per in self.outcomes.values() for o in per.values())
+
+    def failure(self, symbol: str) -> str:
+        """Every asked provider's error for ``symbol``, or 'not asked'."""
+        return "; ".join(f"{p}: {_reason(o)}" for p, o in self.outcomes.get(symbol, {}).items()) or "not asked"
 
     def first_error(self, provider: str) -> str | None:
         for per_provider in self.outcomes.values():
@@ -593,12 +638,14 @@ class _ProviderChain:
                 ledger.add(provider, call(provider, session, todo))
             except BudgetExhausted as exc:
                 left = sorted(s for s in wanted if not ledger.answered(s))
-                raise PriceSourceError(
+                error = PriceSourceError(
                     f"{self.kind} provider time budget of {self.budget_s:g} s ({ENV_BUDGET}) exhausted "
                     f"after {self.clock() - started:.1f} s during {provider} with {len(left)} "
                     f"symbol(s) left: {', '.join(left)}; errors so far: "
                     f"{'; '.join([*transport_errors, *session.errors][:3]) or self._errors(ledger) or 'none'}"
-                ) from exc
+                )
+                error.requests = ledger.requests + len(session.calls)  # the HTTP requests sent, for the metadata
+                raise error from exc
             finally:
                 ledger.requests += len(session.calls)
                 transport_errors += session.errors
@@ -633,11 +680,14 @@ class _ProviderChain:
         if nothing_answered and all_unreachable:
             proxy = env_proxy()
             via = f"; requests went through the proxy {proxy} set in the environment" if proxy else ""
-            raise PriceSourceError(f"no {self.kind} provider reachable: tried {tried}{via}")
-        raise PriceSourceError(
-            f"{self.kind} providers failed for {len(unresolved)} symbol(s) "
-            f"({', '.join(sorted(unresolved))}): {tried}"
-        )
+            error = PriceSourceError(f"no {self.kind} provider reachable: tried {tried}{via}")
+        else:
+            error = PriceSourceError(
+                f"{self.kind} providers failed for {len(unresolved)} symbol(s) "
+                f"({', '.join(sorted(unresolved))}): {tried}"
+            )
+        error.requests = ledger.requests  # the HTTP requests sent, for the metadata
+        raise error
 
 
 class YahooPriceSource(_ProviderChain):
@@ -661,10 +711,13 @@ class YahooPriceSource(_ProviderChain):
     def fetch(self, requests: Mapping[str, tuple[date, date]]) -> FetchResult:
         """As-traded closes and the corporate actions for each symbol over its inclusive
         range, one request per symbol per provider asked (through now, see the module doc);
-        PriceSourceError when a symbol could not be resolved."""
+        PriceSourceError when no provider answered for any symbol; the symbols every
+        provider failed for while others were answered in ``failed``."""
         wanted = {s: (pd.Timestamp(a).date(), pd.Timestamp(b).date()) for s, (a, b) in requests.items()}
+        last = self.providers[-1]
         ledger = self._ask(
-            wanted, lambda provider, session, todo: _FETCHERS[provider](session, todo, self.timeout_s, self.utcnow())
+            wanted, lambda provider, session, todo: _FETCHERS[provider](
+                session, todo, self.timeout_s, self.utcnow(), last=provider == last)
         )
         return self._result(wanted, ledger)
 
@@ -673,8 +726,12 @@ class YahooPriceSource(_ProviderChain):
             o.frame for per in ledger.outcomes.values() for o in per.values() if isinstance(o, Served)
         ]
         missing, unresolved = self._missing(wanted, ledger)
-        if unresolved:
+        if unresolved and not ledger.any_answer():
             self._raise_unresolved(unresolved, ledger)
+        failed = {s: ledger.failure(s) for s in sorted(unresolved)}
+        if failed:
+            log.warning("price providers failed for %d symbol(s) while others were answered: %s", len(failed),
+                        "; ".join(f"{s}: {r}" for s, r in list(failed.items())[:5]))
         prices = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
         served = [
             o.actions for per in ledger.outcomes.values() for o in per.values()
@@ -682,14 +739,15 @@ class YahooPriceSource(_ProviderChain):
         ]
         actions = (pd.concat(served, ignore_index=True) if served
                    else empty_actions().assign(source=pd.Series(dtype=object)))
-        return FetchResult(prices=prices, missing=missing, requests=ledger.requests, actions=actions)
+        return FetchResult(prices=prices, missing=missing, requests=ledger.requests, actions=actions,
+                                failed=failed)
 
 
 def _reason(outcome: Outcome) -> str:
     if isinstance(outcome, Empty):
         return outcome.reason
     if isinstance(outcome, Failed):
-        return describe(outcome.error)
+        return describe(outcome.error) if outcome.asked else f"not asked after an earlier failure ({describe(outcome.error)})"
     return "served"
 
 
@@ -772,14 +830,15 @@ def _yfinance_no_data(exc: BaseException) -> bool:
 
 
 def fetch_yfinance(session, todo: Mapping[str, tuple[date, date]], timeout_s: float,
-                   now: datetime) -> dict[str, Outcome]:
+                   now: datetime, last: bool = False) -> dict[str, Outcome]:
     """``Ticker(symbol, session).history(start, through now)`` per symbol (``_through``), the
     chart answer checked (``chart_problem``), its closes converted to as traded and its
     events read (``ChartEvents``); after a connection-level failure or a persistent 429/5xx
-    the remaining symbols are not asked."""
+    the remaining symbols are not asked (``_StopRule``: the ``last`` provider of the chain
+    stops at the second 5xx symbol in a row)."""
     yf = _configure_yfinance()
     try:
-        return _yfinance_each(yf, session, todo, timeout_s, now)
+        return _yfinance_each(yf, session, todo, timeout_s, now, _StopRule(last))
     finally:
         _release_yfinance(yf)
 
@@ -794,7 +853,7 @@ def _release_yfinance(yf) -> None:
 
 
 def _yfinance_each(yf, session, todo: Mapping[str, tuple[date, date]], timeout_s: float,
-                   now: datetime) -> dict[str, Outcome]:
+                   now: datetime, rule: _StopRule) -> dict[str, Outcome]:
     out: dict[str, Outcome] = {}
     symbols = list(todo)
     for i, symbol in enumerate(symbols):
@@ -811,25 +870,26 @@ def _yfinance_each(yf, session, todo: Mapping[str, tuple[date, date]], timeout_s
             problem = chart_problem(session, since, symbol, "yfinance")
             if problem is None and _yfinance_no_data(exc):
                 out[symbol] = Empty(describe(exc))
+                rule.answered()
                 continue
             error = problem or exc
             if problem is not None:
                 problem.__cause__ = exc
             log.warning("yfinance: %s failed: %s", symbol, describe(error))
             out[symbol] = Failed(error)
-            if provider_down(error):
-                for rest in symbols[i + 1:]:
-                    out[rest] = Failed(error)
+            if rule.stop_after(error):
+                out.update({rest: Failed(error, asked=False) for rest in symbols[i + 1:]})
                 break
             continue
         problem = chart_problem(session, since, symbol, "yfinance")
         if problem is not None:
             log.warning("yfinance: %s failed: %s", symbol, describe(problem))
             out[symbol] = Failed(problem)
-            if provider_down(problem):
-                out.update({rest: Failed(problem) for rest in symbols[i + 1:]})
+            if rule.stop_after(problem):
+                out.update({rest: Failed(problem, asked=False) for rest in symbols[i + 1:]})
                 break
             continue
+        rule.answered()
         dates = hist.index.tz_localize(None) if getattr(hist.index, "tz", None) is not None else hist.index
         events = ChartEvents.of(last_chart(session, since), symbol, "yfinance")
         frame = closes_frame(
@@ -858,11 +918,12 @@ def _served_or_empty(frame: pd.DataFrame, lo: date, hi: date, actions: pd.DataFr
 
 
 def fetch_yahooquery(session, todo: Mapping[str, tuple[date, date]], timeout_s: float,
-                     now: datetime) -> dict[str, Outcome]:
+                     now: datetime, last: bool = False) -> dict[str, Outcome]:
     """One ``Ticker`` (one crumb request), then ``history`` per symbol through now: one chart
     request each, its answer checked (``chart_problem``) before the rows are read, converted
     to as traded and its events read (``ChartEvents``); after a connection-level failure or
-    a persistent 429/5xx nothing more is asked."""
+    a persistent 429/5xx nothing more is asked (``_StopRule``: the ``last`` provider of the
+    chain stops at the second 5xx symbol in a row)."""
     from yahooquery import Ticker
 
     out: dict[str, Outcome] = {}
@@ -872,8 +933,9 @@ def fetch_yahooquery(session, todo: Mapping[str, tuple[date, date]], timeout_s: 
         raise
     except Exception as exc:
         log.warning("yahooquery: session setup failed: %s", describe(exc))
-        return {s: Failed(exc) for s in todo}
+        return {s: Failed(exc, asked=False) for s in todo}
     symbols = list(todo)
+    rule = _StopRule(last)
     for i, symbol in enumerate(symbols):
         lo, hi = todo[symbol]
         ticker.symbols = [symbol]  # one chart request either way; one answer checked per symbol
@@ -890,10 +952,11 @@ def fetch_yahooquery(session, todo: Mapping[str, tuple[date, date]], timeout_s: 
         if error is not None:
             log.warning("yahooquery: %s failed: %s", symbol, describe(error))
             out[symbol] = Failed(error)
-            if provider_down(error):
-                out.update({rest: Failed(error) for rest in symbols[i + 1:]})
+            if rule.stop_after(error):
+                out.update({rest: Failed(error, asked=False) for rest in symbols[i + 1:]})
                 break
             continue
+        rule.answered()
         events = ChartEvents.of(last_chart(session, since), symbol, "yahooquery")
         out.update(_yahooquery_outcomes(hist, [symbol], lo, hi, now, events))
     return out
@@ -949,8 +1012,8 @@ class YahooProfileSource(_ProviderChain):
       fails with a connection, DNS or timeout error is not asked for the remaining symbols.
       When no provider answered anything the fetch raises PriceSourceError
       (``no profile provider reachable: tried yahooquery (...), yfinance (...)`` when every
-      failure was a transport one); otherwise symbols no provider served go to ``missing``
-      with the errors as reasons;
+      failure was a transport one); otherwise the symbols every provider failed for go to
+      ``failed`` with the errors as reasons (their stored profile is kept);
     - budget spent: PriceSourceError naming the budget and the symbols left.
 
     ``requests`` counts HTTP requests, including the libraries' cookie/crumb requests."""
@@ -973,13 +1036,9 @@ class YahooProfileSource(_ProviderChain):
         wanted = dict.fromkeys(symbols)
         ledger = self._ask(wanted, lambda provider, session, todo: _PROFILE_FETCHERS[provider](session, list(todo)))
         missing, unresolved = self._missing(wanted, ledger)
-        if unresolved:
-            outcomes = [o for per in ledger.outcomes.values() for o in per.values()]
-            if not any(isinstance(o, (Served, Empty)) for o in outcomes):
-                self._raise_unresolved(unresolved, ledger)
-            for symbol in unresolved:
-                per = ledger.outcomes.get(symbol, {})
-                missing[symbol] = "; ".join(f"{p}: {_reason(o)}" for p, o in per.items()) or "not asked"
+        if unresolved and not ledger.any_answer():
+            self._raise_unresolved(unresolved, ledger)
+        failed = {s: ledger.failure(s) for s in sorted(unresolved)}
         served = [
             o.frame for s in wanted for o in ledger.outcomes.get(s, {}).values() if isinstance(o, Served)
         ]
@@ -987,8 +1046,10 @@ class YahooProfileSource(_ProviderChain):
         frame = frame.reindex(columns=PROFILE_COLUMNS)
         for column in ("beta", "market_cap"):
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-        log.info("profiles: %d served, %d missing, %d request(s)", len(frame), len(missing), ledger.requests)
-        return ProfileResult(profiles=frame, missing=dict(sorted(missing.items())), requests=ledger.requests)
+        log.info("profiles: %d served, %d missing, %d failed, %d request(s)", len(frame), len(missing), len(failed),
+                 ledger.requests)
+        return ProfileResult(profiles=frame, missing=dict(sorted(missing.items())), requests=ledger.requests,
+                             failed=failed)
 
 
 def _text(*values) -> str | None:
@@ -1062,7 +1123,7 @@ def profile_yahooquery(session: ProviderSession, symbols: list[str]) -> dict[str
         raise
     except Exception as exc:
         log.warning("yahooquery: session setup failed: %s", describe(exc))
-        return {s: Failed(exc) for s in symbols}
+        return {s: Failed(exc, asked=False) for s in symbols}
     out: dict[str, Outcome] = {}
     for i, symbol in enumerate(symbols):
         ticker.symbols = [symbol]
@@ -1074,7 +1135,7 @@ def profile_yahooquery(session: ProviderSession, symbols: list[str]) -> dict[str
             log.warning("yahooquery: profile of %s failed: %s", symbol, describe(exc))
             out[symbol] = Failed(exc)
             if is_unreachable(exc):
-                out.update({rest: Failed(exc) for rest in symbols[i + 1:]})
+                out.update({rest: Failed(exc, asked=False) for rest in symbols[i + 1:]})
                 break
             continue
         out[symbol] = _yahooquery_profile(symbol, data, session.last_status)
@@ -1114,7 +1175,7 @@ def profile_yfinance(session: ProviderSession, symbols: list[str]) -> dict[str, 
                 log.warning("yfinance: profile of %s failed: %s", symbol, describe(exc))
                 out[symbol] = Failed(exc)
                 if is_unreachable(exc):
-                    out.update({rest: Failed(exc) for rest in symbols[i + 1:]})
+                    out.update({rest: Failed(exc, asked=False) for rest in symbols[i + 1:]})
                     break
                 continue
             out[symbol] = _profile_outcome(symbol, info_profile(info or {}))
