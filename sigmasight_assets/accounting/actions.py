@@ -86,9 +86,15 @@ def factor_at(rows: pd.DataFrame, factors: pd.DataFrame, symbol: str = "symbol",
 def on_sessions(rows: pd.DataFrame, per_session: pd.DataFrame, column: str, default: float) -> np.ndarray:
     """``per_session[column]`` at each row's exact (symbol, date), ``default`` elsewhere
     (``ratio_d`` with default 1, ``D_d`` with default 0)."""
+    out = np.full(len(rows), default)
     if per_session.empty or rows.empty:
-        return np.full(len(rows), default)
-    keys = pd.MultiIndex.from_frame(per_session[["symbol", "date"]])
-    at = keys.get_indexer(pd.MultiIndex.from_arrays([rows["symbol"].astype(str), rows["date"]]))
-    values = per_session[column].to_numpy(dtype=float)
-    return np.where(at >= 0, values[np.clip(at, 0, None)], default)
+        return out
+    # only rows on an action's session and symbol can match (a few among millions)
+    near = (rows["date"].isin(per_session["date"]) & rows["symbol"].isin(per_session["symbol"])).to_numpy()
+    if near.any():
+        keys = pd.MultiIndex.from_frame(per_session[["symbol", "date"]])
+        sub = rows[near]
+        at = keys.get_indexer(pd.MultiIndex.from_arrays([sub["symbol"].astype(str), sub["date"]]))
+        values = per_session[column].to_numpy(dtype=float)
+        out[near] = np.where(at >= 0, values[np.clip(at, 0, None)], default)
+    return out
