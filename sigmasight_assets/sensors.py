@@ -18,8 +18,8 @@ from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, Sk
 
 from sigmasight_assets import recompute
 from sigmasight_assets.calendar import daily_partitions
-from sigmasight_assets.schedules import RANGE_END_TAG, RANGE_START_TAG, SCHEDULE_TAG, last_materialized
 from sigmasight_assets.resources import StoreResource
+from sigmasight_assets.schedules import RANGE_END_TAG, RANGE_START_TAG, SCHEDULE_TAG, last_materialized
 
 RECOMPUTE_JOB_NAME = "sigmasight_recompute"
 
