@@ -130,8 +130,9 @@ market_data_cache = Table(
     Money("high"),
     Money("low"),
     Money("volume"),
-    # Split- and dividend-adjusted close when the source has one (Yahoo's adjclose), for
-    # return statistics; `close` is the traded close that positions are valued at.
+    # An adjusted close a CSV price file may carry, stored as given and used by nothing: it
+    # changes meaning with every later action. `close` is as traded (DESIGN §5a); returns
+    # come from it and corporate_actions.
     Money("adj_close"),
     Column("source", String(64), nullable=False),
     Column("fetched_at", DateTime(timezone=True), nullable=False),
