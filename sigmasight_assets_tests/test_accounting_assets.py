@@ -150,3 +150,21 @@ def test_the_stores_exposure_sums_equal_the_pure_exposures_of_the_stored_positio
     assert len(stored) == len(expected) > 0 and (expected["short_exposure"] < 0).any()
     pd.testing.assert_frame_equal(stored[expected.columns].reset_index(drop=True), expected, check_dtype=False,
                                   check_exact=False, atol=1e-9)
+
+
+def test_a_stored_market_value_that_is_not_quantity_times_price_fails_the_snapshots(example):
+    from sigmasight_assets.assets.accounting import portfolio_snapshots
+
+    engine, url = example
+    materialize_range(ACCOUNTING_ASSETS, url, "2025-08-25", "2025-08-29")
+    before = table_rows(engine, t.portfolio_snapshots)
+    pv = t.position_values
+    with engine.begin() as conn:  # a position row whose value is 2 cents off q · price · m
+        conn.execute(pv.update().where(pv.c.position_id == "m1", pv.c.date == pd.Timestamp("2025-08-28").date())
+                     .values(market_value=pv.c.market_value + 0.02))
+    result = materialize_range([portfolio_snapshots], url, "2025-08-25", "2025-08-29", raise_on_error=False)
+    assert not result.success
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert [e.check_name for e in failed] == ["net_market_value_is_sum_of_positions"]
+    assert "2025-08-28" in failed[0].description
+    pd.testing.assert_frame_equal(table_rows(engine, t.portfolio_snapshots), before)

@@ -392,7 +392,9 @@ def equity_balances(context: AssetExecutionContext, store: StoreResource):
 def stored_exposures(conn, window: Window) -> pd.DataFrame:
     """``snapshots.exposures`` of the stored position_values of ``window``, aggregated by
     the store (one row per portfolio and session instead of one per position): net, gross,
-    long and short market value (NULL = unpriced counts 0), position and unpriced counts."""
+    long and short market value (NULL = unpriced counts 0), position and unpriced counts,
+    and ``recomputed_net_market_value`` = Σ quantity · price · multiplier of the priced
+    rows (not from their stored market_value), in the same scan."""
     pv = window_source(conn, t.position_values, "date", window.start.date(), window.end.date()).c
     mv = sa.func.coalesce(pv.market_value, 0.0)
     statement = (
@@ -405,13 +407,16 @@ def stored_exposures(conn, window: Window) -> pd.DataFrame:
             sa.func.sum(sa.case((mv < 0, mv), else_=0.0)).label("short_exposure"),
             sa.func.count().label("position_count"),
             sa.func.sum(sa.case((pv.is_priced == sa.false(), 1), else_=0)).label("unpriced_count"),
+            # Σ q · price · m from the other stored columns, for the NMV check
+            sa.func.sum(sa.case((pv.is_priced == sa.true(), pv.quantity * pv.price * pv.multiplier), else_=0.0))
+            .label("recomputed_net_market_value"),
         )
         .where(pv.date >= window.start.date(), pv.date <= window.end.date())
         .group_by(pv.portfolio_id, pv.date)
         .order_by(pv.portfolio_id, pv.date)
     )
     frame = read_frame(conn, statement, parse_dates=["date"])
-    money = ["net_market_value", "gross_exposure", "long_exposure", "short_exposure"]
+    money = ["net_market_value", "gross_exposure", "long_exposure", "short_exposure", "recomputed_net_market_value"]
     frame[money] = frame[money].astype(float)
     frame[["position_count", "unpriced_count"]] = frame[["position_count", "unpriced_count"]].astype(np.int64)
     return frame
@@ -421,7 +426,8 @@ def stored_exposures(conn, window: Window) -> pd.DataFrame:
     deps=["equity_balances", "daily_pnl", "position_values"],
     check_specs=[
         AssetCheckSpec("net_market_value_is_sum_of_positions", asset="portfolio_snapshots", blocking=True,
-                       description="Snapshot net market value = Σ position market values, to the cent."),
+                       description="Snapshot net market value = Σ quantity · price · multiplier of the stored "
+                                   "position rows, to the cent."),
         AssetCheckSpec("pnl_decomposition", asset="portfolio_snapshots", blocking=True,
                        description="Cumulative P&L since inception = realized P&L of closed lots (exits and "
                                    "expiries included) + unrealized P&L of open lots vs entry or inception mark + "
@@ -446,7 +452,7 @@ def portfolio_snapshots(context: AssetExecutionContext, store: StoreResource):
         # every position since inception, deleted ones too: their P&L stays in the chain
         priced = _priced_book(conn, window, with_deleted=True, earliest=earliest)
         requests_seen = recompute.last_request_id(conn)
-    snapshots = build_snapshots(equity, pnl, exposure)
+    snapshots = build_snapshots(equity, pnl, exposure.drop(columns="recomputed_net_market_value"))
 
     def write(conn) -> dict:
         n = replace_window(conn, t.portfolio_snapshots, "snapshot_date", window.start.date(), window.end.date(), snapshots)
@@ -457,11 +463,12 @@ def portfolio_snapshots(context: AssetExecutionContext, store: StoreResource):
         return {"rows_written": n, "recompute_requests_cleared": handled, f"at {window.end.date()}": _markdown(last)}
 
     def nmv(conn) -> AssetCheckResult:
-        # the snapshots as stored against the sums the store gave of the stored position
-        # values (one GROUP BY over the window's position rows, read before the write)
+        # the snapshots as stored against Σ q · price · m of the stored position rows: the
+        # snapshots are built from their stored market_value, the check from the columns
+        # market_value is meant to be the product of (one scan, read before the write)
         stored = read_window(conn, t.portfolio_snapshots, window.start, window.end, "snapshot_date")
-        sums = exposure[["portfolio_id", "date", "net_market_value"]]
-        broken = checks.net_market_value_breaks(stored, sums.rename(columns={"net_market_value": "market_value"}))
+        sums = exposure[["portfolio_id", "date", "recomputed_net_market_value"]]
+        broken = checks.net_market_value_breaks(stored, sums.rename(columns={"recomputed_net_market_value": "market_value"}))
         return AssetCheckResult(check_name="net_market_value_is_sum_of_positions", passed=broken.empty,
                                 description=f"{len(stored)} snapshots agree" if broken.empty else _failures(broken))
 
