@@ -112,7 +112,7 @@ def read_price_file(path: Path) -> pd.DataFrame:
         raise PriceSourceError(f"price file {path}: not found")
     known = [*REQUIRED, *OPTIONAL_PRICES, "volume"]
     table = _Table.read(path, "price file", REQUIRED, known, "symbol,date,close[,open,high,low,volume]")
-    raw, errors, flag = table.raw, table.errors, table.flag
+    raw, flag = table.raw, table.flag
     out = pd.DataFrame({"symbol": raw["symbol"]})
     flag(raw["symbol"] == "", "symbol", "is empty")
     out["date"] = table.iso_dates("date")
