@@ -1,18 +1,16 @@
-"""NYSE sessions (exchange_calendars XNYS) and the daily partitions built on them.
+"""NYSE sessions (exchange_calendars XNYS): the trading days every table is keyed on.
 
-Partition keys are ``YYYY-MM-DD`` sessions from 2024-07-01. Weekends, NYSE holidays and
-special closures are never partitions.
+Pure (no Dagster): the daily partitions built on these sessions live in
+``sigmasight_assets.partitions``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import lru_cache
 
 import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
-from dagster import TimeWindowPartitionsDefinition
 
 PARTITIONS_START = "2024-07-01"
 # Price history before the first partition is needed by the risk windows.
@@ -64,27 +62,3 @@ def session_on_or_after(days) -> pd.DatetimeIndex | pd.Timestamp:
         raise ValueError(f"date beyond the NYSE calendar ({sessions[-1].date()})")
     out = sessions[idx]
     return out[0] if scalar else out
-
-
-# A session becomes a partition at its close: each partition's time window starts at 16:00
-# New York on its session and runs to the next one's close, and the window in progress
-# counts (end_offset=1). So at 18:30 on session D the latest partition is D (what the daily
-# schedule asks for), while during trading hours it is still the previous session (no
-# intraday price can be stored as a close).
-CLOSE_HOUR = 16
-
-
-def _weekday_closures() -> list[datetime]:
-    weekdays = pd.bdate_range(PARTITIONS_START, all_sessions()[-1])
-    closed = weekdays.difference(all_sessions())
-    return [(ts + pd.Timedelta(hours=CLOSE_HOUR)).to_pydatetime() for ts in closed]
-
-
-daily_partitions = TimeWindowPartitionsDefinition(
-    start=datetime.fromisoformat(PARTITIONS_START).replace(hour=CLOSE_HOUR),
-    fmt="%Y-%m-%d",
-    cron_schedule=f"0 {CLOSE_HOUR} * * 1-5",
-    timezone="America/New_York",
-    exclusions=_weekday_closures(),
-    end_offset=1,
-)

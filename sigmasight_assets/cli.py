@@ -145,7 +145,7 @@ def cmd_profiles_refresh(args) -> int:
     Dagster: every eligible listed single name the book has held (ignoring the age of the
     stored profiles unless ``--max-age-days``), stored as the snapshot of the latest session.
     Exit 1 when the provider failed for any symbol (their stored profile is kept)."""
-    from sigmasight_assets.calendar import daily_partitions
+    from sigmasight_assets.partitions import daily_partitions
     from sigmasight_assets.market_data.profiles import make_profile_source, refresh_profiles
     from sigmasight_assets.store import check_schema
 

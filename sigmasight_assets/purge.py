@@ -18,7 +18,7 @@ from dagster import AssetKey, AssetMaterialization, DagsterInstance
 from sqlalchemy.engine import Engine
 
 from sigmasight_assets import schema as t
-from sigmasight_assets.calendar import daily_partitions
+from sigmasight_assets.partitions import daily_partitions
 from sigmasight_assets.store import check_schema, serialize_writes
 
 COMPUTED_TABLES: dict[sa.Table, str] = {

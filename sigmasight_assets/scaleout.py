@@ -31,7 +31,8 @@ Two ready-made code locations (load them with ``-m sigmasight_assets.scaleout -a
   single run (``sigmasight_assets_tests/test_scaleout.py``). ``company_profiles`` is
   unpartitioned and keeps ``single_run()``.
 
-``build_defs(executor=..., backfill_policy=...)`` builds any other combination (e.g. the
+``sigmasight_assets.definitions.build_defs(executor=..., backfill_policy=...)`` builds any other
+combination (e.g. the
 multiprocess executor, or ``dagster_k8s.k8s_job_executor`` in a user-code image).
 """
 
@@ -39,18 +40,10 @@ from __future__ import annotations
 
 import os
 
-from dagster import (
-    AssetsDefinition,
-    BackfillPolicy,
-    Definitions,
-    ExecutorDefinition,
-    define_asset_job,
-    in_process_executor,
-)
+from dagster import BackfillPolicy, ExecutorDefinition
 
 from sigmasight_assets.config import env_number
-from sigmasight_assets.definitions import ALL_ASSETS
-from sigmasight_assets.resources import MarketDataResource, StoreResource
+from sigmasight_assets.definitions import build_defs
 
 CELERY_BROKER_ENV = "SIGMASIGHT_CELERY_BROKER"
 CELERY_BACKEND_ENV = "SIGMASIGHT_CELERY_BACKEND"
@@ -77,29 +70,6 @@ def celery_executor_from_env(environ=None) -> ExecutorDefinition:
 
 def partitions_per_run(environ=None) -> int:
     return env_number(PARTITIONS_PER_RUN_ENV, DEFAULT_PARTITIONS_PER_RUN, minimum=1, environ=environ)
-
-
-def assets_with_backfill_policy(policy: BackfillPolicy | None) -> list[AssetsDefinition]:
-    """The eight assets; the daily-partitioned ones with ``policy`` instead of
-    ``single_run()`` (``None``: unchanged). Unpartitioned assets keep theirs."""
-    if policy is None:
-        return list(ALL_ASSETS)
-    return [a.with_attributes(backfill_policy=policy) if a.partitions_def is not None else a for a in ALL_ASSETS]
-
-
-def build_defs(executor: ExecutorDefinition = in_process_executor,
-               backfill_policy: BackfillPolicy | None = None,
-               job_name: str = "sigmasight_daily") -> Definitions:
-    """The code location of ``sigmasight_assets.definitions`` (assets, the all-assets job,
-    resources from the environment) with another executor and/or backfill policy."""
-    assets = assets_with_backfill_policy(backfill_policy)
-    job = define_asset_job(job_name, selection=assets)
-    return Definitions(
-        assets=assets,
-        jobs=[job],
-        resources={"store": StoreResource(), "market_data": MarketDataResource()},
-        executor=executor,
-    )
 
 
 celery_defs = build_defs(executor=celery_executor_from_env())

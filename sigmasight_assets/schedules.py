@@ -53,14 +53,13 @@ from dagster import (
     schedule,
 )
 
-from sigmasight_assets.calendar import daily_partitions, nyse
+from sigmasight_assets.calendar import nyse
+from sigmasight_assets.jobs import DAILY_JOB_NAME
+from sigmasight_assets.partitions import daily_partitions
 
 SCHEDULE_TIMEZONE = "America/New_York"
 SCHEDULE_CRON = "30 18 * * 1-5"  # 18:30 New York time, Monday to Friday
 NEW_YORK = ZoneInfo(SCHEDULE_TIMEZONE)
-# definitions.py: define_asset_job("sigmasight_daily", selection=ALL_ASSETS, partitions_def=daily_partitions).
-# Named, not imported, so definitions.py can import this module.
-DAILY_JOB_NAME = "sigmasight_daily"
 SCHEDULE_TAG = "sigmasight/trigger"  # "daily_after_close" or "daily_catchup"
 CATCHUP_SESSIONS_TAG = "sigmasight/catchup_sessions"  # how many sessions a catch-up run covers
 CATCHUP_AFTER_TAG = "sigmasight/catchup_after"  # the last session materialized before it

@@ -17,11 +17,10 @@ from datetime import datetime, timezone
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
 from sigmasight_assets import recompute
-from sigmasight_assets.calendar import daily_partitions
+from sigmasight_assets.jobs import RECOMPUTE_JOB_NAME
+from sigmasight_assets.partitions import daily_partitions
 from sigmasight_assets.resources import StoreResource
 from sigmasight_assets.schedules import RANGE_END_TAG, RANGE_START_TAG, SCHEDULE_TAG, last_materialized
-
-RECOMPUTE_JOB_NAME = "sigmasight_recompute"
 
 
 def recompute_request(context: SensorEvaluationContext, engine) -> RunRequest | SkipReason:

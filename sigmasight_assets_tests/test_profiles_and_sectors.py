@@ -18,7 +18,7 @@ from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS
 from sigmasight_assets.assets.prices import prices
 from sigmasight_assets.assets.profiles import company_profiles, sector_tags
 from sigmasight_assets.assets.risk import risk_analytics
-from sigmasight_assets.calendar import daily_partitions
+from sigmasight_assets.partitions import daily_partitions
 from sigmasight_assets.market_data.profiles import DemoProfileSource
 from sigmasight_assets.market_data.sources.yahoo import YahooProfileSource
 from sigmasight_assets.resources import MarketDataResource, StoreResource

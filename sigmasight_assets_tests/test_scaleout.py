@@ -323,7 +323,7 @@ def launch_asset_backfill(home: Path, keys: list[str], start: str, end: str) -> 
     from dagster import AssetKey, BackfillPolicy, DagsterInstance, PartitionKeyRange
     from dagster._core.execution.backfill import PartitionBackfill
 
-    from sigmasight_assets.calendar import daily_partitions
+    from sigmasight_assets.partitions import daily_partitions
     from sigmasight_assets.scaleout import build_defs
 
     graph = build_defs(backfill_policy=BackfillPolicy.multi_run(PER_RUN)).resolve_asset_graph()

@@ -35,8 +35,10 @@ from dagster._core.test_utils import freeze_time
 from dagster._utils.schedules import cron_string_iterator
 
 from sigmasight_assets.assets import profiles as profiles_module
-from sigmasight_assets.calendar import daily_partitions, sessions_between
-from sigmasight_assets.definitions import ALL_ASSETS, defs
+from sigmasight_assets.calendar import sessions_between
+from sigmasight_assets.partitions import daily_partitions
+from sigmasight_assets.definitions import defs
+from sigmasight_assets.jobs import ALL_ASSETS
 from sigmasight_assets.market_data.profiles import DemoProfileSource
 from sigmasight_assets.schedules import (
     CATCHUP_AFTER_TAG,

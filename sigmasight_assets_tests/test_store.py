@@ -1,6 +1,7 @@
 import sqlalchemy as sa
 
-from sigmasight_assets.calendar import daily_partitions, previous_session, session_on_or_after
+from sigmasight_assets.calendar import previous_session, session_on_or_after
+from sigmasight_assets.partitions import daily_partitions
 from sigmasight_assets.store import init_db
 
 

@@ -57,7 +57,8 @@ from sigmasight_assets.assets.common import (
     markdown_table as _markdown,
     write_checked,
 )
-from sigmasight_assets.calendar import daily_partitions, next_session, previous_session, session_on_or_after
+from sigmasight_assets.calendar import next_session, previous_session, session_on_or_after
+from sigmasight_assets.partitions import daily_partitions
 from sigmasight_assets.resources import StoreResource
 from sigmasight_assets.store import (
     read_frame,

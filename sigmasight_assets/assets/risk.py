@@ -59,7 +59,8 @@ from sigmasight_assets.assets.common import (
     read_book,
     write_checked,
 )
-from sigmasight_assets.calendar import all_sessions, daily_partitions, sessions_between
+from sigmasight_assets.calendar import all_sessions, sessions_between
+from sigmasight_assets.partitions import daily_partitions
 from sigmasight_assets.resources import StoreResource
 from sigmasight_assets.risk import (
     METRIC_DEFINITIONS,
