@@ -60,7 +60,7 @@ def test_a_long_write_logs_how_many_portfolios_are_done(demo_book, db_url, monke
 
 
 def test_metadata_tables_and_lists_stay_small_for_a_large_book():
-    from sigmasight_assets.assets.common import first_items, markdown_table
+    from sigmasight_assets.assets.metadata import first_items, markdown_table
 
     frame = pd.DataFrame({"portfolio_id": [f"p{i:04d}" for i in range(1000)], "equity": 1.5})
     text = markdown_table(frame).value

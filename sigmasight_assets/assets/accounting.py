@@ -54,9 +54,9 @@ from sigmasight_assets.assets.common import (
     read_prices,
     read_window,
     valuation_start,
-    markdown_table as _markdown,
     write_checked,
 )
+from sigmasight_assets.assets.metadata import markdown_table as _markdown
 from sigmasight_assets.calendar import next_session, previous_session, session_on_or_after
 from sigmasight_assets.partitions import daily_partitions
 from sigmasight_assets.resources import StoreResource

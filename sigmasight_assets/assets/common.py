@@ -17,7 +17,6 @@ from dagster import (
     DataVersion,
     Failure,
     MaterializeResult,
-    MetadataValue,
 )
 from sqlalchemy.engine import Connection, Engine
 
@@ -161,42 +160,6 @@ def valuation_start(window: Window, earliest=None) -> pd.Timestamp:
     the lookback before the session before the window."""
     first = min(window.previous, pd.Timestamp(earliest)) if earliest is not None else window.previous
     return first - timedelta(days=LOOKBACK_DAYS)
-
-
-MARKDOWN_ROWS = 20
-"""Rows shown by ``markdown_table``: a range run attaches its metadata to every session's
-materialization, so a 1,000-portfolio table would be written 252 times into the event log."""
-LISTED_ITEMS = 100
-"""Items shown by ``first_items`` (JSON lists of symbols in metadata), for the same reason."""
-
-
-def first_items(items: list, limit: int = LISTED_ITEMS) -> MetadataValue:
-    """``items`` as JSON, the first ``limit`` of them and then "… N more" when longer."""
-    items = list(items)
-    shown = items if len(items) <= limit else [*items[:limit], f"… {len(items) - limit} more"]
-    return MetadataValue.json(shown)
-
-
-def markdown_table(frame: pd.DataFrame, floatfmt: str = ",.2f", limit: int = MARKDOWN_ROWS) -> MetadataValue:
-    """A small markdown table for the UI (floats formatted with ``floatfmt``): the first
-    ``limit`` rows, and a line saying how many more the store has."""
-    if frame.empty:
-        return MetadataValue.md("_no rows_")
-    more = len(frame) - limit
-    frame = frame.head(limit)
-
-    def cell(value) -> str:
-        if isinstance(value, float):
-            return format(value, floatfmt)
-        if isinstance(value, pd.Timestamp):
-            return str(value.date())
-        return str(value)
-
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    if more > 0:
-        lines.append(f"\n_first {limit} rows shown; {more} more in the store_")
-    return MetadataValue.md("\n".join(lines))
 
 
 Check = Callable[[Connection], AssetCheckResult]

@@ -54,7 +54,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from sigmasight_assets import recompute
 from sigmasight_assets.accounting.actions import ACTION_COLUMNS, ACTION_TYPES, SPLIT, empty_actions
-from sigmasight_assets.assets.common import markdown_table
+from sigmasight_assets.assets.metadata import markdown_table
 from sigmasight_assets.calendar import all_sessions
 from sigmasight_assets.partitions import daily_partitions
 from sigmasight_assets.market_data.gaps import Coverage, gap_records, read_coverage

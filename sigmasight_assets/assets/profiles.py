@@ -45,7 +45,8 @@ from dagster._core.storage.tags import (
 )
 
 from sigmasight_assets import schema as t
-from sigmasight_assets.assets.common import Window, first_items, markdown_table, read_window, write_checked
+from sigmasight_assets.assets.common import Window, read_window, write_checked
+from sigmasight_assets.assets.metadata import first_items, markdown_table
 from sigmasight_assets.partitions import daily_partitions
 from sigmasight_assets.market_data.profiles import (
     ProfileRefresh,

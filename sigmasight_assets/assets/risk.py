@@ -52,13 +52,12 @@ from sigmasight_assets.accounting.actions import dividends_per_share, split_rati
 from sigmasight_assets.accounting.valuation import prepare_positions
 from sigmasight_assets.assets.common import (
     Window,
-    first_items,
-    markdown_table,
     portfolio_batches,
     read_actions,
     read_book,
     write_checked,
 )
+from sigmasight_assets.assets.metadata import first_items, markdown_table
 from sigmasight_assets.calendar import all_sessions, sessions_between
 from sigmasight_assets.partitions import daily_partitions
 from sigmasight_assets.resources import StoreResource
