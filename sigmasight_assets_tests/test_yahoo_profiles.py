@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from sigmasight_assets.market_data.profiles import PROFILE_COLUMNS, ProfileResult, make_profile_source
-from sigmasight_assets.market_data.sources.base import PriceSourceError
+from sigmasight_assets.market_data.sources import make_profile_source
+from sigmasight_assets.market_data.sources.base import PROFILE_COLUMNS, PriceSourceError, ProfileResult
 from sigmasight_assets.market_data.sources.yahoo import (
     PROFILE_MODULES,
     YahooProfileSource,

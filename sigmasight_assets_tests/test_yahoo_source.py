@@ -151,6 +151,19 @@ def test_every_request_is_capped_by_the_session_timeout(yahoo):
     assert sum(len(s.calls) for s in sessions) == len(seen)
 
 
+def test_after_a_fetch_yfinance_is_left_a_chrome_session_of_its_own(yahoo):
+    """The fetch's sessions are bounded by its deadline and closed after it: yfinance's
+    process-wide session (``YfData``) must not be one of them afterwards."""
+    from curl_cffi import requests as curl_requests
+    from yfinance.data import YfData
+
+    sessions: list = []
+    source(yahoo.server_address[1], sessions).fetch({"SPY": JULY})
+    shared = YfData()._session
+    assert sessions and all(shared is not s for s in sessions)
+    assert type(shared) is curl_requests.Session and shared.impersonate == "chrome"
+
+
 def test_the_fixture_payloads_follow_the_v8_chart_format():
     for name in ("chart_AAPL.json", "chart_SPY.json", "chart_SCHD.json"):
         result = json.loads((FIXTURES / name).read_text())["chart"]["result"][0]

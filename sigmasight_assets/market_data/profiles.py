@@ -17,6 +17,9 @@ source that fails as a whole, PriceSourceError: unreachable, time budget spent, 
 and recorded, never raised) and ``store_refresh`` (replaces the served symbols' rows only:
 a symbol the provider failed for keeps its stored profile). ``refresh_profiles`` runs the
 three in one go (the CLI).
+
+The sources themselves (``ProfileSource``: demo, ``csv:PATH``, yahoo) are in
+``market_data.sources``; ``make_profile_source`` there picks the one of a spec.
 """
 
 from __future__ import annotations
@@ -24,19 +27,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 
 from sigmasight_assets import config
 from sigmasight_assets import schema as t
-from sigmasight_assets.market_data.sources.base import PriceSourceError
+from sigmasight_assets.market_data.sources.base import PROFILE_COLUMNS, PriceSourceError, ProfileSource
 from sigmasight_assets.market_data.universe import price_universe
 from sigmasight_assets.store import read_frame, records, serialize_writes
 from sigmasight_assets.symbols import FACTOR_ETFS, MARKET_PROXY, is_provider_eligible, parse_occ
 
-PROFILE_COLUMNS = ["symbol", "name", "quote_type", "sector", "industry", "beta", "market_cap"]
 FUND_QUOTE_TYPES = frozenset({"ETF", "MUTUALFUND", "INDEX", "CLOSEDENDFUND", "MONEYMARKET"})
 
 FUND_SYMBOLS = frozenset(
@@ -66,19 +67,6 @@ def profile_max_age_days(environ=None) -> float:
     return config.env_number(ENV_MAX_AGE_DAYS, DEFAULT_MAX_AGE_DAYS, cast=float, environ=environ)
 
 
-@dataclass
-class ProfileResult:
-    """``profiles``: PROFILE_COLUMNS, one row per served symbol; ``missing``: symbol ->
-    reason (a provider answered it has no profile); ``failed``: symbol -> every provider's
-    error (none answered for it, while others were answered); ``requests``: provider
-    requests made."""
-
-    profiles: pd.DataFrame
-    missing: dict[str, str] = field(default_factory=dict)
-    requests: int = 0
-    failed: dict[str, str] = field(default_factory=dict)
-
-
 def profile_candidates(eligible_symbols: Iterable[str], known_funds: Iterable[str] = ()) -> tuple[list[str], dict[str, list[str]]]:
     """Split provider-eligible symbols (already without PRIVATE and synthetic ones) into
     the symbols to profile and the skipped ones by reason."""
@@ -92,65 +80,6 @@ def profile_candidates(eligible_symbols: Iterable[str], known_funds: Iterable[st
         else:
             wanted.append(symbol)
     return wanted, {k: v for k, v in skipped.items() if v}
-
-
-class DemoProfileSource:
-    """Deterministic profiles from the demo factor model (one evaluation per symbol)."""
-
-    name = "demo"
-
-    def fetch_profiles(self, symbols: list[str]) -> ProfileResult:
-        from sigmasight_assets.market_data.sources.demo import demo_profile
-
-        rows = [{"symbol": s, **demo_profile(s)} for s in symbols]
-        return ProfileResult(pd.DataFrame(rows, columns=PROFILE_COLUMNS), {}, len(symbols))
-
-
-class CsvProfileSource:
-    """Profiles from ``profiles.csv`` beside the price file (optional): columns
-    PROFILE_COLUMNS, ``symbol`` required. Without the file every symbol is missing."""
-
-    def __init__(self, price_file: str | Path):
-        self.path = Path(price_file).expanduser().parent / "profiles.csv"
-        self.name = f"csv:{self.path}"
-
-    def fetch_profiles(self, symbols: list[str]) -> ProfileResult:
-        if not self.path.exists():
-            return ProfileResult(pd.DataFrame(columns=PROFILE_COLUMNS),
-                                 {s: f"no profile file {self.path}" for s in symbols}, 0)
-        try:
-            frame = pd.read_csv(self.path, dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise PriceSourceError(f"{self.path}: malformed profile file: {exc}") from exc
-        unknown = sorted(set(frame.columns) - set(PROFILE_COLUMNS))
-        if "symbol" not in frame.columns or unknown:
-            raise PriceSourceError(f"{self.path}: header must be a subset of {','.join(PROFILE_COLUMNS)} with "
-                                   f"'symbol'; unknown columns {unknown}")
-        frame = frame.reindex(columns=PROFILE_COLUMNS).replace("", None)
-        for column in ("beta", "market_cap"):
-            values = pd.to_numeric(frame[column], errors="coerce")
-            bad = frame[column].notna() & values.isna()
-            if bad.any():
-                line = int(bad.to_numpy().nonzero()[0][0]) + 2
-                raise PriceSourceError(f"{self.path} row {line}, field '{column}': not a number")
-            frame[column] = values
-        found = frame[frame["symbol"].isin(symbols)].drop_duplicates("symbol", keep="last")
-        missing = {s: f"not in {self.path}" for s in sorted(set(symbols) - set(found["symbol"]))}
-        return ProfileResult(found.reset_index(drop=True), missing, 1)
-
-
-def make_profile_source(spec: str):
-    """The profile source for a price-source spec: ``demo``, ``csv:PATH`` or ``yahoo``."""
-    text = (spec or "").strip()
-    if text == "demo":
-        return DemoProfileSource()
-    if text.startswith("csv:"):
-        return CsvProfileSource(text[len("csv:"):].strip())
-    if text == "yahoo":
-        from sigmasight_assets.market_data.sources.yahoo import YahooProfileSource
-
-        return YahooProfileSource()
-    raise ValueError(f"unknown price source {spec!r}: expected 'demo', 'yahoo' or 'csv:PATH'")
 
 
 # --- the refresh (company_profiles asset and `sigmasight profiles refresh`) -----------------
@@ -285,7 +214,7 @@ class ProfileRefresh:
         return f"profile providers failed for {len(names)} symbol(s) ({shown}); {keeping}. {reasons}"
 
 
-def fetch_planned(plan: ProfilePlan, source, now: datetime | None = None, log=None) -> ProfileRefresh:
+def fetch_planned(plan: ProfilePlan, source: ProfileSource, now: datetime | None = None, log=None) -> ProfileRefresh:
     """Ask ``source`` once for ``plan.asked`` (nothing when empty or the plan has problems);
     a PriceSourceError of the source (unreachable, time budget spent, a bad file) becomes
     ``error`` with every asked symbol in ``failed``: never raised."""
@@ -334,8 +263,8 @@ def book_window(conn, end: date) -> tuple[date, date]:
     return min(first, end), end
 
 
-def refresh_profiles(engine, source, start: date | None, end: date, max_age_days: float | None = None,
-                     now: datetime | None = None, log=None) -> ProfileRefresh:
+def refresh_profiles(engine, source: ProfileSource, start: date | None, end: date,
+                     max_age_days: float | None = None, now: datetime | None = None, log=None) -> ProfileRefresh:
     """Plan, fetch and store a snapshot for the symbols eligible in [start, end] (``start``
     None: every symbol the book has held, ``book_window``), for session ``end``. A plan that
     would send a symbol that must never be asked raises ValueError and sends nothing."""

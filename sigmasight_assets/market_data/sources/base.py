@@ -1,4 +1,6 @@
-"""The contract every price source meets (demo, csv:PATH, yahoo)."""
+"""The contracts every source meets (demo, csv:PATH, yahoo): ``PriceSource`` (as-traded
+closes and corporate actions) and ``ProfileSource`` (company profiles), their results
+(``FetchResult``, ``ProfileResult``) and their error (``PriceSourceError``)."""
 
 from __future__ import annotations
 
@@ -12,12 +14,22 @@ import pandas as pd
 from sigmasight_assets.accounting.actions import ACTION_COLUMNS, empty_actions
 
 PRICE_COLUMNS = ["symbol", "date", "close", "open", "high", "low", "volume"]
-__all__ = ["ACTION_COLUMNS", "PRICE_COLUMNS", "FetchResult", "PriceSource", "PriceSourceError"]
+PROFILE_COLUMNS = ["symbol", "name", "quote_type", "sector", "industry", "beta", "market_cap"]
+__all__ = [
+    "ACTION_COLUMNS",
+    "PRICE_COLUMNS",
+    "PROFILE_COLUMNS",
+    "FetchResult",
+    "PriceSource",
+    "PriceSourceError",
+    "ProfileResult",
+    "ProfileSource",
+]
 
 
 class PriceSourceError(RuntimeError):
     """The source itself failed (unreachable providers, exhausted time budget, malformed
-    price file): the run must fail with this message."""
+    price or profile file): the run must fail with this message."""
 
 
 @dataclass
@@ -49,9 +61,51 @@ class FetchResult:
 
 
 class PriceSource(Protocol):
+    """A source of as-traded closes and corporate actions: ``name`` names it in the stored
+    rows, gaps and logs; ``fetch`` returns a ``FetchResult`` accounting for every requested
+    symbol (rows, ``missing`` or ``failed``), or raises ``PriceSourceError`` when the source
+    fails as a whole (unreachable, time budget spent, a malformed file)."""
+
     name: str
 
     def fetch(self, requests: Mapping[str, tuple[date, date]]) -> FetchResult:
         """Fetch as-traded closes and corporate actions for each symbol over its inclusive
         [start, end] date range, in one request per symbol or one batch, never one per day."""
+        ...
+
+
+@dataclass
+class ProfileResult:
+    """What a profile source returned for a list of symbols.
+
+    ``profiles``: PROFILE_COLUMNS, one row per served symbol; ``missing``: symbol ->
+    reason (a provider answered it has no profile); ``failed``: symbol -> every provider's
+    error (none answered for it, while others were answered); ``requests``: provider
+    requests made."""
+
+    profiles: pd.DataFrame
+    missing: dict[str, str] = field(default_factory=dict)
+    requests: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+class ProfileSource(Protocol):
+    """A source of company profiles (name, quote type, sector, industry, beta, market cap):
+    current facts, not history.
+
+    ``name`` is recorded as the ``source`` of the rows it serves (at most 64 characters
+    kept). ``fetch_profiles(symbols)`` asks for each symbol once, in one batch or one request
+    per symbol, and returns a ``ProfileResult`` that accounts for every symbol: a row in
+    ``profiles`` (a field the provider does not report is None or NaN), or an entry in
+    ``missing`` (answered: no profile), or in ``failed`` (no provider answered for it while
+    others were answered). When the source fails as a whole (unreachable, time budget spent,
+    a malformed file) it raises ``PriceSourceError`` instead; the caller keeps the stored
+    profiles then. Which symbols are asked (never funds, options, PRIVATE or synthetic
+    holdings) is the caller's choice (``market_data.profiles``), not the source's."""
+
+    name: str
+
+    def fetch_profiles(self, symbols: list[str]) -> ProfileResult:
+        """One PROFILE_COLUMNS row per served symbol of ``symbols``; the others in
+        ``missing`` or ``failed``."""
         ...

@@ -1,5 +1,5 @@
 """A CSV price file as a price source (``SIGMASIGHT_PRICE_SOURCE=csv:PATH``), for offline
-and air-gapped use.
+and air-gapped use, and the ``profiles.csv`` beside it as the profile source of that spec.
 
 Format: a header row, then ``symbol,date,close`` and optionally ``open,high,low,volume``
 (and ``adj_close``, the dividend- and split-adjusted close); ISO dates, ``.`` decimals.
@@ -24,6 +24,11 @@ or a duplicate ``symbol,ex_date,action_type`` raises ``PriceSourceError`` naming
 the line and the field, and nothing is fetched. The actions of requested symbols with an
 ex-date inside their requested range are returned (``FetchResult.actions``). No such file:
 no actions.
+
+Company profiles (``CsvProfileSource``): an optional ``profiles.csv`` in the same directory,
+a header that is a subset of PROFILE_COLUMNS with ``symbol``, ``beta`` and ``market_cap``
+numbers or empty; a malformed file raises ``PriceSourceError``. No such file: every symbol
+is missing.
 """
 
 from __future__ import annotations
@@ -40,7 +45,13 @@ import pandas as pd
 
 from sigmasight_assets.accounting.actions import ACTION_COLUMNS, ACTION_TYPES, SPLIT, empty_actions
 from sigmasight_assets.calendar import all_sessions
-from sigmasight_assets.market_data.sources.base import PRICE_COLUMNS, FetchResult, PriceSourceError
+from sigmasight_assets.market_data.sources.base import (
+    PRICE_COLUMNS,
+    PROFILE_COLUMNS,
+    FetchResult,
+    PriceSourceError,
+    ProfileResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +99,42 @@ class CsvPriceSource:
         }
         selected = select_requested(actions, requests, "ex_date").sort_values(["symbol", "ex_date", "action_type"])
         return FetchResult(prices=prices, missing=missing, requests=1, actions=selected.reset_index(drop=True))
+
+
+class CsvProfileSource:
+    """Profiles from ``profiles.csv`` beside the price file (optional): columns
+    PROFILE_COLUMNS, ``symbol`` required. Without the file every symbol is missing."""
+
+    def __init__(self, price_file: str | Path):
+        self.path = Path(price_file).expanduser().parent / "profiles.csv"
+        self.name = f"csv:{self.path}"
+
+    def fetch_profiles(self, symbols: list[str]) -> ProfileResult:
+        """The file's rows of ``symbols`` (the last one of a symbol listed twice), the
+        others missing; PriceSourceError naming the file (and the row and field of a bad
+        number) when it is malformed."""
+        if not self.path.exists():
+            return ProfileResult(pd.DataFrame(columns=PROFILE_COLUMNS),
+                                 {s: f"no profile file {self.path}" for s in symbols}, 0)
+        try:
+            frame = pd.read_csv(self.path, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise PriceSourceError(f"{self.path}: malformed profile file: {exc}") from exc
+        unknown = sorted(set(frame.columns) - set(PROFILE_COLUMNS))
+        if "symbol" not in frame.columns or unknown:
+            raise PriceSourceError(f"{self.path}: header must be a subset of {','.join(PROFILE_COLUMNS)} with "
+                                   f"'symbol'; unknown columns {unknown}")
+        frame = frame.reindex(columns=PROFILE_COLUMNS).replace("", None)
+        for column in ("beta", "market_cap"):
+            values = pd.to_numeric(frame[column], errors="coerce")
+            bad = frame[column].notna() & values.isna()
+            if bad.any():
+                line = int(bad.to_numpy().nonzero()[0][0]) + 2
+                raise PriceSourceError(f"{self.path} row {line}, field '{column}': not a number")
+            frame[column] = values
+        found = frame[frame["symbol"].isin(symbols)].drop_duplicates("symbol", keep="last")
+        missing = {s: f"not in {self.path}" for s in sorted(set(symbols) - set(found["symbol"]))}
+        return ProfileResult(found.reset_index(drop=True), missing, 1)
 
 
 def select_requested(frame: pd.DataFrame, requests: Mapping[str, tuple[date, date]],

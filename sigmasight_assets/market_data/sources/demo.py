@@ -1,4 +1,5 @@
-"""The deterministic demo price source: a seeded factor model, no network (DESIGN §3).
+"""The deterministic demo price and profile sources: a seeded factor model, no network
+(DESIGN §3).
 
 Model, on NYSE sessions only (``calendar.all_sessions()``, from 2015):
 
@@ -40,6 +41,9 @@ Options (OCC symbols) are priced by Black–Scholes from the rounded as-traded d
 the underlying with a deterministic implied vol per underlying and ``RISK_FREE``; intrinsic
 value on the expiration date, no rows after it. PRIVATE and synthetic symbols are never
 priced.
+
+Profiles (``DemoProfileSource``): ``demo_profile`` of each symbol, from the same loadings
+(the beta is the model's market beta).
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ import pandas as pd
 
 from sigmasight_assets.accounting.actions import ACTION_COLUMNS, CASH_DIVIDEND, SPLIT, empty_actions
 from sigmasight_assets.calendar import all_sessions
-from sigmasight_assets.market_data.sources.base import PRICE_COLUMNS, FetchResult
+from sigmasight_assets.market_data.sources.base import PRICE_COLUMNS, PROFILE_COLUMNS, FetchResult, ProfileResult
 from sigmasight_assets.symbols import FACTOR_ETFS, is_listed_symbol, parse_occ
 
 SEED_NAMESPACE = "sigmasight-demo/v3"
@@ -520,3 +524,15 @@ def demo_profile(symbol: str) -> dict:
         "beta": beta,
         "market_cap": float(round(math.exp(math.log(1e9) + u[2] * math.log(500.0)), -6)),
     }
+
+
+class DemoProfileSource:
+    """``ProfileSource`` over the demo factor model: ``demo_profile`` of each symbol;
+    ``requests`` counts symbols evaluated."""
+
+    name = "demo"
+
+    def fetch_profiles(self, symbols: list[str]) -> ProfileResult:
+        """One PROFILE_COLUMNS row per symbol, in the order asked."""
+        rows = [{"symbol": s, **demo_profile(s)} for s in symbols]
+        return ProfileResult(pd.DataFrame(rows, columns=PROFILE_COLUMNS), {}, len(symbols))
