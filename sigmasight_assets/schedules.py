@@ -56,6 +56,7 @@ from dagster import (
 from sigmasight_assets.calendar import nyse
 from sigmasight_assets.jobs import DAILY_JOB_NAME
 from sigmasight_assets.partitions import daily_partitions
+from sigmasight_assets.run_tags import RANGE_END_TAG, RANGE_START_TAG  # also imported from here by sensors
 
 SCHEDULE_TIMEZONE = "America/New_York"
 SCHEDULE_CRON = "30 18 * * 1-5"  # 18:30 New York time, Monday to Friday
@@ -63,10 +64,6 @@ NEW_YORK = ZoneInfo(SCHEDULE_TIMEZONE)
 SCHEDULE_TAG = "sigmasight/trigger"  # "daily_after_close" or "daily_catchup"
 CATCHUP_SESSIONS_TAG = "sigmasight/catchup_sessions"  # how many sessions a catch-up run covers
 CATCHUP_AFTER_TAG = "sigmasight/catchup_after"  # the last session materialized before it
-# The run tags Dagster reads a one-run partition range from (RunRequest.partition_key_range,
-# the CLI's --partition-range, the job page's backfill). Dagster exports no public constant.
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 # The asset whose chain breaks on a missing session (its partitions depend on the previous one).
 CHAIN_ASSET = AssetKey("equity_balances")
 # Partitions per event-log query when looking back for the last materialized session.

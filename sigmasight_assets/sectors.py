@@ -1,4 +1,4 @@
-"""Sector tags and sector exposure (pure; DESIGN §2, §5).
+"""Sector tags and sector exposure (pure).
 
 A position's sector comes from the latest stored company profile — sectors are current
 facts, so a historical session uses the latest profile too:
@@ -6,6 +6,9 @@ facts, so a historical session uses the latest profile too:
 - ETFs and funds (the maintained fund list or a fund quote type): "ETF";
 - options: their underlying's tag;
 - a listed name without a profile: "Unknown".
+
+A tag depends only on the position's (symbol, risk_symbol, investment_class), so the keys
+are tagged once (``tag_keys``) and the store joins them to the position rows.
 
 Exposure per portfolio, session and sector over priced positions: long = ΣMV⁺,
 short = ΣMV⁻, net = ΣMV, gross = Σ|MV|; weights are net and gross over the session's
@@ -20,23 +23,35 @@ import pandas as pd
 from sigmasight_assets.market_data.profiles import FUND_QUOTE_TYPES, FUND_SYMBOLS
 
 PRIVATE, ETF, UNKNOWN = "Private", "ETF", "Unknown"
+TAG_KEY = ["symbol", "risk_symbol", "investment_class"]
+"""What a tag depends on."""
+TAG_BASES = ["profile", "underlying", "etf", "private", "unknown"]
+"""Why a position has its tag: its own profile, its underlying's, a fund, PRIVATE, no profile."""
+MONEY = ["long_exposure", "short_exposure", "net_exposure", "gross_exposure"]
+COUNTS = ["position_count", "unpriced_count"]
 
 
-def tag_positions(values: pd.DataFrame, profiles: pd.DataFrame) -> pd.DataFrame:
-    """``values``: position_values rows (position_id, portfolio_id, date, symbol,
-    risk_symbol, investment_class, market_value); ``profiles``: symbol, quote_type,
-    sector, industry. Returns the rows with sector, industry and tag_basis."""
+def tag_keys(keys: pd.DataFrame, profiles: pd.DataFrame) -> pd.DataFrame:
+    """``keys``: distinct (symbol, risk_symbol, investment_class); ``profiles``: symbol,
+    quote_type, sector, industry (the latest stored). Returns the keys with
+
+        sector    = "Private" if PRIVATE, else "ETF" if a fund, else the profile's sector
+                    of risk_symbol (an option's underlying), else "Unknown";
+        industry  = the profile's industry for a profiled listed name, else None;
+        tag_basis = private | etf | underlying (symbol ≠ risk_symbol) | profile | unknown."""
     prof = profiles.drop_duplicates("symbol", keep="last").set_index("symbol")
-    key = values["risk_symbol"]
-    quote = key.map(prof["quote_type"]) if len(prof) else pd.Series(None, index=values.index, dtype=object)
-    sector = key.map(prof["sector"]) if len(prof) else pd.Series(None, index=values.index, dtype=object)
-    industry = key.map(prof["industry"]) if len(prof) else pd.Series(None, index=values.index, dtype=object)
-    private = values["investment_class"].eq("PRIVATE")
+    key = keys["risk_symbol"]
+
+    def looked_up(column: str) -> pd.Series:
+        return key.map(prof[column]) if len(prof) else pd.Series(None, index=keys.index, dtype=object)
+
+    quote, sector, industry = looked_up("quote_type"), looked_up("sector"), looked_up("industry")
+    private = keys["investment_class"].eq("PRIVATE")
     fund = key.isin(FUND_SYMBOLS) | quote.isin(FUND_QUOTE_TYPES)
     profiled = sector.notna()
-    via_underlying = values["symbol"].ne(values["risk_symbol"])
+    via_underlying = keys["symbol"].ne(keys["risk_symbol"])
     conditions = [private, fund, profiled]
-    out = values[["position_id", "portfolio_id", "date", "symbol", "market_value"]].copy()
+    out = keys[TAG_KEY].copy()
     out["sector"] = np.select(conditions, [PRIVATE, ETF, sector], default=UNKNOWN)
     out["industry"] = np.where(~private & ~fund & profiled, industry, None)
     out["tag_basis"] = np.select(
@@ -45,32 +60,29 @@ def tag_positions(values: pd.DataFrame, profiles: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def sector_exposures(tags: pd.DataFrame, equity: pd.DataFrame, priced: pd.Series) -> pd.DataFrame:
-    """Exposure per (portfolio_id, date, sector); ``equity``: portfolio_id, date,
-    equity_balance; ``priced``: is_priced aligned with ``tags``."""
-    mv = tags["market_value"].where(priced.to_numpy(), np.nan)
-    frame = pd.DataFrame(
-        {
-            "portfolio_id": tags["portfolio_id"],
-            "date": tags["date"],
-            "sector": tags["sector"],
-            "long_exposure": mv.clip(lower=0).fillna(0.0),
-            "short_exposure": mv.clip(upper=0).fillna(0.0),
-            "net_exposure": mv.fillna(0.0),
-            "gross_exposure": mv.abs().fillna(0.0),
-            "position_count": 1,
-            "unpriced_count": (~priced.to_numpy()).astype(int),
-        }
-    )
-    return sector_weights(frame.groupby(["portfolio_id", "date", "sector"], as_index=False).sum(), equity)
+def sector_exposures(groups: pd.DataFrame, equity: pd.DataFrame) -> pd.DataFrame:
+    """Exposure per (portfolio_id, date, sector) from the store's sums per (portfolio_id,
+    date, sector, tag_basis) (``MONEY`` and ``COUNTS`` columns), with ``sector_weights``."""
+    groups = groups.astype({**dict.fromkeys(MONEY, float), **dict.fromkeys(COUNTS, np.int64)})
+    summed = groups.groupby(["portfolio_id", "date", "sector"], as_index=False)[MONEY + COUNTS].sum()
+    return sector_weights(summed, equity)
 
 
 def sector_weights(out: pd.DataFrame, equity: pd.DataFrame) -> pd.DataFrame:
     """Add net and gross weights of equity to summed exposures per (portfolio_id, date,
-    sector) (NULL when equity <= 0)."""
+    sector): net_weight = net / equity, gross_weight = gross / equity (NULL when equity <= 0)."""
     out = out.merge(equity[["portfolio_id", "date", "equity_balance"]], on=["portfolio_id", "date"], how="left")
     positive = out["equity_balance"] > 0
     denominator = out["equity_balance"].where(positive)
     out["net_weight"] = out["net_exposure"] / denominator
     out["gross_weight"] = out["gross_exposure"] / denominator
     return out.drop(columns=["equity_balance"])
+
+
+def positions_by_tag_basis(groups: pd.DataFrame) -> pd.DataFrame:
+    """Per session (index) the positions tagged on each basis (``tagged_<basis>`` columns,
+    every basis of ``TAG_BASES``) and in all (``positions``), from the same sums."""
+    counts = groups.pivot_table(index="date", columns="tag_basis", values="position_count", aggfunc="sum",
+                                fill_value=0).reindex(columns=TAG_BASES, fill_value=0).astype(np.int64)
+    counts.columns = [f"tagged_{basis}" for basis in counts.columns]
+    return counts.assign(positions=counts.sum(axis=1))

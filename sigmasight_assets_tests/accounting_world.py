@@ -1,5 +1,6 @@
-"""A tiny hand-priced world for the accounting tests, and the pure pipeline that chains
-valuation → P&L → rollforward → snapshots the way the assets do.
+"""A tiny hand-priced world for the accounting tests, run through the accounting chain the
+assets run (``sigmasight_assets.accounting.pipeline``): valuation → P&L → rollforward →
+snapshots.
 
 Sessions around Labor Day 2025: Wed 08-27, Thu 08-28, Fri 08-29, (Sat 08-30, Mon 09-01
 holiday), Tue 09-02, Wed 09-03.
@@ -11,18 +12,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from sigmasight_assets.accounting.actions import dividends_per_share, empty_actions
-from sigmasight_assets.accounting.equity import SEED_COLUMNS, roll_forward, seeds
-from sigmasight_assets.accounting.pnl import (
-    capital_flows,
-    pnl_since_inception,
-    portfolio_pnl,
-    portfolio_session_grid,
-    position_pnl,
-)
-from sigmasight_assets.accounting.snapshots import build_snapshots, exposures
-from sigmasight_assets.accounting.valuation import prepare_positions, price_book, value_positions
-from sigmasight_assets.calendar import previous_session, session_on_or_after, sessions_between
+from sigmasight_assets.accounting import pipeline
+from sigmasight_assets.accounting.actions import empty_actions
+from sigmasight_assets.accounting.snapshots import exposures
+from sigmasight_assets.calendar import sessions_between
 
 CALL = "AAA250919C00100000"
 CLOSES = {
@@ -92,28 +85,21 @@ def prices_frame(closes: dict = CLOSES) -> pd.DataFrame:
 
 def run(world: World, start="2025-08-28", end="2025-09-03", stored_prev: pd.DataFrame | None = None,
         prices: pd.DataFrame | None = None, actions: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
-    """The accounting chain over [start, end] exactly as the assets compose it."""
-    f = world.frames()
-    prices = prices_frame() if prices is None else prices
-    actions = empty_actions() if actions is None else actions
+    """The accounting chain over [start, end] (``pipeline``, as the assets call it, on the
+    whole book at once; the exposures from the position values, which the snapshots asset
+    has the store sum)."""
+    book = pipeline.Book(**world.frames())
+    priced = pipeline.priced_book(book, prices_frame() if prices is None else prices,
+                                  empty_actions() if actions is None else actions)
     sessions = sessions_between(start, end)
-    grid, events = price_book(f["positions"], f["events"], f["marks"], prices,
-                              sessions.insert(0, previous_session(start)), actions)
-    values = value_positions(grid[grid["date"] >= sessions[0]])
-    p_sessions = portfolio_session_grid(f["portfolios"], sessions)
-    pos_pnl = position_pnl(grid, sessions[0], dividends_per_share(actions)).merge(p_sessions[["portfolio_id", "date"]], on=["portfolio_id", "date"])
-    held = grid[(grid["date"] >= sessions[0]) & grid["quantity"].ne(0)]
-    unpriced = held.assign(unpriced_count=~held["is_priced"].astype(bool)).groupby(
-        ["portfolio_id", "date"], as_index=False)["unpriced_count"].sum()
-    daily = portfolio_pnl(pos_pnl, capital_flows(f["changes"]), p_sessions, unpriced)
-    first = p_sessions.groupby("portfolio_id", as_index=False).first()
-    prev = stored_prev if stored_prev is not None else pd.DataFrame(columns=SEED_COLUMNS)
-    equity = roll_forward(daily, seeds(f["portfolios"], first, prev, sessions[0]))
-    inception = pd.Series(session_on_or_after(f["portfolios"]["inception_date"]), index=f["portfolios"]["id"].to_numpy())
-    expected = pnl_since_inception(prepare_positions(f["positions"]), events, prices,
-                                   f["marks"], inception, sessions[-1], actions)
+    grid, _ = pipeline.price(priced, sessions)
+    values = pipeline.value(grid, sessions[0], sessions[-1]).values
+    pos_pnl, daily = pipeline.pnl(grid, priced, sessions)
+    equity = pipeline.equity(daily, book.portfolios, sessions, stored_prev)
+    inception = pipeline.inception_sessions(book.portfolios, sessions[-1])
     return {"values": values, "position_pnl": pos_pnl, "daily": daily, "equity": equity,
-            "snapshots": build_snapshots(equity, daily, exposures(values)), "expected_cumulative": expected}
+            "snapshots": pipeline.snapshots(equity, daily, exposures(values)),
+            "expected_cumulative": pipeline.expected_cumulative_pnl(priced, inception, sessions[-1])}
 
 
 def at(frame: pd.DataFrame, day: str, **keys) -> pd.Series:

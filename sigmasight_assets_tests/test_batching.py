@@ -8,6 +8,7 @@ from sigmasight_assets.assets import common
 from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS
 from sigmasight_assets.assets.prices import prices
 from sigmasight_assets.assets.risk import risk_analytics
+from sigmasight_assets.queries.book import read_book
 from sigmasight_assets_tests.runs import materialize_range, table_rows
 
 START, END = "2025-07-01", "2025-11-06"
@@ -19,8 +20,9 @@ BATCHED_TABLES = [
 
 
 def test_portfolio_batches_cover_every_portfolio_once_in_order(demo_book):
+    window = common.Window.between(START, END)
     with demo_book.connect() as conn:
-        book = common.read_book(conn, common.Window.between(START, END))
+        book = read_book(conn, window.end, live_after=window.previous)
     batches = common.portfolio_batches(book, 91, rows=1_000)
     assert len(batches) > 3
     assert [pid for batch in batches for pid in batch] == sorted(book.portfolios["id"])

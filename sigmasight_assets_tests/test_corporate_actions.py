@@ -224,8 +224,10 @@ def test_the_assets_give_the_hand_computed_equity_to_the_cent(engine, db_url):
         assert float(snaps.loc[dt.date.fromisoformat(day), "daily_pnl"]) == pytest.approx(want, abs=0.005), day
     assert float(snaps.loc[dt.date(2025, 9, 2), "daily_dividends"]) == pytest.approx(DIVIDENDS_0902, abs=0.005)
     assert float(snaps.loc[dt.date(2025, 9, 3), "equity_balance"]) == pytest.approx(100_000.0 + TOTAL, abs=0.005)
-    metadata = result.asset_materializations_for_node("position_values")[0].metadata
-    assert metadata["expiries_settled"].value == 2 and metadata["exits_settled"].value == 3
+    settled = {m.partition: (m.metadata["expiries_settled"].value, m.metadata["exits_settled"].value)
+               for m in result.asset_materializations_for_node("position_values")}
+    # both options expire with the 08-29 close; exits: exit-priced 08-29, exit-unpriced and exit-after-sale 09-02
+    assert settled == {"2025-08-28": (0, 0), "2025-08-29": (2, 1), "2025-09-02": (0, 2), "2025-09-03": (0, 0)}
 
 
 def test_daily_runs_after_a_backfill_equal_one_range(engine, db_url):

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from dagster import DagsterInstance, materialize
-from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS
 from sigmasight_assets.assets.prices import prices
 from sigmasight_assets.resources import MarketDataResource, StoreResource
+from sigmasight_assets.run_tags import PARTITION_TAG
 from sigmasight_assets_tests.conftest import PG_SERVER, _pg_admin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,7 +114,7 @@ def test_a_materialization_through_the_postgres_instance_is_stored_in_postgres(p
         dagster_db.dispose()
     assert {"runs", "run_tags", "event_logs", "jobs", "job_ticks"} <= tables  # run, event and schedule storage
     assert runs == [(result.run_id, "SUCCESS")]
-    assert tags[PARTITION_NAME_TAG] == "2025-07-01"
+    assert tags[PARTITION_TAG] == "2025-07-01"
     assert [(k, p) for k, p in materialized] == [('["position_values"]', "2025-07-01"), ('["prices"]', "2025-07-01")]
     assert events > 10
     # And the instance reads it back.

@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from dagster import DagsterInstance, materialize
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from sigmasight_assets import schema as t
 from sigmasight_assets.assets.prices import prices
 from sigmasight_assets.calendar import sessions_between
 from sigmasight_assets.market_data.sources.base import PRICE_COLUMNS, FetchResult, PriceSourceError
 from sigmasight_assets.resources import MarketDataResource, StoreResource
+from sigmasight_assets.run_tags import RANGE_END_TAG, RANGE_START_TAG
 from sigmasight_assets.symbols import FACTOR_ETFS
 from sigmasight_assets_tests.test_universe_and_gaps import make_book, position
 
@@ -61,7 +61,7 @@ def run(db_url, source, start, end=None, history=HISTORY):
         def price_source(self):
             return source
 
-    tags = {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end} if end else None
+    tags = {RANGE_START_TAG: start, RANGE_END_TAG: end} if end else None
     return materialize(
         [prices],
         resources={"store": StoreResource(database_url=db_url), "market_data": Fake(history_days=history)},
@@ -142,6 +142,25 @@ def test_a_range_run_is_one_run_with_one_materialization_per_partition(book, db_
     result = run(db_url, CountingSource(), "2025-07-01", "2025-07-31")
     keys = [m.partition for m in result.asset_materializations_for_node("prices")]
     assert result.success and keys == [d.strftime("%Y-%m-%d") for d in sessions_between("2025-07-01", "2025-07-31")]
+
+
+def test_each_session_gets_its_own_closes_and_the_run_report_goes_on_the_last(book, db_url):
+    source = CountingSource(holes={"MSFT": ["2025-07-08"]})
+    result = run(db_url, source, "2025-07-07", "2025-07-09")
+    mats = {m.partition: {k: v.value for k, v in m.metadata.items()}
+            for m in result.asset_materializations_for_node("prices")}
+    assert {s: (m["dagster/row_count"], m["closes_written"]) for s, m in mats.items()} == {
+        "2025-07-07": (9, 9), "2025-07-08": (8, 8), "2025-07-09": (9, 9)}  # MSFT has no close on the 8th
+    for session, meta in mats.items():  # step-wide: the tables written, the source and the window fetched
+        assert meta["dagster/table_name"] == "market_data_cache" and meta["table_name/corporate_actions"]
+        assert meta["source"] == "counting" and meta["window"] == "2025-06-27…2025-07-09"
+        assert ("rows_written" in meta) == ("missing" in meta) == (session == "2025-07-09")
+    assert mats["2025-07-09"]["rows_written"] == 9 * 8 - 1  # the whole window, history included
+    # a second run stores nothing: each session still shows the closes the store holds
+    again = run(db_url, source, "2025-07-07", "2025-07-09")
+    counts = {m.partition: (m.metadata["dagster/row_count"].value, m.metadata["closes_written"].value)
+              for m in again.asset_materializations_for_node("prices")}
+    assert counts == {"2025-07-07": (9, 0), "2025-07-08": (8, 0), "2025-07-09": (9, 0)}
 
 
 def test_private_and_synthetic_symbols_are_never_requested(book, db_url):

@@ -6,22 +6,20 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
-import sqlalchemy as sa
-from dagster import DagsterInstance, materialize
-from dagster._core.storage.tags import PARTITION_NAME_TAG
-from dagster._core.test_utils import freeze_time
+from dagster import DagsterInstance, materialize, partition_loading_context
 
 from sigmasight_assets import schema as t
 from sigmasight_assets.assets import profiles as profiles_module
-from sigmasight_assets.market_data import profiles as market_profiles
 from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS
 from sigmasight_assets.assets.prices import prices
 from sigmasight_assets.assets.profiles import company_profiles, sector_tags
 from sigmasight_assets.assets.risk import risk_analytics
-from sigmasight_assets.partitions import daily_partitions
-from sigmasight_assets.market_data.profiles import DemoProfileSource
+from sigmasight_assets.market_data import profiles as market_profiles
+from sigmasight_assets.market_data.sources.demo import DemoProfileSource
 from sigmasight_assets.market_data.sources.yahoo import YahooProfileSource
+from sigmasight_assets.partitions import daily_partitions
 from sigmasight_assets.resources import MarketDataResource, StoreResource
+from sigmasight_assets.run_tags import BACKFILL_TAG, PARTITION_TAG
 from sigmasight_assets_tests.fake_yahoo import OfflineSession, routed_factory
 from sigmasight_assets_tests.runs import materialize_range, table_rows
 
@@ -44,12 +42,14 @@ def counting(monkeypatch):
     return fake
 
 
-def materialize_latest(url):
+def materialize_latest(url, tags=None, raise_on_error=True):
+    """company_profiles in a run of the latest session (or with ``tags``)."""
     return materialize(
         [company_profiles],
         resources={"store": StoreResource(database_url=url), "market_data": MarketDataResource(spec="demo")},
-        tags={PARTITION_NAME_TAG: daily_partitions.get_last_partition_key()},
+        tags={PARTITION_TAG: daily_partitions.get_last_partition_key()} if tags is None else tags,
         instance=DagsterInstance.ephemeral(),
+        raise_on_error=raise_on_error,
     )
 
 
@@ -115,30 +115,96 @@ def test_sector_exposures_add_up_to_the_snapshot_exposures(demo_book, db_url):
         assert (joined[sector_col] - joined[other]).abs().max() < 0.005, sector_col
 
 
-def test_positions_without_a_profile_are_unknown_and_named(demo_book, db_url):
+def test_positions_without_a_profile_are_unknown_and_named(demo_book, db_url, capfd):
     result = materialize_range([prices, *ACCOUNTING_ASSETS, sector_tags], db_url, "2025-07-01", "2025-07-02")
     tags = table_rows(demo_book, t.position_sector_tags)
     assert set(tags.loc[tags["symbol"] == "AAPL", "sector"]) == {"Unknown"}
     unknown = result.asset_materializations_for_node("sector_tags")[0].metadata["symbols_without_profile"].value
     assert "AAPL" in unknown and "PRIVATE_RE_FUND_A" not in unknown
+    # a new user sees why every sector is "Unknown" and how to fix it, in the metadata and the log
+    for mat in result.asset_materializations_for_node("sector_tags"):
+        hint = mat.metadata["profiles_missing"].value
+        assert "no company profile is stored at all" in hint and "tagged \"Unknown\"" in hint
+        assert "`sigmasight profiles refresh`" in hint and "reaches the latest session" in hint
+    logged = [line for line in capfd.readouterr().err.splitlines() if "no stored company profile" in line]
+    assert logged and " - INFO - " in logged[0] and "`sigmasight profiles refresh`" in logged[0]
 
 
-def test_asking_a_private_symbol_fails_the_profile_check_and_writes_nothing(demo_book, db_url, monkeypatch):
+def test_each_session_gets_its_own_tag_counts_and_the_sector_table_goes_on_the_last(demo_book, db_url):
+    materialize_latest(db_url)
+    result = materialize_range([prices, *ACCOUNTING_ASSETS, sector_tags], db_url, "2025-07-01", "2025-07-03")
+    mats = {m.partition: {k: v.value for k, v in m.metadata.items()}
+            for m in result.asset_materializations_for_node("sector_tags")}
+    assert list(mats) == ["2025-07-01", "2025-07-02", "2025-07-03"]
+    tags = table_rows(demo_book, t.position_sector_tags)
+    exposures = table_rows(demo_book, t.sector_exposures)
+    for session, meta in mats.items():
+        day = pd.Timestamp(session).date()
+        on_day = tags[tags["date"] == day]
+        assert meta["dagster/row_count"] == len(on_day) > 0
+        for basis in ["profile", "underlying", "etf", "private", "unknown"]:
+            assert meta[f"tagged_{basis}"] == (on_day["tag_basis"] == basis).sum(), (session, basis)
+        assert meta["exposure_rows"] == (exposures["date"] == day).sum()
+        assert meta["gross_exposure"] == round(exposures.loc[exposures["date"] == day, "gross_exposure"].sum(), 2)
+        assert meta["dagster/table_name"] == "position_sector_tags" and meta["window"].startswith("2025-07-01…2025-07-03")
+        assert ("sectors" in meta) == (session == "2025-07-03")
+
+
+PLAN_BREAKS = {
+    "a PRIVATE holding": ("PRIVATE_RE_FUND_A", "must never be asked: ['PRIVATE_RE_FUND_A']"),
+    "a symbol asked twice": ("AAPL", "asked more than once: ['AAPL']"),
+    "a symbol nobody holds": ("ZZZZ", "not eligible: ['ZZZZ']"),
+}
+
+
+@pytest.mark.parametrize("case", list(PLAN_BREAKS))
+def test_a_plan_outside_the_bounds_fails_profile_requests_bounded_before_any_request(demo_book, db_url, counting,
+                                                                                     monkeypatch, case):
+    extra, words = PLAN_BREAKS[case]
     real = market_profiles.profile_candidates
-
-    class Answers(DemoProfileSource):
-        def fetch_profiles(self, symbols):
-            return super().fetch_profiles([s for s in symbols if not s.startswith("PRIVATE")])
 
     def leaky(symbols, known_funds=()):
         wanted, skipped = real(symbols, known_funds)
-        return wanted + ["PRIVATE_RE_FUND_A"], skipped
+        return [*wanted, extra], skipped
 
-    monkeypatch.setattr(market_profiles, "profile_candidates", leaky)  # the plan shared with the CLI
-    monkeypatch.setattr(profiles_module, "make_profile_source", lambda spec: Answers())
-    with pytest.raises(Exception, match="profile_requests_bounded.*never be asked.*PRIVATE_RE_FUND_A"):
-        materialize_latest(db_url)
+    monkeypatch.setattr(market_profiles, "profile_candidates", leaky)  # the planner shared with the CLI
+    result = materialize_latest(db_url, raise_on_error=False)
+    assert not result.success and counting.calls == []  # the provider was never asked
+    check = check_result(result, "profile_requests_bounded")
+    assert not check.passed and check.severity.value == "ERROR"
+    assert words in check.description and "nothing sent" in check.description
+    asked, eligible = check.metadata["asked"].value, check.metadata["eligible"].value
+    assert f"{asked} symbol(s) asked of {eligible} eligible" in check.description
+    failure = result.get_step_failure_events()[0].event_specific_data.error
+    assert "profile_requests_bounded" in str(failure) and words in str(failure)
     assert table_rows(demo_book, t.company_profiles).empty
+
+
+def test_the_request_bounds_check_reports_the_comparison_it_made(demo_book, db_url, counting):
+    result = materialize_latest(db_url)
+    check = check_result(result, "profile_requests_bounded")
+    (asked,) = counting.calls
+    assert check.passed and check.metadata["asked"].value == len(asked) < check.metadata["eligible"].value
+    assert (f"{len(asked)} symbol(s) asked of {check.metadata['eligible'].value} eligible: 0 not eligible, "
+            "0 asked twice or more, 0 PRIVATE, synthetic, option or fund") in check.description
+
+
+def test_a_backfill_run_without_a_partition_range_asks_nothing_and_says_why(demo_book, db_url, counting):
+    """An asset backfill from the asset graph runs company_profiles alone, tagged with the
+    backfill but with no partition: it does not say which sessions it covers."""
+    result = materialize_latest(db_url, tags={BACKFILL_TAG: "abcdefgh"})
+    assert result.success and counting.calls == []
+    meta = profile_meta(result)
+    assert meta["requests"] == 0 and meta["profiles_asked"] == 0
+    assert "carries no partition range" in meta["decision"] and "sigmasight profiles refresh" in meta["decision"]
+    assert check_result(result, "profile_requests_bounded").passed and check_result(result, "profile_refresh").passed
+
+
+def test_company_profiles_materialized_on_its_own_refreshes_the_latest_session(demo_book, db_url, counting):
+    result = materialize_latest(db_url, tags={})
+    assert result.success and len(counting.calls) == 1
+    assert "materialized on its own" in profile_meta(result)["decision"]
+    assert set(table_rows(demo_book, t.company_profiles)["symbol"]) == set(counting.calls[0])
 
 
 # --- freshness: only missing or old profiles are asked --------------------------------------
@@ -214,6 +280,30 @@ def test_a_historical_range_asks_nothing_even_when_every_profile_is_old(demo_boo
     result = materialize_range([company_profiles], db_url, "2025-07-01", "2025-07-03")
     assert result.success and counting.calls == []
     assert profile_meta(result)["requests"] == 0 and check_result(result, "profile_refresh").passed
+    assert "snapshot 1 → 1 profiles (expected 1)" in check_result(result, "profile_refresh").description
+    bounded = check_result(result, "profile_requests_bounded")
+    assert bounded.passed and "0 symbol(s) asked of" in bounded.description and "0 provider request(s)" in bounded.description
+
+
+def test_a_snapshot_changed_during_a_historical_run_fails_the_profile_refresh_check(demo_book, db_url, counting,
+                                                                                      monkeypatch):
+    """Another writer (`sigmasight profiles refresh`) commits a profile after the run read
+    the snapshot: the run asked nothing, but the snapshot it reports is no longer the
+    stored one, and profile_refresh says so."""
+    store_profile(demo_book, "AAPL", 400)
+    real = profiles_module.plan_refresh
+
+    def and_another_writer(conn, *args, **kwargs):
+        plan = real(conn, *args, **kwargs)
+        store_profile(demo_book, "NVDA", 0)
+        return plan
+
+    monkeypatch.setattr(profiles_module, "plan_refresh", and_another_writer)
+    result = materialize_range([company_profiles], db_url, "2025-07-01", "2025-07-03")
+    assert result.success and counting.calls == []
+    check = check_result(result, "profile_refresh")
+    assert not check.passed and check.severity.value == "WARN"
+    assert "the stored snapshot changed during the run: snapshot 1 → 2 profiles (expected 1)" in check.description
 
 
 # --- a failing provider keeps the stored snapshot and warns; nothing downstream is skipped ------
@@ -272,13 +362,13 @@ LATEST_IS_2025_07_03 = dt.datetime(2025, 7, 3, 18, 30, tzinfo=ZoneInfo("America/
 
 def test_an_unreachable_profile_provider_does_not_skip_sector_tags_or_risk_in_the_same_run(demo_book, db_url,
                                                                                            monkeypatch):
-    """A run covering the latest session (frozen at 2025-07-03 18:30 New York) with every
+    """A run covering the latest session (partitions loaded as of 2025-07-03 18:30 New York) with every
     asset: company_profiles cannot reach its provider, keeps the stored snapshot, warns, and
     still materializes, so sector_tags and risk_analytics run (before: the step failed and
     they were skipped for the day)."""
     store_profile(demo_book, "AAPL", 10, sector="Stored Tech")
     monkeypatch.setattr(profiles_module, "make_profile_source", lambda spec: unreachable())
-    with freeze_time(LATEST_IS_2025_07_03):
+    with partition_loading_context(effective_dt=LATEST_IS_2025_07_03):
         assert daily_partitions.get_last_partition_key() == "2025-07-03"
         result = materialize_range([*ALL, risk_analytics], db_url, "2025-07-01", "2025-07-03")
     assert result.success

@@ -15,8 +15,9 @@ import sqlalchemy as sa
 
 from sigmasight_assets import schema as t
 from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS, position_values
+from sigmasight_assets.assets.common import Window
 from sigmasight_assets.assets.prices import prices
-from sigmasight_assets.assets.risk import HISTORY_SESSIONS, risk_analytics
+from sigmasight_assets.assets.risk import HISTORY_SESSIONS, coverage_check, risk_analytics
 from sigmasight_assets.calendar import session_on_or_after, sessions_between
 from sigmasight_assets.market_data.sources.demo import MARKET_VOL, STYLE_FACTORS, STYLE_SPEC, demo_loadings
 from sigmasight_assets.risk import weighted_beta
@@ -40,12 +41,19 @@ def query(engine, sql: str, **params) -> pd.DataFrame:
         return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
+def partition_metadata(result) -> dict[str, dict]:
+    """Each session's risk_analytics materialization metadata, by partition key."""
+    return {
+        e.materialization.partition: {k: getattr(v, "value", v) for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key.to_user_string() == "risk_analytics"
+    }
+
+
 def metadata(result) -> dict:
-    """The run's metadata (Dagster records one materialization per partition, all alike)."""
-    events = [e for e in result.get_asset_materialization_events()
-              if e.materialization.asset_key.to_user_string() == "risk_analytics"]
-    event = events[-1]
-    return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+    """The metadata of the run's last session (the run-wide part is on every session)."""
+    by_partition = partition_metadata(result)
+    return by_partition[max(by_partition)]
 
 
 def coverage(result):
@@ -90,9 +98,10 @@ def test_full_backfill_is_one_run_and_writes_every_table_on_sessions_only(demo_b
     assert len(sessions) == 91
     held = query(demo_book, "SELECT DISTINCT risk_symbol, investment_class FROM position_values")
     symbols = sorted(set(held.loc[held["investment_class"] != "PRIVATE", "risk_symbol"]))
-    meta = metadata(result)
-    assert meta["symbols_computed"] == len(symbols) and meta["symbols"] == symbols
-    assert meta["private_positions_excluded"] == 9
+    by_partition = partition_metadata(result)
+    meta = by_partition[END]
+    assert meta["symbols"] == symbols and meta["window"] == f"{BOOK_START}…{END} (91 sessions)"
+    assert len(by_partition) == 91 and meta["private_positions_excluded"] == 9
     counts = {
         "symbol_market_betas": len(symbols) * 91 * 2,
         "symbol_factor_exposures": len(symbols) * 91 * len(FACTOR_ETFS),
@@ -102,7 +111,8 @@ def test_full_backfill_is_one_run_and_writes_every_table_on_sessions_only(demo_b
         "portfolio_correlation_summary": 6 * 91,
     }
     for name, n in counts.items():
-        assert meta[f"rows_{name}"] == n, name
+        assert len(query(demo_book, f"SELECT * FROM {name}")) == n, name
+        assert sum(m[f"rows_{name}"] for m in by_partition.values()) == n, name
         dates = pd.to_datetime(query(demo_book, f"SELECT DISTINCT date FROM {name}")["date"]).sort_values()
         assert list(dates) == list(sessions), name  # no weekend, no holiday, no session missing
     assert not set(pd.to_datetime(["2025-07-04", "2025-09-01", "2025-07-05"])) & set(dates)
@@ -111,10 +121,56 @@ def test_full_backfill_is_one_run_and_writes_every_table_on_sessions_only(demo_b
             "correlation_summary", "portfolio_beta"} <= set(definitions)
     assert definitions["market_beta"]["min_obs"] == 60 and definitions["market_beta"]["windows"] == [90, 252]
     assert coverage(result).passed
-    assert "beta_weighted_90" in meta[f"portfolios at {END}"]
     # PRIVATE holdings never reach a symbol table
     private = set(query(demo_book, "SELECT symbol FROM positions WHERE investment_class = 'PRIVATE'")["symbol"])
     assert not private & set(query(demo_book, "SELECT DISTINCT symbol FROM symbol_market_betas")["symbol"])
+
+
+def test_each_sessions_partition_carries_its_own_row_counts_and_book_beta(demo_book, db_url):
+    """A range run: every session's materialization has that session's rows (counted in the
+    store), PRIVATE positions and book beta (recomputed in SQL from the position view and
+    the snapshots); the per-portfolio table and the matrix note are on the last session
+    only; the run-wide part (tables, window, definitions) is the same on every session."""
+    materialize_range([prices, *ACCOUNTING_ASSETS], db_url, BOOK_START, END)
+    start = "2025-10-28"
+    by_partition = partition_metadata(materialize_range([risk_analytics], db_url, start, END))
+    sessions = [str(d.date()) for d in sessions_between(start, END)]
+    assert sorted(by_partition) == sessions
+    tables = [tb.name for tb in RISK_TABLES]
+    private = query(demo_book, "SELECT date, count(*) AS n FROM position_values WHERE investment_class = 'PRIVATE' "
+                               "GROUP BY date")
+    private = dict(zip(pd.to_datetime(private["date"]).dt.strftime("%Y-%m-%d"), private["n"]))
+    book_beta = query(demo_book, """
+        SELECT b.date, b.window_days, SUM(b.market_value * b.beta) / e.equity AS beta
+        FROM position_market_betas b
+        JOIN (SELECT snapshot_date, SUM(equity_balance) AS equity FROM portfolio_snapshots WHERE equity_balance > 0
+              GROUP BY snapshot_date) e ON e.snapshot_date = b.date
+        JOIN portfolio_snapshots s ON s.portfolio_id = b.portfolio_id AND s.snapshot_date = b.date
+        WHERE s.equity_balance > 0 AND b.beta IS NOT NULL AND b.market_value IS NOT NULL
+        GROUP BY b.date, b.window_days, e.equity""")
+    book_beta["date"] = pd.to_datetime(book_beta["date"]).dt.strftime("%Y-%m-%d")
+    book_beta = book_beta.set_index(["date", "window_days"])["beta"].astype(float)
+    for day in sessions:
+        meta = by_partition[day]
+        rows = {name: int(query(demo_book, f"SELECT count(*) AS n FROM {name} WHERE date = :d",
+                                d=dt.date.fromisoformat(day))["n"][0]) for name in tables}
+        assert {name: meta[f"rows_{name}"] for name in tables} == rows, day
+        assert meta["dagster/row_count"] == sum(rows.values()) and meta["symbols_computed"] == rows["symbol_volatility"]
+        assert meta["private_positions_excluded"] == private[day] > 0, day
+        for w in (90, 252):
+            assert meta[f"book_beta_weighted_{w}"] == pytest.approx(book_beta[(day, w)], abs=1e-6), (day, w)
+        assert ("portfolios" in meta) == ("correlation_matrix" in meta) == (day == END), day
+        assert meta["tables"] == tables and meta["dagster/table_name"] == tables[0] and "dagster/column_schema" in meta
+        assert meta["window"] == f"{start}…{END} ({len(sessions)} sessions)"
+    assert by_partition[END]["rows_correlations"] > 0 and by_partition[sessions[0]]["rows_correlations"] == 0
+    assert "beta_weighted_90" in by_partition[END]["portfolios"]
+    assert by_partition[END]["correlation_matrix"].startswith(f"matrix of {END}")
+    assert len({str(by_partition[d]["metric_definitions"]) for d in sessions}) == 1
+    # every table's column schema is in the asset's definition, once
+    spec_metadata = next(iter(risk_analytics.specs)).metadata
+    assert [spec_metadata["dagster/table_name"], *[spec_metadata[f"table_name/{n}"] for n in tables[1:]]] == tables
+    assert [c.name for c in spec_metadata["column_schema/correlations"].columns] == [
+        c.name for c in t.correlations.columns]
 
 
 def test_position_views_give_an_option_its_underlyings_statistics(world):
@@ -245,6 +301,27 @@ def test_too_short_a_history_leaves_null_statistics_with_n_obs_and_warns(world):
     assert "AAPL" not in check.description
 
 
+def test_coverage_check_fails_on_stored_betas_that_lack_a_held_symbol(world):
+    """The risk_coverage check reads the stored rows: with AAPL's statistics deleted at the
+    last session (a held symbol left out of the tables) it is an ERROR naming AAPL; with
+    NVDA's 90-session beta NULL it is a WARN naming NVDA with its n_obs."""
+    engine, _, _ = world
+    check = coverage_check(Window.between(RISK_START, END))
+    b = t.symbol_market_betas
+    day = dt.date.fromisoformat(END)
+    with engine.connect() as conn, conn.begin() as transaction:
+        assert check(conn).passed
+        conn.execute(b.update().where(b.c.symbol == "NVDA", b.c.date == day, b.c.window_days == 90).values(beta=None))
+        warned = check(conn)
+        conn.execute(b.delete().where(b.c.symbol == "AAPL", b.c.date == day))
+        failed = check(conn)
+        transaction.rollback()
+    assert not warned.passed and warned.severity.value == "WARN" and "NVDA (90)" in warned.description
+    assert not failed.passed and failed.severity.value == "ERROR"
+    assert failed.metadata["symbols_without_rows"].value == ["AAPL"] and "AAPL" in failed.description
+    assert "NVDA (90)" in failed.description  # both kinds are named
+
+
 def test_rerun_gives_identical_rows_and_off_session_closes_never_enter(world):
     engine, url, _ = world
     before = {tb.name: table_rows(engine, tb) for tb in RISK_TABLES}
@@ -252,11 +329,11 @@ def test_rerun_gives_identical_rows_and_off_session_closes_never_enter(world):
     with engine.begin() as conn:  # a Saturday and Labor Day: never sessions
         conn.execute(t.market_data_cache.insert(), [
             {"symbol": "AAPL", "date": day, "close": 1e6, "source": "junk",
-             "fetched_at": dt.datetime(2025, 11, 7, tzinfo=dt.timezone.utc)}
+             "fetched_at": dt.datetime(2025, 11, 7, tzinfo=dt.UTC)}
             for day in (dt.date(2025, 11, 1), dt.date(2025, 9, 1))
         ])
     result = materialize_range([risk_analytics], url, RISK_START, END)
-    assert metadata(result)["off_session_closes_ignored"] == 2
+    assert metadata(result)["run"]["off_session_closes_ignored"] == 2
     for tb in RISK_TABLES:
         pd.testing.assert_frame_equal(table_rows(engine, tb), before[tb.name], obj=tb.name)
 
@@ -312,23 +389,22 @@ def test_db_init_creates_the_position_views_once(engine):
 def test_the_history_read_before_the_window_is_enough():
     """HISTORY_SESSIONS closes before the window give the same statistics as a longer history
     (the longest window, HAR's 22 lags included, fits): no engine needed."""
-    from sigmasight_assets.assets.common import Window
-    from sigmasight_assets.assets.risk import history_start, symbol_statistics, wide_closes
     from sigmasight_assets.calendar import all_sessions
     from sigmasight_assets.market_data.sources.demo import DemoPriceSource
     from sigmasight_assets.risk import simple_returns
+    from sigmasight_assets.risk.history import history_start, symbol_statistics, wide_closes
 
-    window = Window.between(RISK_START, END)
+    start, end = pd.Timestamp(RISK_START), pd.Timestamp(END)
     symbols = ["AAPL", "NVDA", *FACTOR_ETFS.values()]
     sessions = all_sessions()
     stats = []
     for extra in (0, 40):
-        first = sessions[sessions.searchsorted(history_start(window)) - extra]
-        fetched = DemoPriceSource().fetch({s: (first.date(), window.end.date()) for s in symbols}).prices
-        span = sessions_between(first, window.end)
+        first = sessions[sessions.searchsorted(history_start(start)) - extra]
+        fetched = DemoPriceSource().fetch({s: (first.date(), end.date()) for s in symbols}).prices
+        span = sessions_between(first, end)
         closes, _ = wide_closes(fetched.assign(date=pd.to_datetime(fetched["date"])), span, symbols)
-        stats.append(symbol_statistics(simple_returns(closes, span), ["AAPL", "NVDA"], window))
-    assert len(sessions_between(history_start(window), RISK_START)) == HISTORY_SESSIONS + 1
+        stats.append(symbol_statistics(simple_returns(closes, span), ["AAPL", "NVDA"], start, end))
+    assert len(sessions_between(history_start(start), RISK_START)) == HISTORY_SESSIONS + 1
     for name, frame in stats[0].items():
         numeric = frame.select_dtypes("number").columns
         assert frame[numeric].notna().all().all(), name

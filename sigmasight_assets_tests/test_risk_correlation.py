@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from sigmasight_assets.risk import METRIC_DEFINITIONS, correlation_matrix, correlation_summary
+from sigmasight_assets.risk.portfolio import correlation_rows, correlation_summaries
 
 
 def _returns(n_sessions=260, n_symbols=12, seed=11):
@@ -113,6 +114,62 @@ def test_effective_bets_limits():
     assert weighted.effective_bets == pytest.approx(12.0**2 / (81 + 1 + 1 + 1), abs=1e-10)
 
 
-def test_correlation_definitions():
-    d = METRIC_DEFINITIONS["correlation_summary"]
-    assert d["window"] == 90 and d["min_overlap"] == 30 and "Σλ" in d["effective_bets"]
+def test_the_recorded_correlation_window_and_min_overlap_are_the_ones_the_matrix_uses():
+    """What a run records for the stored matrix (``risk.portfolio.correlation_rows``): a pair
+    with min_overlap − 1 overlapping returns in the window has no correlation, min_overlap
+    gives one; a return just outside the window changes nothing, one inside does."""
+    rets = _returns()[["S00", "S06", "S07"]]
+    end = rets.index[-1]
+    _, definition = correlation_rows(rets, list(rets.columns), end)
+    assert {k: definition[k] for k in ("window", "min_overlap")} == {
+        k: METRIC_DEFINITIONS["correlation_matrix"][k] for k in ("window", "min_overlap")}
+    window, min_overlap = definition["window"], definition["min_overlap"]
+
+    def pair(frame):
+        got, _ = correlation_rows(frame, list(frame.columns), end)
+        return got.set_index(["symbol_a", "symbol_b"]).loc[("S00", "S06")]
+
+    for n_obs, has_corr in ((min_overlap - 1, False), (min_overlap, True)):
+        sparse = rets.copy()
+        sparse.iloc[len(rets) - window : len(rets) - n_obs, 1] = np.nan
+        got = pair(sparse)
+        assert got["n_obs"] == n_obs and np.isfinite(got["correlation"]) == has_corr, n_obs
+    before = pair(rets)["correlation"]
+    for offset, changes in ((window + 1, False), (window, True)):
+        moved = rets.copy()
+        moved.iloc[len(rets) - offset, 0] += 0.05
+        assert (abs(pair(moved)["correlation"] - before) > 1e-6) == changes, offset
+
+
+def test_the_recorded_summary_window_min_overlap_and_effective_bets_are_what_the_summary_computes():
+    """The portfolio summary a run stores (``risk.portfolio.correlation_summaries``) uses the
+    recorded window and min_overlap, and effective_bets is the recorded (Σλ)²/Σλ² of the
+    eigenvalues of diag(a)·C·diag(a), a_i = Σ|MV| of the symbol's positions."""
+    rets = _returns()[["S00", "S06", "S07", "S08"]]
+    day = rets.index[-1]
+    weights = {"S00": 300.0, "S06": -120.0, "S07": 80.0, "S08": 0.0}
+    values = pd.DataFrame({"portfolio_id": "P", "date": day, "risk_symbol": list(weights),
+                           "investment_class": "PUBLIC", "market_value": list(weights.values())})
+    grid = pd.DataFrame({"portfolio_id": ["P"], "date": [day], "equity_balance": [1000.0]})
+
+    def summary(frame):
+        rows, definition = correlation_summaries(frame, values, grid, day, day)
+        return rows.iloc[0], definition
+
+    row, definition = summary(rets)
+    assert {k: definition[k] for k in ("window", "min_overlap", "effective_bets")} == {
+        k: METRIC_DEFINITIONS["correlation_summary"][k] for k in ("window", "min_overlap", "effective_bets")}
+    window, min_overlap = definition["window"], definition["min_overlap"]
+    assert "(Σλ)²/Σλ²" in definition["effective_bets"]
+    a = np.abs(np.array([300.0, -120.0, 80.0]))  # S08 weighs 0: not a valid symbol
+    c = rets[["S00", "S06", "S07"]].iloc[-window:].corr().to_numpy()
+    eig = np.linalg.eigvalsh(np.diag(a) @ c @ np.diag(a))
+    assert row["n_symbols"] == 3 and row["effective_bets"] == pytest.approx(eig.sum() ** 2 / (eig**2).sum(), rel=1e-12)
+    for offset, changes in ((window + 1, False), (window, True)):
+        moved = rets.copy()
+        moved.iloc[len(rets) - offset, 0] += 0.05
+        assert (abs(summary(moved)[0]["avg_pairwise_corr"] - row["avg_pairwise_corr"]) > 1e-6) == changes, offset
+    for n_obs, valid in ((min_overlap - 1, 2), (min_overlap, 3)):
+        sparse = rets.copy()
+        sparse.iloc[len(rets) - window : len(rets) - n_obs, 2] = np.nan  # S07: n_obs returns in the window
+        assert summary(sparse)[0]["n_symbols"] == valid, n_obs

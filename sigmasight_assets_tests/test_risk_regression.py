@@ -14,6 +14,8 @@ from sigmasight_assets.risk import (
     simple_returns,
     weighted_beta,
 )
+from sigmasight_assets.risk.history import symbol_statistics
+from sigmasight_assets.symbols import FACTOR_ETFS
 
 FACTORS = ["SPY", "VTV", "VUG", "MTUM", "QUAL", "IWM", "USMV"]
 
@@ -186,8 +188,71 @@ def test_portfolio_return_series_ols_beta_is_the_per_symbol_function():
     assert abs(port.beta.iloc[0] - ref[0][1]) < 1e-10
 
 
-def test_definitions_record_window_min_obs_and_units():
-    d = METRIC_DEFINITIONS["market_beta"]
-    assert d["windows"] == [90, 252] and d["min_obs"] == 60
-    assert "daily" in d["alpha"]
-    assert METRIC_DEFINITIONS["factor_exposures"]["min_obs"] == 126
+def _statistics_world(n_sessions=300, seed=5):
+    """Returns of SPY, the factor ETFs and one symbol S driven by them, no gap."""
+    rng = np.random.default_rng(seed)
+    idx = pd.bdate_range("2024-01-02", periods=n_sessions)
+    mkt = rng.normal(4e-4, 0.011, n_sessions)
+    rets = pd.DataFrame({sym: 0.8 * mkt + rng.normal(0, 0.004, n_sessions) for sym in FACTOR_ETFS.values()}, index=idx)
+    rets["SPY"] = mkt
+    rets["S"] = 1.3 * mkt + 0.3 * rets["VTV"] + rng.normal(0, 0.01, n_sessions)
+    return rets
+
+
+def _at_end(stats: dict, name: str, **where) -> pd.DataFrame:
+    frame = stats[name]
+    keep = frame["date"] == frame["date"].max()
+    for column, value in where.items():
+        keep &= frame[column] == value
+    return frame[keep & (frame["symbol"] == "S")]
+
+
+def test_the_recorded_beta_windows_and_min_obs_are_the_ones_the_statistics_use():
+    """What a run records (``symbol_statistics``' definitions, as the asset writes them to
+    its metadata): one observation fewer than min_obs in the window leaves the beta NaN,
+    min_obs gives one; a return just outside the window changes nothing, one inside does;
+    alpha is per session (ȳ − β·m̄ of the window's daily returns, not annualised)."""
+    rets = _statistics_world()
+    end = rets.index[-1]
+    definition = symbol_statistics(rets, ["S"], end, end)["market_betas"].attrs["definition"]
+    assert definition == METRIC_DEFINITIONS["market_beta"] and "daily" in definition["alpha"]
+    min_obs = definition["min_obs"]
+    for window in definition["windows"]:
+        row = _at_end(symbol_statistics(rets, ["S"], end, end), "market_betas", window_days=window).iloc[0]
+        y, m = rets["S"].iloc[-window:], rets["SPY"].iloc[-window:]
+        assert row["alpha"] == pytest.approx(y.mean() - row["beta"] * m.mean(), abs=1e-12)
+        for n_obs, has_beta in ((min_obs - 1, False), (min_obs, True)):
+            sparse = rets.copy()
+            sparse.iloc[len(rets) - window : len(rets) - n_obs, sparse.columns.get_loc("S")] = np.nan
+            got = _at_end(symbol_statistics(sparse, ["S"], end, end), "market_betas", window_days=window).iloc[0]
+            assert got["n_obs"] == n_obs and np.isfinite(got["beta"]) == has_beta, (window, n_obs)
+        for offset, changes in ((window + 1, False), (window, True)):  # a return outside / inside the window
+            moved = rets.copy()
+            moved.iloc[len(rets) - offset, moved.columns.get_loc("S")] += 0.05
+            got = _at_end(symbol_statistics(moved, ["S"], end, end), "market_betas", window_days=window).iloc[0]
+            assert (abs(got["beta"] - row["beta"]) > 1e-6) == changes, (window, offset)
+
+
+def test_the_recorded_factor_window_and_min_obs_are_the_ones_the_exposures_use():
+    """The factor exposures' recorded window and min_obs (complete rows) are those used:
+    min_obs − 1 complete rows in the window leave the exposures NaN, min_obs gives them; a
+    factor return just outside the window changes nothing, one inside does."""
+    rets = _statistics_world()
+    end = rets.index[-1]
+    stats = symbol_statistics(rets, ["S"], end, end)
+    definition = stats["factor_exposures"].attrs["definition"]
+    window, min_obs = definition["window"], definition["min_obs"]
+    assert {k: definition[k] for k in ("window", "min_obs")} == {
+        k: METRIC_DEFINITIONS["factor_exposures"][k] for k in ("window", "min_obs")}
+    value = _at_end(stats, "factor_exposures", factor="Value").iloc[0]
+    for n_obs, has_exposure in ((min_obs - 1, False), (min_obs, True)):
+        sparse = rets.copy()
+        sparse.iloc[len(rets) - window : len(rets) - n_obs, sparse.columns.get_loc("IWM")] = np.nan  # a factor gap
+        got = _at_end(symbol_statistics(sparse, ["S"], end, end), "factor_exposures")
+        assert (got["n_obs"] == n_obs).all() and got["exposure"].notna().all() == has_exposure, n_obs
+        assert got["exposure"].isna().all() != has_exposure, n_obs
+    for offset, changes in ((window + 1, False), (window, True)):
+        moved = rets.copy()
+        moved.iloc[len(rets) - offset, moved.columns.get_loc("VTV")] += 0.05
+        got = _at_end(symbol_statistics(moved, ["S"], end, end), "factor_exposures", factor="Value").iloc[0]
+        assert (abs(got["exposure"] - value["exposure"]) > 1e-6) == changes, offset

@@ -294,8 +294,8 @@ def test_risk_statistics_with_stored_actions_equal_those_of_the_adjusted_series(
     result = materialize_range([risk_analytics], db_url, "2025-10-27", "2025-11-06")
     meta, meta_before = metadata(result), metadata(first)
     assert meta["metric_definitions"]["total_return"]["formula"].startswith("ratio_d * (close_d + dividend_d)")
-    assert meta["split_sessions_in_history"] == meta_before["split_sessions_in_history"] + 2
-    assert meta["dividend_sessions_in_history"] == meta_before["dividend_sessions_in_history"] + 1
+    assert meta["run"]["split_sessions_in_history"] == meta_before["run"]["split_sessions_in_history"] + 2
+    assert meta["run"]["dividend_sessions_in_history"] == meta_before["run"]["dividend_sessions_in_history"] + 1
     for tb in RISK_TABLES:
         after = table_rows(engine, tb)
         old = before[tb.name]

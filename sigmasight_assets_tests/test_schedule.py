@@ -39,7 +39,7 @@ from sigmasight_assets.calendar import sessions_between
 from sigmasight_assets.partitions import daily_partitions
 from sigmasight_assets.definitions import defs
 from sigmasight_assets.jobs import ALL_ASSETS
-from sigmasight_assets.market_data.profiles import DemoProfileSource
+from sigmasight_assets.market_data.sources.demo import DemoProfileSource
 from sigmasight_assets.schedules import (
     CATCHUP_AFTER_TAG,
     CATCHUP_SESSIONS_TAG,

@@ -1,4 +1,4 @@
-"""The ``prices`` asset: closes of the price universe into ``market_data_cache`` (DESIGN §3).
+"""The ``prices`` asset: closes of the price universe into ``market_data_cache``.
 
 A run over partitions [a, b] works on the window [a − history days, b] (the risk windows'
 history, ``MarketDataResource.history()``): it computes the universe of [a, b]
@@ -21,7 +21,7 @@ are NOT recorded in ``price_coverage_gaps`` (nothing was learnt about them, so t
 asks again, and their older records are left as they were), and the non-blocking
 ``provider_failures`` check (WARN) names them with the reasons.
 
-Corporate actions (DESIGN §5a) are market data fetched with the closes: the source's
+Corporate actions are market data fetched with the closes: the source's
 ``FetchResult.actions`` (splits and cash dividends of the requested symbols with an ex-date
 inside their requested ranges) are checked (``validated_actions``: a known action type, a
 positive finite ratio for a SPLIT and amount for a CASH_DIVIDEND, a requested symbol, one
@@ -30,7 +30,14 @@ row per key, else PriceSourceError and nothing is written) and stored in
 ``fetched_at`` of the run: one bulk insert of the (symbol, ex_date, action_type) keys not
 already stored; a stored action is never rewritten. Sources return actions as traded
 whenever they are asked (Yahoo's are converted back, see ``sources.yahoo``), so re-running
-a range stores the same rows. The metadata lists the actions stored by the run.
+a range stores the same rows.
+
+What the UI shows. Each session of the range gets its own numbers: the closes the store
+holds for it (``dagster/row_count``) and the closes this run stored for it
+(``closes_written``). The run's report — what was asked, written (history included),
+missing, skipped, the actions stored, the provider failures — goes on the range's last
+session only, so that a long range does not copy it into every session's event; the
+step-wide metadata holds the tables written, the source and the window fetched.
 """
 
 from collections.abc import Mapping
@@ -54,12 +61,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from sigmasight_assets import recompute
 from sigmasight_assets.accounting.actions import ACTION_COLUMNS, ACTION_TYPES, SPLIT, empty_actions
-from sigmasight_assets.assets.metadata import markdown_table
+from sigmasight_assets.assets.metadata import markdown_table, session_metadata, table_metadata
 from sigmasight_assets.calendar import all_sessions
-from sigmasight_assets.partitions import daily_partitions
 from sigmasight_assets.market_data.gaps import Coverage, gap_records, read_coverage
 from sigmasight_assets.market_data.sources.base import PRICE_COLUMNS, FetchResult, PriceSource, PriceSourceError
 from sigmasight_assets.market_data.universe import price_universe
+from sigmasight_assets.partitions import daily_partitions
+from sigmasight_assets.queries.prices import closes_per_session
 from sigmasight_assets.resources import MarketDataResource, StoreResource
 from sigmasight_assets.schema import corporate_actions, market_data_cache, position_values, price_coverage_gaps
 from sigmasight_assets.store import bulk_insert, records, serialize_writes
@@ -342,7 +350,9 @@ def missing_summary(coverage: Coverage | None) -> dict[str, dict]:
     return out
 
 
-def sync_metadata(sync: PriceSync) -> dict:
+def sync_report(sync: PriceSync) -> dict[str, MetadataValue]:
+    """What the run asked and stored over its whole window (history included): for the
+    range's last session only."""
     written = sync.rows.groupby("symbol").size() if len(sync.rows) else pd.Series(dtype=int)
     missing = missing_summary(sync.coverage)
     preview = pd.DataFrame(
@@ -353,15 +363,12 @@ def sync_metadata(sync: PriceSync) -> dict:
         columns=["symbol", "requested", "rows written", "sessions missing"],
     )
     return {
-        "source": MetadataValue.text(sync.source),
-        "window": MetadataValue.text(f"{sync.window[0]}…{sync.window[1]}"),
         "symbols_eligible": MetadataValue.int(len(sync.eligible)),
         "symbols_requested": MetadataValue.int(len(sync.requested)),
         "symbols_fetched": MetadataValue.int(int(sync.rows["symbol"].nunique()) if len(sync.rows) else 0),
         "provider_requests": MetadataValue.int(sync.fetch.requests if sync.fetch else 0),
         "skipped": MetadataValue.json(sync.skipped),
         "rows_written": MetadataValue.int(len(sync.rows)),
-        "recompute_requested_from": MetadataValue.text(str(sync.late) if sync.late else "none"),
         "empty_ranges_recorded": MetadataValue.int(sync.gap_records),
         "missing_symbols": MetadataValue.int(len(missing)),
         "missing": MetadataValue.json(missing),
@@ -370,6 +377,14 @@ def sync_metadata(sync: PriceSync) -> dict:
         "actions": markdown_table(actions_preview(sync.actions), floatfmt=",.6g"),
         "provider_failures": MetadataValue.json(sync.failed),
     }
+
+
+def closes_by_session(rows: pd.DataFrame, stored: pd.Series) -> pd.DataFrame:
+    """Per session: the closes the store holds (``dagster/row_count``, ``stored``) and those
+    this run stored (``closes_written``, from ``rows``)."""
+    written = rows.groupby(pd.to_datetime(rows["date"])).size() if len(rows) else pd.Series(dtype="int64")
+    frame = pd.DataFrame({"dagster/row_count": stored, "closes_written": written})
+    return frame.fillna(0).astype("int64")
 
 
 PROVIDER_FAILURES_SHOWN = 10
@@ -416,8 +431,19 @@ def _log(log, message: str, error: bool = False, warning: bool = False) -> None:
 def prices(context: AssetExecutionContext, store: StoreResource, market_data: MarketDataResource) -> MaterializeResult:
     keys = context.partition_key_range
     first, last = date.fromisoformat(keys.start), date.fromisoformat(keys.end)
-    source = market_data.price_source()
+    source, engine = market_data.price_source(), store.engine()
     context.log.info(f"prices {first}…{last} from {source.name} with {market_data.history()} days of history")
-    sync = sync_prices(store.engine(), source, first, last, market_data.history(),
-                       datetime.now(timezone.utc), context.log)
-    return MaterializeResult(metadata=sync_metadata(sync), check_results=[provider_failures_check(sync)])
+    sync = sync_prices(engine, source, first, last, market_data.history(), datetime.now(timezone.utc), context.log)
+    with engine.connect() as conn:
+        stored = closes_per_session(conn, first, last)
+    sessions = pd.DatetimeIndex(pd.to_datetime(context.partition_keys))
+    session_metadata(context, sessions, closes_by_session(sync.rows, stored), last=sync_report(sync))
+    return MaterializeResult(
+        metadata={
+            **table_metadata(market_data_cache, corporate_actions, price_coverage_gaps),
+            "source": MetadataValue.text(sync.source),
+            "window": MetadataValue.text(f"{sync.window[0]}…{sync.window[1]}"),
+            "recompute_requested_from": MetadataValue.text(str(sync.late) if sync.late else "none"),
+        },
+        check_results=[provider_failures_check(sync)],
+    )

@@ -6,24 +6,38 @@ partition of them would claim a history that does not exist, and a partitioned a
 yields nothing for historical keys makes every downstream step skip while the run reports
 success (DAGSTER-NOTES: the silent-skip trap). As an unpartitioned asset with a
 single-run backfill policy it sits in any `--partition-range` selection, runs once per run
-and always completes, so downstream assets always run:
-- a run whose range ends at the latest session (the daily schedule, or a backfill up to
+and always completes, so downstream assets always run.
+
+Which sessions a run covers comes from its run tags (``run_tags``): the partition range
+of a range run (the CLI's ``--partition-range``, a backfill from the job page, the daily
+schedule's catch-up), the partition of a single-session run. Then:
+- a run whose range ends at the latest session (the daily schedule, a backfill up to
   today) asks the provider, at most once, for each eligible symbol whose stored profile is
   missing or older than ``SIGMASIGHT_PROFILE_MAX_AGE_DAYS`` days (default 7) and stores what
   it serves; a provider that fails (unreachable, time budget spent, failing for some
   symbols) keeps the stored snapshot of those symbols and says so in the non-blocking
   ``profile_refresh`` check (WARN): the asset still materializes and sector_tags and
   risk_analytics run in the same run;
-- any other run makes zero provider requests, keeps the stored snapshot, and its
-  materialization says so: requests 0, the snapshot's fetch time, and an unchanged data
-  version, so nothing downstream is marked stale by it.
+- a run whose range ends before the latest session makes zero provider requests and keeps
+  the stored snapshot; so does a run launched by a backfill that carries no partition tag
+  (an asset backfill from the asset graph runs the unpartitioned company_profiles in a run
+  of its own, which does not say which sessions the backfill covers): its materialization
+  says so, with the snapshot's fetch time and an unchanged data version, so nothing
+  downstream is marked stale by it. Such a backfill's profiles come from the next daily
+  run, or from ``sigmasight profiles refresh``;
+- a run with neither partition nor backfill tags (company_profiles materialized on its
+  own) refreshes the profiles of the symbols held at the latest session.
+Every plan is checked before any request is sent (``request_bounds``): the symbols asked
+are eligible symbols of the covered sessions, each once, and never PRIVATE, synthetic,
+options or funds; a plan that breaks this fails the step and sends nothing.
 The refresh itself (plan, fetch, store) is ``market_data.profiles``, shared with
 ``sigmasight profiles refresh``.
 """
 
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from dagster import (
@@ -33,60 +47,125 @@ from dagster import (
     AssetExecutionContext,
     BackfillPolicy,
     DataVersion,
-    MaterializeResult,
+    Failure,
     MetadataValue,
     asset,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    BACKFILL_ID_TAG,
-    PARTITION_NAME_TAG,
-)
 
 from sigmasight_assets import schema as t
-from sigmasight_assets.assets.common import Window, read_window, write_checked
-from sigmasight_assets.assets.metadata import first_items, markdown_table
-from sigmasight_assets.partitions import daily_partitions
+from sigmasight_assets.assets.common import Window, write_checked
+from sigmasight_assets.assets.metadata import (
+    first_items,
+    markdown_table,
+    session_metadata,
+    session_totals,
+    table_metadata,
+)
 from sigmasight_assets.market_data.profiles import (
+    ProfilePlan,
     ProfileRefresh,
     fetch_planned,
-    make_profile_source,
     plan_refresh,
     profile_max_age_days,
     store_refresh,
+)
+from sigmasight_assets.market_data.sources import make_profile_source
+from sigmasight_assets.partitions import daily_partitions
+from sigmasight_assets.queries.accounting import read_window
+from sigmasight_assets.queries.profiles import (
+    TAG_ROW_COLUMNS,
+    count_position_rows,
+    profile_count,
+    read_sector_sums,
+    read_tag_keys,
     stored_profiles,
+    tag_rows,
 )
 from sigmasight_assets.resources import MarketDataResource, StoreResource
-from sigmasight_assets.sectors import sector_weights, tag_positions
-from sigmasight_assets.store import (
-    bulk_insert,
-    read_frame,
-    replace_window,
-    replace_window_from_select,
-    window_source,
-)
+from sigmasight_assets.run_tags import BACKFILL_TAG, PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
+from sigmasight_assets.sectors import positions_by_tag_basis, sector_exposures, tag_keys
+from sigmasight_assets.store import bulk_insert, replace_window, replace_window_from_select, window_source
 
 
-def run_partition_range(context: AssetExecutionContext) -> tuple[str, str] | None:
-    """The partition range a run covers: from its range or partition tags, else — for a
-    run that an asset backfill launched for this unpartitioned asset alone — the range the
-    backfill targets. None for a run with neither (an explicit materialization)."""
-    tags = context.run.tags
-    if ASSET_PARTITION_RANGE_START_TAG in tags:
-        return tags[ASSET_PARTITION_RANGE_START_TAG], tags[ASSET_PARTITION_RANGE_END_TAG]
-    if PARTITION_NAME_TAG in tags:
-        return tags[PARTITION_NAME_TAG], tags[PARTITION_NAME_TAG]
-    backfill = context.instance.get_backfill(tags[BACKFILL_ID_TAG]) if BACKFILL_ID_TAG in tags else None
-    if backfill is None:
-        return None
-    if backfill.is_asset_backfill:
-        data = backfill.get_asset_backfill_data(context.repository_def.asset_graph)
-        keys = [k for subset in data.target_subset.partitions_subsets_by_asset_key.values()
-                for k in subset.get_partition_keys()]
-    else:
-        keys = list(backfill.partition_names or [])
-    return (min(keys), max(keys)) if keys else None
+@dataclass(frozen=True)
+class RefreshScope:
+    """The sessions [first, last] a company_profiles run plans for, whether it may ask the
+    provider (``fetch``), and why (``why``, for the log and the metadata)."""
+
+    first: date
+    last: date
+    fetch: bool
+    why: str
+
+
+def refresh_scope(tags: Mapping[str, str], latest: str) -> RefreshScope:
+    """The scope of a run from its tags: a range or a partition fetches when it reaches
+    ``latest``; a backfill run without either never fetches; a run with no such tag (an
+    explicit materialization) fetches for the latest session."""
+    covered = ((tags[RANGE_START_TAG], tags[RANGE_END_TAG]) if RANGE_START_TAG in tags
+               else (tags[PARTITION_TAG], tags[PARTITION_TAG]) if PARTITION_TAG in tags else None)
+    at_latest = date.fromisoformat(latest)
+    if covered is not None and covered[1] >= latest:
+        return RefreshScope(date.fromisoformat(covered[0]), at_latest, True,
+                            f"run covers {covered[0]}…{covered[1]}, the latest session")
+    if covered is not None:
+        return RefreshScope(date.fromisoformat(covered[0]), date.fromisoformat(covered[1]), False,
+                            f"run covers {covered[0]}…{covered[1]}; profiles are fetched only by a run that covers "
+                            f"the latest session ({latest}). Stored snapshot kept.")
+    if BACKFILL_TAG in tags:
+        return RefreshScope(at_latest, at_latest, False,
+                            f"run of backfill {tags[BACKFILL_TAG]} carries no partition range (a backfill from the "
+                            "asset graph runs company_profiles alone), so it is not taken to reach the latest "
+                            f"session ({latest}): no profile requests, stored snapshot kept. The next daily run or "
+                            "`sigmasight profiles refresh` refreshes the profiles.")
+    return RefreshScope(at_latest, at_latest, True,
+                        f"no partition range (company_profiles materialized on its own): the symbols held at the "
+                        f"latest session ({latest})")
+
+
+@dataclass(frozen=True)
+class RequestBounds:
+    """The comparison made before any profile request: the symbols asked against the
+    eligible symbols of the covered sessions. ``outside``: asked but not eligible;
+    ``repeated``: asked more than once; ``never``: PRIVATE, synthetic, options or funds."""
+
+    asked: int
+    eligible: int
+    outside: list[str]
+    repeated: list[str]
+    never: list[str]
+
+    @property
+    def broken(self) -> bool:
+        return bool(self.outside or self.repeated or self.never)
+
+    def description(self) -> str:
+        compared = (f"{self.asked} symbol(s) asked of {self.eligible} eligible: "
+                    f"{len(self.outside)} not eligible, {len(self.repeated)} asked twice or more, "
+                    f"{len(self.never)} PRIVATE, synthetic, option or fund")
+        why = [f"not eligible: {self.outside[:10]}" if self.outside else "",
+               f"asked more than once: {self.repeated[:10]}" if self.repeated else "",
+               f"must never be asked: {self.never[:10]}" if self.never else ""]
+        return "; ".join([compared, *filter(None, why)])
+
+
+def request_bounds(plan: ProfilePlan) -> RequestBounds:
+    """Compare ``plan.asked`` with ``plan.eligible``: asked ⊆ eligible, each symbol once,
+    none of ``plan.problems`` (the symbols that must never be sent)."""
+    asked = pd.Series(plan.asked, dtype=object)
+    outside = sorted(set(asked[~asked.isin(plan.eligible)]))
+    repeated = sorted(set(asked[asked.duplicated()]))
+    return RequestBounds(len(asked), len(plan.eligible), outside, repeated, sorted(plan.problems))
+
+
+def bounded_check(bounds: RequestBounds, requests: int) -> AssetCheckResult:
+    """profile_requests_bounded (ERROR): the comparison of ``request_bounds``, made before
+    any request was sent, and the provider requests then made."""
+    return AssetCheckResult(
+        check_name="profile_requests_bounded", passed=not bounds.broken, severity=AssetCheckSeverity.ERROR,
+        description=bounds.description() + ("; nothing sent" if bounds.broken else f"; {requests} provider request(s)"),
+        metadata={"asked": bounds.asked, "eligible": bounds.eligible, "provider_requests": requests},
+    )
 
 
 def snapshot_label(profiles: pd.DataFrame) -> str:
@@ -96,24 +175,62 @@ def snapshot_label(profiles: pd.DataFrame) -> str:
     return f"{len(profiles)} profiles fetched {fetched.min():%Y-%m-%d %H:%M}…{fetched.max():%Y-%m-%d %H:%M} UTC"
 
 
-def refresh_check(refresh: ProfileRefresh) -> AssetCheckResult:
-    """profile_refresh (WARN, non-blocking): passes when every symbol asked was answered;
-    otherwise names the symbols the provider failed for, why, and that their stored
-    snapshot was kept."""
-    if not refresh.failed:
-        counts = refresh.summary()
-        return AssetCheckResult(
-            check_name="profile_refresh", passed=True, severity=AssetCheckSeverity.WARN,
-            description=f"{counts['asked']} asked, {counts['stored']} stored, {counts['missing']} without a profile, "
-                        f"{counts['fresh']} fresh (not asked)",
-        )
+def expected_snapshot(refresh: ProfileRefresh) -> int:
+    """Profiles stored after the write = profiles before + served symbols not stored before
+    (a served symbol replaces its stored profile; nothing else is touched)."""
+    return len(refresh.plan.stored) + len(set(refresh.rows["symbol"]) - refresh.stored_before)
+
+
+def refresh_check(refresh: ProfileRefresh, stored_after: int) -> AssetCheckResult:
+    """profile_refresh (WARN, non-blocking): passes when every symbol asked was answered and
+    the stored snapshot after the write has ``expected_snapshot`` profiles; otherwise names
+    the symbols the provider failed for, why, and that their stored snapshot was kept, or
+    that the snapshot changed during the run (another writer)."""
+    expected = expected_snapshot(refresh)
+    counts = refresh.summary()
+    compared = f"snapshot {len(refresh.plan.stored)} → {stored_after} profiles (expected {expected})"
+    problems = [refresh.failure_text(),
+                "" if stored_after == expected else f"the stored snapshot changed during the run: {compared}"]
+    problems = [p for p in problems if p]
     return AssetCheckResult(
-        check_name="profile_refresh", passed=False, severity=AssetCheckSeverity.WARN,
-        description=refresh.failure_text(),
+        check_name="profile_refresh", passed=not problems, severity=AssetCheckSeverity.WARN,
+        description="; ".join(problems) or (
+            f"{counts['asked']} asked, {counts['stored']} stored, {counts['missing']} without a profile, "
+            f"{counts['fresh']} fresh (not asked); {compared}"),
         metadata={"failed": MetadataValue.json(refresh.failed),
                   "kept_after_failure": first_items(refresh.kept_after_failure),
-                  "source_error": MetadataValue.text(refresh.error or "")},
+                  "source_error": MetadataValue.text(refresh.error or ""),
+                  "profiles_before": len(refresh.plan.stored), "profiles_after": stored_after},
     )
+
+
+def refresh_metadata(scope: RefreshScope, refresh: ProfileRefresh, written: int, stored: int) -> dict:
+    """What a company_profiles run decided, asked and stored (``stored``: the snapshot's
+    profiles after the write)."""
+    plan, max_age = refresh.plan, refresh.plan.max_age_days
+    decision = scope.why + (f": asked the {len(plan.asked)} eligible symbol(s) whose stored profile is missing "
+                            f"or older than {max_age:g} days" if scope.fetch else "")
+    snapshot = (f"{written} profiles fetched {refresh.fetched_at:%Y-%m-%d %H:%M} UTC for session {plan.session}; "
+                f"{len(refresh.kept)} kept from the stored snapshot" if written else snapshot_label(plan.stored))
+    return {
+        **table_metadata(t.company_profiles),
+        "requests": refresh.requests,
+        "decision": decision,
+        "symbols_requested": len(plan.asked),
+        "profiles_fresh": len(plan.fresh),
+        "profiles_asked": len(plan.asked),
+        "profiles_written": written,
+        "profiles_kept": len(refresh.kept),
+        "profiles_stored": stored,
+        "max_age_days": float(max_age),
+        "failed": MetadataValue.json(refresh.failed),
+        "missing": MetadataValue.json(refresh.missing),
+        "skipped": MetadataValue.json({k: len(v) for k, v in plan.skipped.items()}),
+        "skipped_symbols": MetadataValue.json({k: v[:100] for k, v in plan.skipped.items()}),
+        "source": refresh.source,
+        "snapshot": snapshot,
+        "profiles": markdown_table(refresh.rows[["symbol", "quote_type", "sector", "industry", "beta"]]),
+    }
 
 
 @asset(
@@ -121,86 +238,91 @@ def refresh_check(refresh: ProfileRefresh) -> AssetCheckResult:
     group_name="market_data",
     check_specs=[
         AssetCheckSpec("profile_requests_bounded", asset="company_profiles",
-                       description="Symbols asked <= eligible symbols, each once; never PRIVATE, synthetic, options or funds."),
+                       description="Checked before any request is sent: the symbols asked are eligible symbols of "
+                                   "the sessions the run covers, each asked once, never PRIVATE, synthetic, options "
+                                   "or funds. A plan that breaks this fails the run and sends nothing."),
         AssetCheckSpec("profile_refresh", asset="company_profiles", blocking=False,
-                       description="Every symbol asked was answered (WARN): a provider that fails, is unreachable or "
-                                   "runs out of its time budget keeps the stored snapshot of the symbols it failed "
-                                   "for, named here with the reason."),
+                       description="Every symbol asked was answered and the stored snapshot holds what the run "
+                                   "stored and nothing else (WARN): a provider that fails, is unreachable or runs "
+                                   "out of its time budget keeps the stored snapshot of the symbols it failed for, "
+                                   "named here with the reason."),
     ],
 )
 def company_profiles(context: AssetExecutionContext, store: StoreResource, market_data: MarketDataResource):
     """Sector, industry, beta and market cap of the listed single names held, fetched only
     by a run whose range ends at the latest session (at most once per symbol, and only when
     the stored profile is missing or older than SIGMASIGHT_PROFILE_MAX_AGE_DAYS)."""
-    latest = daily_partitions.get_last_partition_key()
-    covered = run_partition_range(context)
-    engine = store.engine()
-    if covered is not None and covered[1] < latest:
-        with engine.connect() as conn:
-            stored = stored_profiles(conn)
-        context.log.info(f"range ends {covered[1]}, before the latest session {latest}: no profile requests")
-        yield MaterializeResult(
-            metadata={
-                "requests": 0,
-                "decision": f"run covers {covered[0]}…{covered[1]}; profiles are fetched only by a run that "
-                            f"covers the latest session ({latest}). Stored snapshot kept.",
-                "snapshot": snapshot_label(stored),
-                "profiles_stored": len(stored),
-            },
-            data_version=DataVersion(snapshot_label(stored)),
-            check_results=[
-                AssetCheckResult(check_name="profile_requests_bounded", passed=True, description="0 requests"),
-                AssetCheckResult(check_name="profile_refresh", passed=True, severity=AssetCheckSeverity.WARN,
-                                 description="0 requests: the run does not cover the latest session"),
-            ],
-        )
-        return
-
-    max_age = profile_max_age_days()
-    now = datetime.now(timezone.utc)
-    first, last = date.fromisoformat(covered[0] if covered else latest), date.fromisoformat(latest)
+    scope = refresh_scope(context.run.tags, daily_partitions.get_last_partition_key())
+    engine, now, max_age = store.engine(), datetime.now(timezone.utc), profile_max_age_days()
     with engine.connect() as conn:
-        plan = plan_refresh(conn, first, last, now, max_age)
+        plan = plan_refresh(conn, scope.first, scope.last, now, max_age)
+    if not scope.fetch:
+        plan = replace(plan, asked=[], problems=[])
+    context.log.info(f"company_profiles: {scope.why}")
+    bounds = request_bounds(plan)
+    if bounds.broken:
+        yield bounded_check(bounds, 0)
+        raise Failure(f"profile_requests_bounded: {bounds.description()}; nothing sent, nothing written")
     source = make_profile_source(market_data.source_spec())
     context.log.info(f"company_profiles: {len(plan.asked)} of {len(plan.candidates)} symbols asked of {source.name} "
                      f"({len(plan.fresh)} fresh, under {max_age:g} days; skipped "
                      f"{sum(map(len, plan.skipped.values()))})")
     refresh = fetch_planned(plan, source, now, context.log)
-    rows = refresh.rows
 
     def write(conn) -> dict:
         written = store_refresh(conn, refresh)
-        return {
-            "requests": refresh.requests,
-            "decision": f"run covers {first}…{last}, the latest session: asked the {len(plan.asked)} eligible "
-                        f"symbol(s) whose stored profile is missing or older than {max_age:g} days",
-            "symbols_requested": len(plan.asked),
-            "profiles_fresh": len(plan.fresh),
-            "profiles_asked": len(plan.asked),
-            "profiles_written": written,
-            "profiles_kept": len(refresh.kept),
-            "max_age_days": float(max_age),
-            "failed": MetadataValue.json(refresh.failed),
-            "missing": MetadataValue.json(refresh.missing),
-            "skipped": MetadataValue.json({k: len(v) for k, v in plan.skipped.items()}),
-            "skipped_symbols": MetadataValue.json(plan.skipped),
-            "source": source.name,
-            "snapshot": f"{written} profiles fetched {refresh.fetched_at:%Y-%m-%d %H:%M} UTC for session {last}; "
-                        f"{len(refresh.kept)} kept from the stored snapshot",
-            "profiles": markdown_table(rows[["symbol", "quote_type", "sector", "industry", "beta"]].head(30), ",.2f"),
-        }
+        return refresh_metadata(scope, refresh, written, profile_count(conn))
 
-    def bounded(conn) -> AssetCheckResult:
-        wrong = plan.bounded()
-        return AssetCheckResult(
-            check_name="profile_requests_bounded", passed=wrong is None, severity=AssetCheckSeverity.ERROR,
-            description=f"{len(plan.asked)} symbols asked of {len(plan.eligible)} eligible ({refresh.requests} HTTP "
-                        "requests)" + (f"; {wrong}" if wrong else ""),
-        )
-
-    version = (DataVersion(f"fetched {refresh.fetched_at.isoformat()}") if len(rows)
+    checks = [lambda conn: bounded_check(bounds, refresh.requests),
+              lambda conn: refresh_check(refresh, profile_count(conn))]
+    version = (DataVersion(f"fetched {refresh.fetched_at.isoformat()}") if len(refresh.rows)
                else DataVersion(snapshot_label(plan.stored)))
-    yield from write_checked(engine, write, [bounded, lambda conn: refresh_check(refresh)], version)
+    yield from write_checked(engine, write, checks, version)
+
+
+def missing_profiles_hint(unknown: list[str], profiles: pd.DataFrame) -> str | None:
+    """Why held listed names are tagged "Unknown" and how to fix it, or None when every
+    one has a stored profile."""
+    if not unknown:
+        return None
+    shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+    stored = "no company profile is stored at all" if profiles.empty else f"{len(profiles)} profiles are stored"
+    return (f"{len(unknown)} held symbol(s) have no stored company profile ({shown}), so their positions are tagged "
+            f"\"Unknown\": {stored}. Profiles are fetched by a run that reaches the latest session (the daily run, "
+            "or a backfill up to it) or by `sigmasight profiles refresh`; then materialize sector_tags again for "
+            "these sessions.")
+
+
+def store_sector_tags(conn, source, tagged: pd.DataFrame, lo: date, hi: date) -> tuple[int, pd.DataFrame]:
+    """Write position_sector_tags for [lo, hi] by joining the tagged keys to the window's
+    position rows in the store (a temporary key table, INSERT ... SELECT), and read the
+    exposure sums per (portfolio, session, sector, tag basis) through the same join.
+    Returns the rows written and the sums."""
+    keys = sa.Table(
+        "_sigmasight_sector_keys", sa.MetaData(),
+        sa.Column("symbol", sa.String(64)), sa.Column("risk_symbol", sa.String(64)),
+        sa.Column("investment_class", sa.String(16)), sa.Column("sector", sa.String(100)),
+        sa.Column("industry", sa.String(200)), sa.Column("tag_basis", sa.String(16)),
+        prefixes=["TEMPORARY"],
+    )
+    keys.create(conn)
+    try:
+        bulk_insert(conn, keys, tagged)
+        # a full scan returns position_values in storage order: about (position_id, date) already
+        n = replace_window_from_select(conn, t.position_sector_tags, "date", lo, hi, TAG_ROW_COLUMNS,
+                                       tag_rows(source, keys, lo, hi), count_position_rows(conn, lo, hi),
+                                       ordered=source is t.position_values)
+        return n, read_sector_sums(conn, source, keys, lo, hi)
+    finally:
+        keys.drop(conn)
+
+
+def sector_session_numbers(sums: pd.DataFrame, exposures: pd.DataFrame) -> pd.DataFrame:
+    """Per session: position_sector_tags rows (``dagster/row_count``: each position row is
+    tagged once), those tagged on each basis, sector_exposures rows and their gross total."""
+    tagged = positions_by_tag_basis(sums).rename(columns={"positions": "dagster/row_count"})
+    totals = session_totals(exposures, "date", sums={"gross_exposure": "gross_exposure"})
+    return tagged.join(totals.rename(columns={"dagster/row_count": "exposure_rows"}))
 
 
 @asset(
@@ -213,88 +335,37 @@ def sector_tags(context: AssetExecutionContext, store: StoreResource):
     """Per held position per session: sector and industry from the latest stored profile
     (ETFs as "ETF", options by their underlying, PRIVATE as "Private", no profile as
     "Unknown"); per portfolio per session: long, short, net and gross exposure by sector and
-    their weights of equity.
-
-    A tag depends only on (symbol, risk_symbol, investment_class), so ``tag_positions``
-    runs on the distinct keys of the window and the store joins them to the window's
-    position_values rows (INSERT ... SELECT, and the exposures by GROUP BY): no position row
-    makes a round trip through Python (12M rows at the scale target)."""
+    their weights of equity. A tag depends only on (symbol, risk_symbol, investment_class):
+    the window's distinct keys are tagged, and the store joins them to the position rows."""
     window = Window.from_context(context)
-    engine = store.engine()
-    lo, hi = window.start.date(), window.end.date()
+    engine, lo, hi = store.engine(), window.start.date(), window.end.date()
     with engine.connect() as conn:
         source = window_source(conn, t.position_values, "date", lo, hi)
-        pv = source.c
-        in_window = sa.and_(pv.date >= lo, pv.date <= hi)
-        keys = read_frame(conn, sa.select(pv.symbol, pv.risk_symbol, pv.investment_class).distinct().where(in_window))
+        keys = read_tag_keys(conn, source, lo, hi)
         equity = read_window(conn, t.equity_balances, window.start, window.end)
         profiles = stored_profiles(conn)
-    keys = keys.sort_values(["symbol", "risk_symbol", "investment_class"]).reset_index(drop=True)
-    tagged = tag_positions(keys.assign(position_id=None, portfolio_id=None, date=None, market_value=np.nan), profiles)
-    keys[["sector", "industry", "tag_basis"]] = tagged[["sector", "industry", "tag_basis"]].to_numpy()
-    unknown = sorted(keys.loc[keys["tag_basis"].eq("unknown"), "symbol"].unique())
+    tagged = tag_keys(keys, profiles)
+    unknown = sorted(tagged.loc[tagged["tag_basis"].eq("unknown"), "symbol"].unique())
+    hint = missing_profiles_hint(unknown, profiles)
+    if hint:
+        context.log.info(f"sector_tags {window.label()}: {hint}")
 
     def write(conn) -> dict:
-        key_table = sa.Table(
-            "_sigmasight_sector_keys", sa.MetaData(),
-            sa.Column("symbol", sa.String(64)), sa.Column("risk_symbol", sa.String(64)),
-            sa.Column("investment_class", sa.String(16)), sa.Column("sector", sa.String(100)),
-            sa.Column("industry", sa.String(200)), sa.Column("tag_basis", sa.String(16)),
-            prefixes=["TEMPORARY"],
-        )
-        key_table.create(conn)
-        try:
-            bulk_insert(conn, key_table, keys)
-            k = key_table.c
-            joined = source.join(
-                key_table, sa.and_(k.symbol == pv.symbol, k.risk_symbol == pv.risk_symbol,
-                                   k.investment_class == pv.investment_class)
-            )
-            columns = ["position_id", "portfolio_id", "date", "symbol", "sector", "industry", "tag_basis", "market_value"]
-            rows = sa.select(pv.position_id, pv.portfolio_id, pv.date, pv.symbol, k.sector, k.industry, k.tag_basis,
-                             pv.market_value).select_from(joined).where(in_window)
-            expected = conn.execute(sa.select(sa.func.count()).select_from(t.position_values).where(
-                t.position_values.c.date >= lo, t.position_values.c.date <= hi)).scalar()
-            # a full scan returns position_values in storage order: about (position_id, date) already
-            n = replace_window_from_select(conn, t.position_sector_tags, "date", lo, hi, columns, rows, expected,
-                                           ordered=source is t.position_values)
-            # one pass for the exposures and the tag counts: by (portfolio, session, sector, tag basis)
-            mv = sa.case((pv.is_priced == sa.true(), sa.func.coalesce(pv.market_value, 0.0)), else_=0.0)
-            grouped = read_frame(
-                conn,
-                sa.select(
-                    pv.portfolio_id, pv.date, k.sector, k.tag_basis,
-                    sa.func.sum(sa.case((mv > 0, mv), else_=0.0)).label("long_exposure"),
-                    sa.func.sum(sa.case((mv < 0, mv), else_=0.0)).label("short_exposure"),
-                    sa.func.sum(mv).label("net_exposure"),
-                    sa.func.sum(sa.func.abs(mv)).label("gross_exposure"),
-                    sa.func.count().label("position_count"),
-                    sa.func.sum(sa.case((pv.is_priced == sa.false(), 1), else_=0)).label("unpriced_count"),
-                ).select_from(joined).where(in_window).group_by(pv.portfolio_id, pv.date, k.sector, k.tag_basis),
-                parse_dates=["date"],
-            )
-        finally:
-            key_table.drop(conn)
-        money = ["long_exposure", "short_exposure", "net_exposure", "gross_exposure"]
-        counts = ["position_count", "unpriced_count"]
-        grouped[money] = grouped[money].astype(float)
-        grouped[counts] = grouped[counts].astype(np.int64)
-        tagged_by = grouped.groupby("tag_basis")["position_count"].sum().sort_values(ascending=False, kind="stable")
-        exposures = sector_weights(
-            grouped.groupby(["portfolio_id", "date", "sector"], as_index=False)[money + counts].sum(), equity
-        )
-        context.log.info(f"sector_tags {window.label()}: {n} position rows, {len(unknown)} symbols without a profile")
+        n, sums = store_sector_tags(conn, source, tagged, lo, hi)
+        exposures = sector_exposures(sums, equity)
         m = replace_window(conn, t.sector_exposures, "date", lo, hi, exposures)
-        last = exposures[exposures["date"] == window.end].groupby("sector", as_index=False)[
+        context.log.info(f"sector_tags {window.label()}: {n} position rows, {m} exposure rows, "
+                         f"{len(unknown)} symbols without a profile")
+        at_end = exposures[exposures["date"] == window.end].groupby("sector", as_index=False)[
             ["net_exposure", "gross_exposure"]].sum().sort_values("gross_exposure", ascending=False)
+        session_metadata(context, window.sessions, sector_session_numbers(sums, exposures),
+                         last={"sectors": markdown_table(at_end)})
         return {
-            "position_rows_written": n,
-            "exposure_rows_written": m,
+            **table_metadata(t.position_sector_tags, t.sector_exposures),
+            "window": window.label(),
             "profile_snapshot": snapshot_label(profiles),
             "symbols_without_profile": first_items(unknown),
-            "tagged_by": MetadataValue.json({str(b): int(c) for b, c in tagged_by.items()}),
-            f"sectors at {window.end.date()}": markdown_table(last),
+            **({"profiles_missing": MetadataValue.md(hint)} if hint else {}),
         }
 
     yield from write_checked(engine, write, [])
-

@@ -1,0 +1,80 @@
+"""Reads of the accounting output tables: a window of rows, the exposures the store sums
+from position_values, and the stored equity the balance check compares."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from sigmasight_assets import schema as t
+from sigmasight_assets.store import read_frame, window_source
+
+
+def read_window(conn: Connection, table: sa.Table, start, end, date_column: str = "date") -> pd.DataFrame:
+    """Rows of an output table with ``start <= date_column <= end``."""
+    col = table.c[date_column]
+    return read_frame(
+        conn,
+        sa.select(table).where(col >= pd.Timestamp(start).date(), col <= pd.Timestamp(end).date()),
+        parse_dates=[date_column],
+    )
+
+
+def last_equity_session_before(conn: Connection, start) -> pd.Timestamp | None:
+    """The latest session before ``start`` with a stored equity_balances row (None: none)."""
+    e = t.equity_balances
+    last = conn.execute(sa.select(sa.func.max(e.c.date)).where(e.c.date < pd.Timestamp(start).date())).scalar()
+    return None if last is None else pd.Timestamp(last)
+
+
+def latest_equity(conn: Connection) -> pd.DataFrame:
+    """Each portfolio's latest stored equity: (portfolio_id, date, equity_balance)."""
+    e = t.equity_balances
+    last = sa.select(e.c.portfolio_id, sa.func.max(e.c.date).label("date")).group_by(e.c.portfolio_id).subquery()
+    statement = sa.select(e.c.portfolio_id, e.c.date, e.c.equity_balance).join(
+        last, sa.and_(e.c.portfolio_id == last.c.portfolio_id, e.c.date == last.c.date)
+    )
+    return read_frame(conn, statement, parse_dates=["date"]).astype({"equity_balance": float})
+
+
+def stored_balances(conn: Connection) -> pd.DataFrame:
+    """``portfolios.equity_balance`` and its date: (portfolio_id, equity_balance, equity_balance_date)."""
+    p = t.portfolios
+    statement = sa.select(p.c.id.label("portfolio_id"), p.c.equity_balance, p.c.equity_balance_date)
+    return read_frame(conn, statement, parse_dates=["equity_balance_date"]).astype({"equity_balance": float})
+
+
+def stored_exposures(conn: Connection, start, end) -> pd.DataFrame:
+    """``snapshots.exposures`` of the stored position_values with ``start <= date <= end``,
+    aggregated by the store (one row per portfolio and session instead of one per
+    position): net, gross, long and short market value (NULL = unpriced counts 0),
+    position and unpriced counts, and ``recomputed_net_market_value`` = Σ quantity · price
+    · multiplier of the priced rows (not from their stored market_value), in the same scan."""
+    lo, hi = pd.Timestamp(start).date(), pd.Timestamp(end).date()
+    pv = window_source(conn, t.position_values, "date", lo, hi).c
+    mv = sa.func.coalesce(pv.market_value, 0.0)
+    statement = (
+        sa.select(
+            pv.portfolio_id,
+            pv.date,
+            sa.func.sum(mv).label("net_market_value"),
+            sa.func.sum(sa.func.abs(mv)).label("gross_exposure"),
+            sa.func.sum(sa.case((mv > 0, mv), else_=0.0)).label("long_exposure"),
+            sa.func.sum(sa.case((mv < 0, mv), else_=0.0)).label("short_exposure"),
+            sa.func.count().label("position_count"),
+            sa.func.sum(sa.case((pv.is_priced == sa.false(), 1), else_=0)).label("unpriced_count"),
+            # Σ q · price · m from the other stored columns, for the NMV check
+            sa.func.sum(sa.case((pv.is_priced == sa.true(), pv.quantity * pv.price * pv.multiplier), else_=0.0))
+            .label("recomputed_net_market_value"),
+        )
+        .where(pv.date >= lo, pv.date <= hi)
+        .group_by(pv.portfolio_id, pv.date)
+        .order_by(pv.portfolio_id, pv.date)
+    )
+    frame = read_frame(conn, statement, parse_dates=["date"])
+    money = ["net_market_value", "gross_exposure", "long_exposure", "short_exposure", "recomputed_net_market_value"]
+    frame[money] = frame[money].astype(float)
+    frame[["position_count", "unpriced_count"]] = frame[["position_count", "unpriced_count"]].astype(np.int64)
+    return frame
