@@ -9,7 +9,7 @@ Loads the demo book into a fresh store, then:
     daily schedule runs it: wall time and each asset's step time;
 (c) the same assets one session per run (`--partition D`) over the last ``--sample``
     sessions of the window, extrapolated to the 91 sessions, and the ratio (c)/(a).
-Prints one summary line per measure. Targets (DESIGN §8): (a) <= 20 s, (b) <= 8 s,
+Prints one summary line per measure. Targets (docs/operating.md §9): (a) <= 20 s, (b) <= 8 s,
 ratio >= 30x.
 """
 

@@ -1,4 +1,4 @@
-"""Every benchmark of DESIGN §8 from one command (``make benchmark``), then a summary with
+"""Every benchmark of docs/operating.md §9 from one command (``make benchmark``), then a summary with
 one line per target.
 
     python benchmarks/run_all.py [--skip-scale] [--scale-database sqlite|postgresql]

@@ -1,4 +1,4 @@
-"""The scale benchmark of DESIGN §8: 1,000 portfolios, 50,000 positions, 2,000 symbols,
+"""The scale benchmark of docs/operating.md §9: 1,000 portfolios, 50,000 positions, 2,000 symbols,
 252 sessions, all eight assets in ONE CLI range run; targets ≤ 5 min wall, ≤ 3 GiB peak RSS.
 
     python benchmarks/scale.py [--database sqlite|postgresql] [--scale 0.5] [--both-sizes]

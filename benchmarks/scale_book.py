@@ -1,4 +1,4 @@
-"""Deterministic scale book in the CSV format of DESIGN §9 (the §8 scale target).
+"""Deterministic scale book in the CSV format of docs/operating.md §10 (the §8 scale target).
 
     python benchmarks/scale_book.py OUT_DIR [--portfolios 1000] [--positions 50000]
         [--symbols 2000] [--users N] [--scale 0.5] [--seed 8]

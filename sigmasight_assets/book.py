@@ -1,4 +1,4 @@
-"""Book import (DESIGN §9): validate every book CSV completely, then upsert them all in one
+"""Book import (docs/operating.md §10): validate every book CSV completely, then upsert them all in one
 transaction. Any problem raises ``BookValidationError`` listing every problem (file, CSV
 line, field) and changes nothing.
 
@@ -6,7 +6,7 @@ Files (header row, ISO dates, '.' decimals, empty cell = not applicable):
 ``users.csv``, ``portfolios.csv``, ``positions.csv``, ``realized_events.csv``,
 ``equity_changes.csv`` (required) and ``position_marks.csv`` (optional).
 
-``positions.csv`` may carry a last column ``exit_price`` (DESIGN §5a); a file without it
+``positions.csv`` may carry a last column ``exit_price`` (docs/accounting.md §3); a file without it
 still imports.
 
 Upsert semantics: a row whose id (``(position_id, mark_date)`` for marks) is already in the
@@ -16,7 +16,7 @@ stored ``exit_price`` by a ``positions.csv`` without that column (an empty cell 
 Validation covers the store as it will be after the import: references may point at
 stored rows, and stored realized events and marks count against re-imported positions.
 
-The life of a position (DESIGN §5a): an exit is not before entry; no realized event trades
+The life of a position (docs/accounting.md §3): an exit is not before entry; no realized event trades
 after the exit session (sessions compared: a date belongs to the first NYSE session on or
 after it); events never close more than is open, counted in split-adjusted units with the
 SPLIT rows of the store's ``corporate_actions`` (options are never adjusted); an option has
@@ -608,7 +608,7 @@ def _check_closures(merged: pd.DataFrame, stored: _Stored, events: pd.DataFrame 
     imported row that overflows is named; if stored events alone overflow, the position's
     quantity is.
 
-    Counted in split-adjusted units (DESIGN §5a): with F the symbol's split factor at a
+    Counted in split-adjusted units (docs/accounting.md §3): with F the symbol's split factor at a
     session, an event's quantity is in units of its session, so the quantity open at event
     i's session is ``quantity · F(i)/F(entry) − Σ_{j<i} q_j · F(i)/F(j)``; dividing by
     ``F(i)/F(entry)`` (> 0), the rule is ``Σ_{j<=i} q_j · F(entry)/F(j) <= quantity``: one

@@ -1,4 +1,4 @@
-"""Recompute requests: the earliest session a change affects (DESIGN §8 "Operations").
+"""Recompute requests: the earliest session a change affects (docs/operating.md §9.1).
 
 A backdated trade, a corrected flow or mark, or a close stored late for a session that was
 already computed with a filled or missing price changes results that are already stored.

@@ -1,4 +1,4 @@
-"""Scale-out variants of the code location (README, "Scaling out"; DESIGN §8 "Beyond one
+"""Scale-out variants of the code location (README, "Scaling out"; docs/operating.md §9 "Beyond one
 machine"). ``sigmasight_assets.definitions`` stays the default: in-process executor,
 ``BackfillPolicy.single_run()`` everywhere. This module builds the same eight assets with
 another executor or another backfill policy, so nothing here is a home-made scheduler:

@@ -1,4 +1,4 @@
-"""The store's tables (DESIGN §4, §9): book tables (inputs) and one output table per asset.
+"""The store's tables (docs/architecture.md §3, §9): book tables (inputs) and one output table per asset.
 
 Money, prices and quantities are IEEE doubles (``Float(53)``, DOUBLE PRECISION on
 PostgreSQL): 15–16 significant digits keep amounts below 10^11 exact to 10^-4, the asset
@@ -131,7 +131,7 @@ market_data_cache = Table(
     Money("low"),
     Money("volume"),
     # An adjusted close a CSV price file may carry, stored as given and used by nothing: it
-    # changes meaning with every later action. `close` is as traded (DESIGN §5a); returns
+    # changes meaning with every later action. `close` is as traded (docs/accounting.md §3); returns
     # come from it and corporate_actions.
     Money("adj_close"),
     Column("source", String(64), nullable=False),
@@ -140,7 +140,7 @@ market_data_cache = Table(
     Index("ix_market_data_cache_date", "date"),
 )
 
-# Splits and cash dividends (DESIGN §5a), fetched with the closes by the prices asset.
+# Splits and cash dividends (docs/accounting.md §3), fetched with the closes by the prices asset.
 # SPLIT: ``ratio`` = new shares per old share; CASH_DIVIDEND: ``amount`` per share as traded
 # on the ex-date. Keyed by (symbol, ex_date, action_type); an ex-date that is not a session
 # belongs to the next session.
@@ -334,7 +334,7 @@ portfolio_snapshots = Table(
     Index("ix_portfolio_snapshots_date", "snapshot_date"),
 )
 
-# --- risk outputs (risk_analytics asset; DESIGN §6) --------------------------------------
+# --- risk outputs (risk_analytics asset; docs/risk.md §1) --------------------------------------
 # Statistics are properties of a *symbol* and a session (an option's position takes its
 # underlying's rows through position_values.risk_symbol); the position-level tables of the
 # public contract are the views of ``RISK_VIEWS`` below. Too few observations leave the
@@ -466,7 +466,7 @@ RISK_TABLES = (
     correlations,
 )
 
-# Position-level risk (DESIGN §9): views joining each held position's (risk_symbol, date) to
+# Position-level risk (docs/operating.md §10): views joining each held position's (risk_symbol, date) to
 # the symbol tables, so an option takes its underlying's statistics. PRIVATE positions have
 # no market returns and no rows. Plain SQL valid on SQLite and PostgreSQL; ``store.init_db``
 # creates or replaces them (they depend on the tables above and on position_values).

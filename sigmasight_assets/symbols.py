@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 
 POSITION_TYPES = {"LONG": 1, "SHORT": -1, "LC": 1, "LP": 1, "SC": -1, "SP": -1}
-"""Sign of the quantity for each position type (DESIGN §5)."""
+"""Sign of the quantity for each position type (docs/accounting.md §2)."""
 OPTION_TYPES = {"LC", "LP", "SC", "SP"}
 INVESTMENT_CLASSES = {"PUBLIC", "OPTIONS", "PRIVATE"}
 DEFAULT_OPTION_MULTIPLIER = 100.0

@@ -1,6 +1,6 @@
 """Valuation, daily P&L and the rollforward on hand-priced data (see accounting_world).
 
-Every expectation is written as the arithmetic of DESIGN §5."""
+Every expectation is written as the arithmetic of docs/accounting.md §2."""
 
 import math
 

@@ -1,7 +1,7 @@
 """The accounting assets on the public-contract example book, on SQLite and PostgreSQL.
 
 Equity at each close is the hand computation of ``fixtures/example_book/expected.json``
-(DESIGN §5; the book's README walks through it)."""
+(docs/accounting.md §2; the book's README walks through it)."""
 
 import json
 

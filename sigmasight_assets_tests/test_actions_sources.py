@@ -1,4 +1,4 @@
-"""Corporate actions from the price sources (DESIGN §5a): Yahoo's chart events with its
+"""Corporate actions from the price sources (docs/accounting.md §3): Yahoo's chart events with its
 split-adjusted prices converted back to as traded, and the CSV source's ``actions.csv``.
 
 Yahoo runs against the recorded chart of SCHD (``fixtures/yahoo/chart_SCHD.json``, see the

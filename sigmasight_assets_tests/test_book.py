@@ -490,7 +490,7 @@ def test_references_resolve_against_rows_already_in_the_store(engine, tmp_path):
     assert row_counts(engine)["positions"] == 5
 
 
-# --- the life of a position: exits, splits, expirations (DESIGN §5a) ------------------------
+# --- the life of a position: exits, splits, expirations (docs/accounting.md §3) ------------------------
 
 
 def store_split(engine, symbol: str, ex_date: str, ratio: float) -> None:

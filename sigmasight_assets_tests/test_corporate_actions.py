@@ -1,4 +1,4 @@
-"""Splits, dividends, option expiries, exits and deletions (DESIGN §5a), computed by hand.
+"""Splits, dividends, option expiries, exits and deletions (docs/accounting.md §3), computed by hand.
 
 One portfolio ``p1`` (inception 2025-08-28, so the 08-27 close is each older lot's
 inception mark) over the sessions around Labor Day 2025: Wed 08-27, Thu 08-28, Fri 08-29,
@@ -73,7 +73,7 @@ def book() -> World:
     )
 
 
-# Each position's P&L per session, by hand (DESIGN §5a):
+# Each position's P&L per session, by hand (docs/accounting.md §3):
 HAND = {
     # 08-28: 10·(102−100); 08-29: 20·(51.5 − 102/2); 09-02: 15·(52−51.5) + 5·(52.5−51.5); 09-03: 15·(53−52)
     "split-long": {"2025-08-28": 20.0, "2025-08-29": 10.0, "2025-09-02": 12.5, "2025-09-03": 15.0},

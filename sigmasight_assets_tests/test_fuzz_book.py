@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the book import (DESIGN §9, "bad input ... changes nothing").
+"""Property-based fuzzing of the book import (docs/operating.md §10, "bad input ... changes nothing").
 
 Each example starts from the valid example book (``fixtures/example_book``, optionally with
 a PRIVATE position and a ``position_marks.csv``), corrupts it — cells replaced by junk,
@@ -250,7 +250,7 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 TEXT_MAX = {"email": 320, "full_name": 200, "name": 200}
 REFERENCES = {"user_id", "portfolio_id", "position_id"}
 OPTIONAL = {"exit_date", "multiplier", "underlying_symbol", "strike_price", "expiration_date", "deleted_at", "exit_price"}
-OPTIONAL_COLUMNS = {"positions.csv": {"exit_price"}}  # DESIGN §9: a header may leave these out
+OPTIONAL_COLUMNS = {"positions.csv": {"exit_price"}}  # docs/operating.md §10: a header may leave these out
 ENUM_VALUES = {"position_type": set(POSITION_TYPES), "investment_class": INVESTMENT_CLASSES,
                "change_type": set(CHANGE_TYPES)}
 
@@ -386,7 +386,7 @@ def session_of(day: date) -> date:
 
 
 def assert_book_rules_hold(rows: dict[str, dict[tuple, dict]]) -> None:
-    """DESIGN §9's and §5a's rules on the store after a successful import (the fuzzed
+    """docs/operating.md §10's and §5a's rules on the store after a successful import (the fuzzed
     store holds no corporate actions: closures count in raw units)."""
     users, portfolios = rows["users"], rows["portfolios"]
     positions = {k[0]: v for k, v in rows["positions"].items()}

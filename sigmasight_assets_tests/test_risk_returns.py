@@ -1,5 +1,5 @@
 """Session returns: consecutive sessions only, gaps never bridged, weekends rejected; total
-returns across splits and dividends (DESIGN §5a), in the maths and in the asset."""
+returns across splits and dividends (docs/accounting.md §3), in the maths and in the asset."""
 
 import datetime as dt
 
@@ -64,7 +64,7 @@ def test_unsorted_index_is_rejected():
         simple_returns(pd.DataFrame({"A": [1.0, 2.0]}, index=SESSIONS[[1, 0]]))
 
 
-# --- total returns from as-traded closes and corporate actions (DESIGN §5a) ----------------
+# --- total returns from as-traded closes and corporate actions (docs/accounting.md §3) ----------------
 
 
 def ratios_of(*rows):

@@ -1,4 +1,4 @@
-"""Scale-out (DESIGN §8 "Beyond one machine", README "Scaling out"): the same backfill on
+"""Scale-out (docs/operating.md §9.3 ("Beyond one machine"), README "Scaling out"): the same backfill on
 Dagster's Celery executor and split by ``BackfillPolicy.multi_run(N)`` produces the rows of
 the in-process single-run backfill.
 

@@ -1,4 +1,4 @@
-"""Corporate actions as the accounting sees them (DESIGN §5a).
+"""Corporate actions as the accounting sees them (docs/accounting.md §3).
 
 An action frame has the columns ``ACTION_COLUMNS``: ``symbol``, ``ex_date``, ``action_type``
 (``SPLIT`` or ``CASH_DIVIDEND``), ``ratio`` (new shares per old share, splits) and

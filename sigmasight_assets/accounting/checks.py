@@ -1,4 +1,4 @@
-"""Invariants the accounting must satisfy (DESIGN §7). Each returns the violating rows
+"""Invariants the accounting must satisfy (docs/accounting.md §4). Each returns the violating rows
 (empty when the check passes); money is compared to the cent."""
 
 from __future__ import annotations

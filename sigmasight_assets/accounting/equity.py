@@ -1,4 +1,4 @@
-"""The equity rollforward and the return index (DESIGN §5).
+"""The equity rollforward and the return index (docs/accounting.md §2).
 
     daily_pnl_d = unrealized_pnl_d + realized_pnl_d + dividends_d
     equity_d = equity_{d⁻} + daily_pnl_d + capital_flow_d

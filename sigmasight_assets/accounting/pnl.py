@@ -1,4 +1,4 @@
-"""Daily P&L per position and per portfolio over (d⁻, d] (DESIGN §5, §5a).
+"""Daily P&L per position and per portfolio over (d⁻, d] (docs/accounting.md §2, §5a).
 
 With P the ``pnl_price`` (close or mark, in the share units of its session), q the signed
 quantity, m the multiplier, ``ratio_d = k_d / k_{d⁻}`` the split ratio of the session

@@ -1,4 +1,4 @@
-"""Portfolio snapshots: equity, P&L and exposures per session (DESIGN §5, §9).
+"""Portfolio snapshots: equity, P&L and exposures per session (docs/accounting.md §2, §9).
 
 Exposures over priced positions: net = ΣMV, gross = Σ|MV|, long = ΣMV⁺, short = ΣMV⁻;
 leverage = gross / equity (NULL when equity <= 0). ``position_count`` counts the positions

@@ -1,4 +1,4 @@
-"""Positions held per session, their quantities and prices (DESIGN §3, §5, §5a).
+"""Positions held per session, their quantities and prices (docs/architecture.md §4, §5, §5a).
 
 A position is held at the close of session d when its entry session <= d, it is not
 deleted as of d, it has not reached its terminal session (exit or option expiry) before d,

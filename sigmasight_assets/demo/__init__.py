@@ -1,1 +1,1 @@
-"""The demo book: CSVs in the formats of DESIGN §9, written by ``generate.py``."""
+"""The demo book: CSVs in the formats of docs/operating.md §10, written by ``generate.py``."""

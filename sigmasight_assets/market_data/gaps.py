@@ -1,4 +1,4 @@
-"""Price gaps (DESIGN §3): which sessions of a window lack a close, and which of those a
+"""Price gaps (docs/architecture.md §4): which sessions of a window lack a close, and which of those a
 source has already been asked for and found empty.
 
 A *gap* of a symbol is an NYSE session in the window with no ``market_data_cache`` row and

@@ -1,4 +1,4 @@
-"""The price universe of a window (DESIGN §3): which symbols may be sent to a provider.
+"""The price universe of a window (docs/architecture.md §4): which symbols may be sent to a provider.
 
 Eligible: symbols of positions active in [start, end], the underlyings of active option
 positions, the market proxy (SPY) and the factor ETFs. A position is active when

@@ -1,5 +1,5 @@
 """Daily total returns on consecutive NYSE sessions, from as-traded closes and corporate
-actions (DESIGN §5a "Returns for risk", §6).
+actions (docs/risk.md §1–§2).
 
     r_d = ratio_d · (P_d + D_d) / P_{d⁻} − 1
 

@@ -38,7 +38,7 @@ class FetchResult:
 
     ``prices``: columns PRICE_COLUMNS, ``date`` datetime64 (midnight, NYSE sessions only),
     one row per symbol and session, ``close`` > 0 and AS TRADED that session (never re-based
-    by a later split or dividend, DESIGN §5a); optional columns may be NaN.
+    by a later split or dividend, docs/accounting.md §3); optional columns may be NaN.
     ``actions``: the corporate actions of the requested symbols with an ex-date inside the
     symbol's requested [start, end]: columns ACTION_COLUMNS (``accounting.actions``),
     ``ex_date`` datetime64 (midnight; a non-session ex-date belongs to the next session),

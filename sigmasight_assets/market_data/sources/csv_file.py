@@ -9,7 +9,7 @@ header's, a bad date, a close that is not a positive number, a bad optional numb
 duplicate ``symbol,date`` raises ``PriceSourceError`` naming the file, the line (where the
 row starts; header = 1) and the field. Rows outside the requested ranges are ignored; rows dated on a
 weekend or an NYSE holiday are ignored and counted (``ignored_non_session_rows``, logged).
-The closes are as traded (DESIGN §5a): the price a position is valued at that session, never
+The closes are as traded (docs/accounting.md §3): the price a position is valued at that session, never
 re-based by a later split or dividend.
 
 Corporate actions: an optional ``actions.csv`` in the price file's directory, header

@@ -1,5 +1,5 @@
 """The deterministic demo price and profile sources: a seeded factor model, no network
-(DESIGN §3).
+(docs/architecture.md §4).
 
 Model, on NYSE sessions only (``calendar.all_sessions()``, from 2015):
 
@@ -18,7 +18,7 @@ index), so a close never depends on the requested window. Closes are
 ``anchor_price · Π(1 + r)`` normalised at ``ANCHOR_SESSION``, rounded to cents, floored at
 ``PRICE_FLOOR``.
 
-Corporate actions (DESIGN §5a), fixed tables, the same whatever range is requested:
+Corporate actions (docs/accounting.md §3), fixed tables, the same whatever range is requested:
 
 - ``SPLITS``: one split of a held symbol inside the demo window 2025-07-01…2025-11-06, AVGO
   2-for-1 with ex-session 2025-10-14 (a LONG single name of two demo portfolios, with no

@@ -1,8 +1,8 @@
 """Yahoo Finance as a price source (``SIGMASIGHT_PRICE_SOURCE=yahoo``): yfinance first, then
-yahooquery for the symbols yfinance did not serve (DESIGN §3). Both go through the bounded,
+yahooquery for the symbols yfinance did not serve (docs/architecture.md §4). Both go through the bounded,
 retrying sessions of ``yahoo.http`` and the provider chain of ``yahoo.chain``.
 
-Closes are as traded (DESIGN §5a). Yahoo's ``close`` (and open, high, low) is adjusted for
+Closes are as traded (docs/accounting.md §3). Yahoo's ``close`` (and open, high, low) is adjusted for
 every split after its session, its volume multiplied by them, and its dividend amounts are
 adjusted the same way; so each symbol's chart is asked from the start of its range through
 *now* (``period2`` = the day after the fetch's clock, one request per symbol as before, its
