@@ -1,4 +1,4 @@
-"""The ``sigmasight`` console script (DESIGN §9).
+"""The ``sigmasight`` console script (docs/operating.md §10).
 
     sigmasight db init                  create or upgrade the store (idempotent)
     sigmasight book import DIR          validate and import the book CSVs (all-or-nothing)
@@ -11,6 +11,12 @@
     sigmasight runs                     the latest Dagster runs: range, status, steps, rows, checks (--last N, --json)
     sigmasight profiles refresh         fetch and store the company profiles of every eligible symbol of the book
                                         now (--max-age-days N: only those missing or older than N days)
+
+Every command that uses the store names it first, on stderr (``sigmasight: store URL``,
+password hidden; ``db init`` in its own output): the default SQLite store is
+``./data/sigmasight.db`` relative to the current directory (config.py). A store that is
+missing, unreachable or not initialised is one line on stderr naming it and saying to run
+``sigmasight db init``, and exit status 1.
 """
 
 from __future__ import annotations
@@ -22,41 +28,58 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from sigmasight_assets import config
-from sigmasight_assets.store import init_db, make_engine
+from sigmasight_assets.store import (
+    StoreNotReadyError,
+    check_schema,
+    describe,
+    init_db,
+    make_engine,
+    one_line,
+    sqlite_file,
+)
 
 
 def _engine():
     return make_engine(config.database_url())
 
 
+def _store():
+    """The configured store, checked (``StoreNotReadyError``, one line, when it is missing,
+    unreachable or lacks a table or column), and named on stderr."""
+    engine = _engine()
+    check_schema(engine, columns=True)
+    print(f"sigmasight: store {describe(engine)}", file=sys.stderr)
+    return engine
+
+
 def cmd_db_init(args) -> int:
     engine = _engine()
-    changes = init_db(engine)
-    where = engine.url.render_as_string(hide_password=True)
+    where = describe(engine)
+    path = sqlite_file(engine)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreNotReadyError(f"cannot create the directory of the store {where}: {exc}") from exc
+    try:
+        changes = init_db(engine)
+    except sa.exc.OperationalError as exc:
+        first = "; the PostgreSQL database must exist: createdb" if engine.url.get_backend_name() == "postgresql" else ""
+        raise StoreNotReadyError(f"cannot open the store {where}: {one_line(exc)} (check SIGMASIGHT_DATABASE_URL{first})") \
+            from exc
     print(f"store {where}: " + (f"{len(changes)} change(s)" if changes else "up to date"))
     for change in changes:
         print(f"  {change}")
     return 0
 
 
-def _into_store(load) -> dict[str, int]:
-    """Run a book load against the configured store. A missing, unreachable or
-    uninitialised store (``book.StoreNotReadyError``) or a store URL SQLAlchemy cannot use
-    is one line on stderr, not a traceback."""
-    import sqlalchemy as sa
-
-    try:
-        return load(_engine())
-    except sa.exc.SQLAlchemyError as exc:
-        reason = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
-        raise RuntimeError(f"store error: {type(exc).__name__}: {' '.join(str(reason).split())}") from exc
-
-
 def cmd_book_import(args) -> int:
     from sigmasight_assets.book import import_book
 
-    summary = _into_store(lambda engine: import_book(engine, Path(args.directory)))
+    summary = import_book(_store(), Path(args.directory))
     print(f"imported {args.directory}: " + ", ".join(f"{n} {t}" for t, n in summary.items()))
     return 0
 
@@ -64,7 +87,7 @@ def cmd_book_import(args) -> int:
 def cmd_book_load_demo(args) -> int:
     from sigmasight_assets.book import load_demo
 
-    summary = _into_store(load_demo)
+    summary = load_demo(_store())
     print("loaded the demo book: " + ", ".join(f"{n} {t}" for t, n in summary.items()))
     return 0
 
@@ -72,10 +95,11 @@ def cmd_book_load_demo(args) -> int:
 def cmd_equity(args) -> int:
     from sigmasight_assets.reports import equity_history, equity_summary
 
+    engine = _store()
     if args.portfolio_id is None:
-        frame = equity_summary(_engine())
+        frame = equity_summary(engine)
     else:
-        frame = equity_history(_engine(), args.portfolio_id, args.start, args.end)
+        frame = equity_history(engine, args.portfolio_id, args.start, args.end)
     print(frame.to_string(index=False))
     return 0
 
@@ -83,34 +107,41 @@ def cmd_equity(args) -> int:
 def cmd_report(args) -> int:
     from sigmasight_assets.html_report import write_report
 
+    engine = _store()
     out = Path(args.out) if args.out else config.data_dir() / "report.html"
-    print(f"wrote {write_report(_engine(), out, args.portfolios, args.start, args.end)}")
+    print(f"wrote {write_report(engine, out, args.portfolios, args.start, args.end)}")
     return 0
 
 
 def cmd_explain(args) -> int:
     from sigmasight_assets.explain import explain_session, render
 
-    explained = explain_session(_engine(), args.portfolio_id, args.date)
+    explained = explain_session(_store(), args.portfolio_id, args.date)
     print(json.dumps(explained, indent=2) if args.json else render(explained))
     return 0
 
 
 def _instance():
-    from dagster import DagsterInstance
+    """The Dagster instance of ``$DAGSTER_HOME``; one line (RuntimeError) when it is unset,
+    not an absolute path to a directory, or its storage cannot be opened."""
+    from dagster import DagsterError, DagsterInstance
 
-    if not os.environ.get("DAGSTER_HOME"):
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
         raise RuntimeError("DAGSTER_HOME is not set: point it at the Dagster instance directory (make demo uses "
                            "./.dagster_home)")
-    return DagsterInstance.get()
+    try:
+        return DagsterInstance.get()
+    except DagsterError as exc:
+        raise RuntimeError(f"cannot open the Dagster instance {home}: {' '.join(str(exc).split())}") from exc
 
 
 def cmd_purge(args) -> int:
     from sigmasight_assets.purge import purge_from, wipe_partitions
 
     day = date.fromisoformat(args.start)
-    engine = _engine()
-    where = engine.url.render_as_string(hide_password=True)
+    engine = _store()
+    where = describe(engine)
     if not args.yes:
         try:
             answer = input(f"delete every computed row from {day} on in {where}? [y/N] ")
@@ -135,7 +166,9 @@ def cmd_purge(args) -> int:
 def cmd_runs(args) -> int:
     from sigmasight_assets.run_history import render, run_summaries
 
-    runs = run_summaries(_instance(), args.last)
+    instance = _instance()
+    print(f"sigmasight: Dagster instance {os.environ['DAGSTER_HOME']}", file=sys.stderr)
+    runs = run_summaries(instance, args.last)
     print(json.dumps(runs, indent=2, default=str) if args.json else render(runs))
     return 0
 
@@ -145,22 +178,17 @@ def cmd_profiles_refresh(args) -> int:
     Dagster: every eligible listed single name the book has held (ignoring the age of the
     stored profiles unless ``--max-age-days``), stored as the snapshot of the latest session.
     Exit 1 when the provider failed for any symbol (their stored profile is kept)."""
+    from sigmasight_assets.market_data.profiles import refresh_profiles
+    from sigmasight_assets.market_data.sources import make_profile_source
     from sigmasight_assets.partitions import daily_partitions
-    from sigmasight_assets.market_data.profiles import make_profile_source, refresh_profiles
-    from sigmasight_assets.store import check_schema
 
+    engine = _store()
     source = make_profile_source(config.price_source_spec())
-    latest = date.fromisoformat(daily_partitions.get_last_partition_key())
-
-    def refresh(engine):
-        database = engine.url.database or ""
-        if engine.url.get_backend_name() == "sqlite" and database not in ("", ":memory:") \
-                and not database.startswith("file:") and not Path(database).is_file():
-            raise RuntimeError(f"no store at {database}: run `sigmasight db init` first")
-        check_schema(engine)
-        return refresh_profiles(engine, source, None, latest, args.max_age_days)
-
-    done = _into_store(refresh)
+    last_key = daily_partitions.get_last_partition_key()
+    if last_key is None:
+        raise RuntimeError("the calendar has no complete session yet: nothing to refresh profiles for")
+    latest = date.fromisoformat(last_key)
+    done = refresh_profiles(engine, source, None, latest, args.max_age_days)
     counts = done.summary()
     age = (f"; {counts['fresh']} fresh (stored less than {args.max_age_days:g} days ago) not asked"
            if args.max_age_days is not None else "")
@@ -246,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ValueError, LookupError, RuntimeError, OSError) as exc:
         print(f"sigmasight: error: {exc}", file=sys.stderr)
+        return 1
+    except sa.exc.SQLAlchemyError as exc:  # e.g. a URL SQLAlchemy cannot parse, a query the store refused
+        print(f"sigmasight: error: store error: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
         return 1
 
 

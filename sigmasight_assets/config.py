@@ -1,8 +1,10 @@
-"""Settings read from the environment (DESIGN §9).
+"""Settings read from the environment (docs/operating.md §10).
 
 - ``SIGMASIGHT_DATABASE_URL``: SQLAlchemy URL of the store; default a SQLite file
   ``sigmasight.db`` in the data directory.
-- ``SIGMASIGHT_DATA_DIR``: the data directory, created on demand; default ``./data``.
+- ``SIGMASIGHT_DATA_DIR``: the data directory, created on demand; default ``./data``, relative
+  to the current directory (``make demo`` runs from the repository root); every ``sigmasight``
+  command names the store it uses.
 - ``SIGMASIGHT_PRICE_SOURCE``: ``demo`` (default) | ``yahoo`` | ``csv:PATH``.
 - ``SIGMASIGHT_HISTORY_DAYS``: calendar days of price history fetched before a range so
   the risk windows (252 sessions plus HAR's 22 lags) are full; default 400.
@@ -17,17 +19,22 @@ DEFAULT_PRICE_SOURCE = "demo"
 DEFAULT_HISTORY_DAYS = 400
 
 
-def data_dir() -> Path:
+def data_dir(create: bool = True) -> Path:
+    """The data directory as an absolute path (``./data`` is the current directory's),
+    created unless ``create`` is false."""
     path = Path(os.environ.get("SIGMASIGHT_DATA_DIR", "data")).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def database_url() -> str:
+    """``SIGMASIGHT_DATABASE_URL``, else the SQLite file ``sigmasight.db`` of the data
+    directory (not created here: ``sigmasight db init`` creates the directory and the store)."""
     url = os.environ.get("SIGMASIGHT_DATABASE_URL")
     if url:
         return url
-    return f"sqlite:///{data_dir() / 'sigmasight.db'}"
+    return f"sqlite:///{data_dir(create=False) / 'sigmasight.db'}"
 
 
 def price_source_spec() -> str:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -21,8 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sigmasight_assets import schema as t
-from sigmasight_assets.reports import portfolio_actions
-from sigmasight_assets.reports import reconciled
+from sigmasight_assets.reports import portfolio_actions, reconciled
 from sigmasight_assets.store import check_schema, read_frame
 
 # --- data --------------------------------------------------------------------------------
@@ -379,9 +379,9 @@ def portfolio_html(pid: str, name: str, equity: pd.DataFrame, snapshots: pd.Data
 
 def render_report(data: ReportData, generated: dt.datetime | None = None) -> str:
     """The whole page: a title, links to each portfolio, then one section per portfolio."""
-    generated = generated or dt.datetime.now(dt.timezone.utc)
+    generated = generated or dt.datetime.now(dt.UTC)
     span = f"{data.start or data.equity['date'].min().date()} to {data.end or data.equity['date'].max().date()}"
-    groups = {key: {pid: g for pid, g in frame.groupby("portfolio_id")}
+    groups = {key: dict(list(frame.groupby("portfolio_id")))
               for key, frame in (("e", data.equity), ("s", data.snapshots), ("x", data.sectors), ("a", data.actions))}
     empty = {"e": data.equity.iloc[:0], "s": data.snapshots.iloc[:0], "x": data.sectors.iloc[:0],
              "a": data.actions.iloc[:0]}

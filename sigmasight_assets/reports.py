@@ -14,7 +14,7 @@ from sigmasight_assets.store import check_schema, read_frame
 def cents(value: float) -> int:
     """``value`` (stored unrounded) in whole cents: the nearest cent as ``round(value, 2)``
     gives it, which is what the report prints."""
-    return int(round(round(value, 2) * 100.0))
+    return round(round(value, 2) * 100.0)
 
 
 def reconciled(start: float, pnl: float, flows: float, last: float) -> dict:
@@ -91,7 +91,7 @@ def equity_history(engine: Engine, portfolio_id: str, start=None, end=None) -> p
     if frame.empty:
         raise LookupError(f"portfolio {portfolio_id!r} has no equity history in the store: materialize equity_balances")
     notes = met.groupby(met["date"].dt.date)["action"].agg("; ".join) if len(met) else pd.Series(dtype=object)
-    frame["actions"] = frame["session"].map(notes).fillna("")
+    frame["actions"] = [notes.get(day, "") for day in frame["session"]]
     return frame.round({"equity": 2, "pnl": 2, "dividends": 2, "flow": 2, "return": 6})
 
 

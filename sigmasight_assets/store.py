@@ -1,4 +1,4 @@
-"""Engine, schema creation/upgrade and the partition-idempotent bulk write (DESIGN §4)."""
+"""Engine, schema creation/upgrade and the partition-idempotent bulk write (docs/architecture.md §3)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.engine import processors as sa_processors
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.selectable import Alias
 
 from sigmasight_assets import config
 from sigmasight_assets.schema import RISK_VIEWS, metadata
@@ -138,14 +137,62 @@ def ensure_views(conn: Connection, views: Mapping[str, str]) -> list[str]:
     return changes
 
 
-def check_schema(engine: Engine) -> None:
-    """Fail clearly when the store was never initialised."""
-    missing = [t for t in metadata.tables if not sa.inspect(engine).has_table(t)]
-    if missing:
-        raise RuntimeError(
-            f"the store at {engine.url.render_as_string(hide_password=True)} lacks tables "
-            f"{', '.join(sorted(missing))}: run `sigmasight db init`"
-        )
+class StoreNotReadyError(RuntimeError):
+    """The store is missing, unreachable or not initialised; the message is one line naming
+    the store and what to run (``sigmasight db init``)."""
+
+
+def describe(engine: Engine) -> str:
+    """The store's URL with its password hidden (a SQLite file's path made absolute)."""
+    path = sqlite_file(engine)
+    url = engine.url if path is None else engine.url.set(database=str(path.resolve()))
+    return url.render_as_string(hide_password=True)
+
+
+def sqlite_file(engine: Engine) -> Path | None:
+    """The file of a SQLite store (relative to the current directory if the URL's is); None
+    for another database, an in-memory SQLite or a ``file:`` URI."""
+    url = engine.url
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def check_schema(engine: Engine, columns: bool = False) -> None:
+    """Raise ``StoreNotReadyError`` unless the store exists, opens and has every table of
+    the schema (with ``columns``: and every column). A missing SQLite file is not created."""
+    where = describe(engine)
+    path = sqlite_file(engine)
+    if path is not None and not path.is_file():
+        raise StoreNotReadyError(f"no store at {path.resolve()}: run `sigmasight db init` first")
+    try:
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            have = set(inspector.get_table_names())
+            missing = [table.name for table in metadata.sorted_tables if table.name not in have]
+            if missing:
+                what = ("none of its tables" if len(missing) == len(metadata.tables) else f"no table {missing[0]}"
+                        + (f" and {len(missing) - 1} other(s)" if len(missing) > 1 else ""))
+                raise StoreNotReadyError(f"the store {where} is not initialised (it has {what}): "
+                                         "run `sigmasight db init` first")
+            if columns:
+                stored = {table: {c["name"] for c in cols} for (_, table), cols in inspector.get_multi_columns().items()}
+                for table in metadata.sorted_tables:
+                    lacking = [c.name for c in table.columns if c.name not in stored.get(table.name, ())]
+                    if lacking:
+                        raise StoreNotReadyError(f"the store {where} needs an upgrade (table {table.name} has no "
+                                                 f"column {lacking[0]}): run `sigmasight db init` first")
+    except sa.exc.DBAPIError as exc:
+        raise StoreNotReadyError(f"cannot open the store {where}: {one_line(exc)} (check SIGMASIGHT_DATABASE_URL, "
+                                 "then run `sigmasight db init`)") from exc
+
+
+def one_line(exc: BaseException) -> str:
+    """A database error's message on one line: the driver's own message when there is one
+    (without SQLAlchemy's SQL echo and background link)."""
+    reason = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
+    return " ".join(str(reason).split())
 
 
 def records(df: pd.DataFrame, columns: Iterable[str]) -> list[dict]:
@@ -305,7 +352,10 @@ def _copy_postgresql_skipping_conflicts(
 def _copy_postgresql(conn: Connection, table: sa.Table, frame: pd.DataFrame, names: list[str]) -> None:
     import io
 
-    cursor = conn.connection.driver_connection.cursor()
+    driver = conn.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("COPY needs the connection's psycopg2 connection, and it was invalidated")
+    cursor = driver.cursor()
     quoted = ", ".join(conn.dialect.identifier_preparer.quote(n) for n in names)
     target = conn.dialect.identifier_preparer.format_table(table)
     sql = f"COPY {target} ({quoted}) FROM STDIN"
@@ -321,6 +371,11 @@ def _copy_postgresql(conn: Connection, table: sa.Table, frame: pd.DataFrame, nam
         cursor.close()
 
 
+def _sqlite3(conn: Connection) -> Any:
+    """The ``sqlite3.Connection`` under ``conn``."""
+    return conn.connection.dbapi_connection
+
+
 WRITE_LOCK_KEY = 0x5167_5349  # "SigS": one advisory lock for every window write
 
 
@@ -332,7 +387,7 @@ def serialize_writes(conn: Connection) -> None:
     failing with "database is locked"."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
-    elif conn.dialect.name == "sqlite" and not conn.connection.dbapi_connection.in_transaction:
+    elif conn.dialect.name == "sqlite" and not _sqlite3(conn).in_transaction:
         # Take the write lock now (waiting up to the busy timeout): a deferred transaction
         # that reads first cannot upgrade once another writer has committed.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -458,32 +513,31 @@ def prefetched(items: Iterable, ahead: int = 1):
 
 def window_source(conn: Connection, table: sa.Table, date_column: str, start: date, end: date):
     """``table``, or — on SQLite, when the rows with ``start <= date_column <= end`` are at
-    least ``SCAN_FROM`` and a quarter of the table — an alias of it that SQLite reads by a
-    full scan (``NOT INDEXED``): fetching most of a large table through its date index costs
-    a B-tree lookup per row (a 6M-row window of position_values: 12 s instead of 2.5 s)."""
+    least ``SCAN_FROM`` and a quarter of the table — a subquery of it that SQLite reads by a
+    full scan (``NOT INDEXED``), with the same column names and types: fetching most of a
+    large table through its date index costs a B-tree lookup per row (a 6M-row window of
+    position_values: 12 s instead of 2.5 s)."""
     if conn.dialect.name != "sqlite":
         return table
     col = table.c[date_column]
     count = sa.select(sa.func.count()).select_from(table)
-    inside = conn.execute(count.where(col >= start, col <= end)).scalar()
-    if inside < SCAN_FROM or conn.execute(count).scalar() > 4 * inside:
+    inside = conn.execute(count.where(col >= start, col <= end)).scalar_one()
+    if inside < SCAN_FROM or conn.execute(count).scalar_one() > 4 * inside:
         return table
-    return _ScanAlias._construct(table, name=f"{table.name}_scan")
+    return full_scan(conn, table)
 
 
 SCAN_FROM = 100_000
 
 
-class _ScanAlias(Alias):
-    """An alias rendered ``table AS name NOT INDEXED`` in SQLite's FROM clause."""
-
-    inherit_cache = True
-
-
-@compiles(_ScanAlias, "sqlite")
-def _compile_scan_alias(element, compiler, **kw):
-    text = compiler.visit_alias(element, **kw)
-    return f"{text} NOT INDEXED" if kw.get("asfrom") else text
+def full_scan(conn: Connection, table: sa.Table):
+    """``(SELECT <every column> FROM table NOT INDEXED) AS <table>_scan``, typed like
+    ``table`` (a textual SELECT: SQLite-only syntax). SQLite flattens the subquery into the
+    statement that selects from it and keeps the table's NOT INDEXED (a full scan)."""
+    quote = conn.dialect.identifier_preparer.quote
+    listed = ", ".join(quote(c.name) for c in table.columns)
+    sql = f"SELECT {listed} FROM {conn.dialect.identifier_preparer.format_table(table)} NOT INDEXED"
+    return sa.text(sql).columns(*[sa.column(c.name, c.type) for c in table.columns]).subquery(f"{table.name}_scan")
 
 
 def replace_window_from_select(
@@ -521,14 +575,14 @@ def indexes_rebuilt_if_bulk(conn: Connection, table: sa.Table, inserted: int, wi
     """Around a delete of ``window`` (a condition on ``table``) and an insert of about
     ``inserted`` rows in the caller's transaction: on SQLite, when ``REBUILD_INDEXES_FROM``
     applies, the table's secondary indexes are dropped first and recreated after."""
-    indexes = sorted(table.indexes, key=lambda ix: ix.name)
+    indexes = sorted(table.indexes, key=lambda ix: str(ix.name))
     if conn.dialect.name != "sqlite" or not indexes:
         yield
         return
     count = sa.select(sa.func.count()).select_from(table)
-    deleted = conn.execute(count.where(window)).scalar()
+    deleted = conn.execute(count.where(window)).scalar_one()
     moved = max(inserted, deleted)
-    if moved < REBUILD_INDEXES_FROM or conn.execute(count).scalar() - deleted > 4 * moved:
+    if moved < REBUILD_INDEXES_FROM or conn.execute(count).scalar_one() - deleted > 4 * moved:
         yield
         return
     # pysqlite opens a transaction only before DML: without this the DROP INDEX below would
@@ -547,74 +601,97 @@ def read_frame(conn: Connection, statement, parse_dates: Iterable[str] = ()) -> 
     """Run a select and return a DataFrame; ``parse_dates`` columns become datetime64.
 
     Same frame as ``pd.DataFrame(result.fetchall(), columns=...)`` followed by
-    ``pd.to_datetime`` of ``parse_dates``, built a column at a time from the DBAPI rows
-    fetched ``READ_CHUNK`` at a time (the result's type processors applied per column, no
-    ``Row`` objects); equal strings share one object, so a 12M-row read of ids holds each
-    id once and never all rows as Python tuples."""
+    ``pd.to_datetime`` of ``parse_dates``, built a column at a time from rows fetched
+    ``READ_CHUNK`` at a time; equal strings share one object, so a 12M-row read of ids holds
+    each id once and never all rows as Python tuples. The rows come from ``_dbapi_rows``
+    (the driver's rows and the result's type processors, applied per column) or, when that
+    is not available, from ``result.fetchmany`` (SQLAlchemy's rows: the same values)."""
     parse_dates = list(parse_dates)
     result = conn.execute(statement)
     names = list(result.keys())
-    # SQLAlchemy's and pandas' internals (sqlalchemy<2.1 is pinned, pandas is not): a release
-    # that moves them gets the plain path, which gives the same frame more slowly
-    try:
-        from pandas._libs import lib
-        from pandas.core.internals.construction import convert_object_array
-
-        processors = list(result._metadata._effective_processors or [None] * len(names))
-        strategy, cursor = result.cursor_strategy, result.cursor
-        fetch = lambda: strategy.fetchmany(result, cursor, READ_CHUNK)  # noqa: E731
-    except (AttributeError, ImportError):
-        frame = pd.DataFrame(result.fetchall(), columns=names)
-        return _parse_dates(frame, parse_dates)
-
+    fast = _dbapi_rows(result)
+    processors: list[Callable | None]
+    if fast is None:
+        fetch, processors, iso = (lambda: [tuple(row) for row in result.fetchmany(READ_CHUNK)]), [None] * len(names), set()
+    else:
+        fetch, processors, iso_dates = fast
+        # SQLite ISO date strings of a parse_dates column: parsed at once (see _iso_dates)
+        iso = {i for i, name in enumerate(names) if name in parse_dates and iso_dates[i]}
     parts: list[list[np.ndarray]] = [[] for _ in names]
     shared: list[dict] = [{} for _ in names]
-    # SQLite ISO date strings of a parse_dates column: parsed vectorised (see _iso_dates)
-    iso = [name in parse_dates and processor is _STR_TO_DATE for name, processor in zip(names, processors)]
     while rows := fetch():
-        content = lib.to_object_array_tuples(rows)
+        content = _object_matrix(rows, len(names))
         del rows
         for i, processor in enumerate(processors):
             column = content[:, i]
-            if processor is not None and not iso[i]:
-                column = np.array([processor(v) for v in column], dtype=object)
-            else:
+            if processor is not None and i not in iso:
+                column = _objects(map(processor, column), len(column))
+            if isinstance(next((v for v in column if v is not None), None), str):
                 column = _shared_strings(column, shared[i])
-            if column.dtype == object and not iso[i] and (len(column) == 0 or not isinstance(column[0], str)):
-                typed = lib.maybe_convert_objects(column)  # the inference of convert_object_array
-                if typed.dtype.kind in "fbiu":  # numbers / bools: 8 or 1 bytes a value, not an object
-                    column = typed
-            parts[i].append(column)
+            else:  # numbers / bools typed (8 or 1 bytes a value, not an object) as the DataFrame constructor infers
+                typed = None if i in iso else pd.Series(column, copy=False).infer_objects()
+                column = typed.to_numpy() if typed is not None and typed.dtype.kind in "fbiu" else np.array(column)
+            parts[i].append(column)  # never a view that keeps the whole chunk alive
         del content
     result.close()
     if not parts or not parts[0]:
         return _parse_dates(pd.DataFrame([], columns=names), parse_dates)
-    columns = []
-    for chunks in parts:
+    arrays: dict[int, object] = {}
+    for i in range(len(names)):
+        chunks, parts[i] = parts[i], []
         if len({c.dtype for c in chunks}) > 1:  # typed in some chunks only: infer on the whole column
             chunks = [c if c.dtype == object else c.astype(object) for c in chunks]
-        columns.append(np.concatenate(chunks) if len(chunks) > 1 else chunks[0])
-    del parts
-    arrays: list = [None] * len(columns)
-    for i in range(len(columns)):
-        if iso[i]:
-            arrays[i] = _iso_dates(columns[i], processors[i])
-            if arrays[i] is None:  # not plain ISO dates: the processor, value by value
-                columns[i] = np.array([processors[i](v) for v in columns[i]], dtype=object)
-        elif columns[i].dtype != object:  # float or bool in every chunk: what inference gives
-            arrays[i] = columns[i]
-    rest = [i for i in range(len(columns)) if arrays[i] is None]
-    for i, array in zip(rest, convert_object_array([columns[i] for i in rest], dtype=None)):
-        arrays[i] = array
-    frame = pd.DataFrame(dict(enumerate(arrays)), copy=False)
+        column = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+        del chunks
+        if i in iso and (parse := processors[i]) is not None:
+            dates = _iso_dates(column, parse)
+            if dates is not None:
+                arrays[i] = dates
+                continue
+            column = _objects(map(parse, column), len(column))  # not plain ISO dates: value by value
+        arrays[i] = column if column.dtype != object else pd.Series(column, copy=False).infer_objects()
+    frame = pd.DataFrame(arrays, copy=False)
     frame.columns = pd.Index(names)
     return _parse_dates(frame, parse_dates)
 
 
 READ_CHUNK = 100_000
-"""Rows fetched from the DBAPI cursor at a time by ``read_frame``."""
+"""Rows fetched at a time by ``read_frame``."""
 
-_STR_TO_DATE = sa_processors.str_to_date
+
+def _dbapi_rows(result) -> tuple[Callable[[], list], list[Callable | None], list[bool]] | None:
+    """FAST PATH of ``read_frame``, fenced: SQLAlchemy internals (``sqlalchemy<2.1`` is
+    pinned) that fetch the DBAPI cursor's rows ``READ_CHUNK`` at a time without building a
+    ``Row`` each (through ``Row`` objects a 1M-row read of position_values takes 1.65x as
+    long, 3x for 4 of its columns), with the result's type processors (``None`` where a
+    column has none) that ``read_frame`` then applies a column at a time, and which
+    columns' processor parses SQLite's ISO date strings. None when a release moved them:
+    ``read_frame`` then reads through the public ``result.fetchmany`` (same frame;
+    test_store_bulk pins both paths)."""
+    try:
+        from sqlalchemy.engine.processors import str_to_date
+
+        processors = list(result._metadata._effective_processors or [None] * len(result.keys()))
+        strategy, cursor = result.cursor_strategy, result.cursor
+    except (AttributeError, ImportError):
+        return None
+    return (lambda: strategy.fetchmany(result, cursor, READ_CHUNK)), processors, [p is str_to_date for p in processors]
+
+
+def _object_matrix(rows: list, width: int) -> np.ndarray:
+    """``rows`` (sequences of ``width`` values) as a 2-D object array of the same values;
+    a value that is itself a sequence (e.g. a PostgreSQL array) stays one object."""
+    matrix = np.array(rows, dtype=object)
+    if matrix.shape != (len(rows), width):  # every value a sequence of one length: numpy went a level deeper
+        matrix = np.empty((len(rows), width), dtype=object)
+        for j in range(width):
+            matrix[:, j] = _objects((row[j] for row in rows), len(rows))
+    return matrix
+
+
+def _objects(values: Iterable, count: int) -> np.ndarray:
+    """``values`` as a 1-D object array, each value one element (sequences included)."""
+    return np.fromiter(values, dtype=object, count=count)
 
 
 def _iso_dates(column: np.ndarray, processor) -> pd.Series | None:
@@ -636,12 +713,11 @@ def _iso_dates(column: np.ndarray, processor) -> pd.Series | None:
 
 
 def _shared_strings(column: np.ndarray, seen: dict) -> np.ndarray:
-    """``column`` (object) with each string replaced by the first equal string ``seen`` (a
-    dict carried across the chunks of one result): values unchanged, one object each."""
-    if len(column) == 0 or not isinstance(column[0], str):
-        return column.copy()  # not a view that keeps the whole chunk alive
+    """A copy of ``column`` (object) with each string replaced by the first equal string
+    ``seen`` (a dict carried across the chunks of one result): values unchanged, one object
+    each."""
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    canonical = np.array([seen.setdefault(u, u) for u in uniques], dtype=object)
+    canonical = _objects((seen.setdefault(u, u) if type(u) is str else u for u in uniques), len(uniques))
     out = canonical.take(codes)
     missing = codes < 0
     if missing.any():

@@ -85,7 +85,7 @@ def test_book_import_into_a_missing_or_uninitialised_store_fails_in_one_clear_li
         assert not Path(path).exists()
     else:
         assert out.stderr.startswith("sigmasight: error: the store ")
-        assert out.stderr.endswith(" is not initialised (it has no table users): run `sigmasight db init` first\n")
+        assert out.stderr.endswith(" is not initialised (it has none of its tables): run `sigmasight db init` first\n")
     demo = run(["sigmasight", "book", "load-demo"], env)
     assert demo.returncode == 1 and demo.stderr == out.stderr
     assert run(["sigmasight", "db", "init"], env).returncode == 0
@@ -182,3 +182,110 @@ def test_profiles_refresh_names_the_symbols_that_failed_and_exits_1(cli_env, tmp
     assert failed.returncode == 1
     assert "stored 0 of " in failed.stdout and "  failed: MMM: " in failed.stdout
     assert "field 'beta': not a number" in failed.stderr and "stored snapshot kept for 1" in failed.stderr
+
+
+# --- every command on a store that is not there -----------------------------------------
+
+STORE_COMMANDS = [
+    ["equity"],
+    ["equity", "hedgefund-long-short"],
+    ["report"],
+    ["explain", "hedgefund-long-short"],
+    ["purge", "--from", "2025-09-01", "--yes"],
+    ["purge", "--from", "2025-09-01"],  # fails before asking
+    ["profiles", "refresh"],
+    ["book", "load-demo"],
+    ["book", "import", str(EXAMPLE_BOOK)],
+]
+REFUSED = "postgresql+psycopg2://postgres@127.0.0.1:1/sigmasight"  # nothing listens on port 1
+
+
+def store_states(tmp_path, db_url) -> dict[str, tuple[str, str]]:
+    """Each broken store: (URL, what its one line says). ``db_url`` becomes a database
+    without the store's tables (PostgreSQL: it is empty; SQLite: it gets another table)."""
+    if db_url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS unrelated (x)")
+    sqlite_missing = tmp_path / "missing" / "sigmasight.db"
+    return {
+        "no file": (f"sqlite:///{sqlite_missing}", f"no store at {sqlite_missing}: run `sigmasight db init` first"),
+        "no tables": (db_url, "is not initialised (it has none of its tables): run `sigmasight db init` first"),
+        "unreachable": (REFUSED, "(check SIGMASIGHT_DATABASE_URL, then run `sigmasight db init`)"),
+    }
+
+
+@pytest.mark.parametrize("command", STORE_COMMANDS, ids=" ".join)
+def test_every_command_on_a_missing_or_uninitialised_store_says_so_in_one_line(command, tmp_path, db_url,
+                                                                               monkeypatch, capsys):
+    """No file, no tables, an unreachable PostgreSQL: exit 1, nothing on stdout, one line on
+    stderr naming the store and `sigmasight db init`; nothing created (no SQLite file, no
+    data directory)."""
+    from sigmasight_assets import cli
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    for state, (url, says) in store_states(tmp_path, db_url).items():
+        monkeypatch.setenv("SIGMASIGHT_DATABASE_URL", url)
+        assert cli.main(command) == 1, state
+        out, err = capsys.readouterr()
+        assert out == "" and len(err.splitlines()) == 1, (state, out, err)
+        assert err.startswith("sigmasight: error: ") and says in err, (state, err)
+        where = "sigmasight.db" if state == "no file" else url.rsplit("@", 1)[-1]
+        assert where in err, (state, err)
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "data").exists()
+
+
+def test_the_console_script_on_a_missing_store_prints_one_line_and_no_traceback(tmp_path):
+    env = environment(tmp_path, f"sqlite:///{tmp_path / 'nowhere.db'}")
+    for command in (["equity"], ["report"]):
+        out = run(["sigmasight", *command], env)
+        assert out.returncode == 1 and out.stdout == ""
+        assert out.stderr == f"sigmasight: error: no store at {tmp_path / 'nowhere.db'}: run `sigmasight db init` first\n"
+
+
+def test_db_init_on_an_unreachable_store_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    from sigmasight_assets import cli
+
+    monkeypatch.setenv("SIGMASIGHT_DATABASE_URL", REFUSED)
+    assert cli.main(["db", "init"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1
+    assert err.startswith("sigmasight: error: cannot open the store postgresql+psycopg2://postgres@127.0.0.1:1/sigmasight: ")
+    assert err.rstrip().endswith("(check SIGMASIGHT_DATABASE_URL; the PostgreSQL database must exist: createdb)")
+    monkeypatch.setenv("SIGMASIGHT_DATABASE_URL", "postgresql+psycopg2://postgres:secret@127.0.0.1:1/sigmasight")
+    assert cli.main(["equity"]) == 1
+    assert "secret" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("home", ["missing-dir", "relative"])
+def test_runs_on_a_bad_dagster_home_says_so_in_one_line(home, tmp_path, monkeypatch, capsys):
+    from sigmasight_assets import cli
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "nowhere") if home == "missing-dir" else "relative/home")
+    assert cli.main(["runs"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and err.startswith("sigmasight: error: cannot open the Dagster instance ")
+
+
+def test_the_default_store_is_in_the_current_directory_and_every_command_names_it(tmp_path, monkeypatch, capsys):
+    """Without SIGMASIGHT_DATABASE_URL / SIGMASIGHT_DATA_DIR the store is ./data/sigmasight.db
+    of the current directory (make demo runs from the repository root); `db init` names it
+    in its output, the other commands in one line on stderr before theirs."""
+    from sigmasight_assets import cli
+
+    monkeypatch.delenv("SIGMASIGHT_DATA_DIR")
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "data" / "sigmasight.db"
+    assert cli.main(["equity"]) == 1
+    assert capsys.readouterr().err == f"sigmasight: error: no store at {path}: run `sigmasight db init` first\n"
+    assert not (tmp_path / "data").exists()
+    assert cli.main(["db", "init"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"store sqlite:///{path}: 28 change(s)"
+    assert path.is_file()
+    assert cli.main(["book", "load-demo"]) == 0
+    out, err = capsys.readouterr()
+    assert err == f"sigmasight: store sqlite:///{path}\n" and out.startswith("loaded the demo book: ")
+    assert cli.main(["explain", "hedgefund-long-short"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"sigmasight: store sqlite:///{path}" and err[1].startswith("sigmasight: error: ")

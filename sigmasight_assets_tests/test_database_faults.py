@@ -1,6 +1,7 @@
 """PostgreSQL becoming unreachable in the middle of a run: the run fails with a clear
 error, nothing is half-written, and the next run succeeds."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -8,7 +9,6 @@ import sys
 import threading
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -57,18 +57,14 @@ class CuttableProxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):  # already closed by the other side or by cut()
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def cut(self):
         self.up = False
         for s in self.sockets:
-            try:
+            with contextlib.suppress(OSError):  # already closed by the other side
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self.sockets.clear()
 
     def restore(self):

@@ -198,7 +198,7 @@ def test_unknown_portfolio_and_empty_store_are_clear_errors(engine, capsys, tmp_
     from sigmasight_assets.book import load_demo
 
     load_demo(engine)
-    with pytest.raises(LookupError, match="no equity history.*materialize equity_balances"):
+    with pytest.raises(LookupError, match=r"no equity history.*materialize equity_balances"):
         load_report_data(engine)
     with pytest.raises(LookupError, match=r"unknown portfolio 'nope'.*hedgefund-long-short"):
         load_report_data(engine, ["individual-ira", "nope"])

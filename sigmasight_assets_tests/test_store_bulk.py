@@ -13,7 +13,6 @@ from sigmasight_assets import schema as t
 from sigmasight_assets import store
 from sigmasight_assets.store import (
     bulk_insert,
-    indexes_rebuilt_if_bulk,
     prefetched,
     read_frame,
     replace_window,
@@ -21,7 +20,7 @@ from sigmasight_assets.store import (
     window_source,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 sample = sa.Table(
     "bulk_sample",
     sa.MetaData(),
@@ -100,10 +99,9 @@ def test_bulk_insert_in_several_chunks_and_a_failing_row_changes_nothing(table, 
         assert bulk_insert(conn, sample, frame) == 10
     assert stored(table)["id"].tolist() == list(range(10))
     duplicate = sample_frame(12)  # ids 0..11: 0..9 collide with the primary key
-    with pytest.raises(sa.exc.IntegrityError):
-        with table.begin() as conn:
-            conn.execute(sample.delete().where(sample.c.id >= 5))
-            bulk_insert(conn, sample, duplicate)
+    with pytest.raises(sa.exc.IntegrityError), table.begin() as conn:
+        conn.execute(sample.delete().where(sample.c.id >= 5))
+        bulk_insert(conn, sample, duplicate)
     assert stored(table)["id"].tolist() == list(range(10))
 
 
@@ -126,6 +124,108 @@ def test_read_frame_of_nothing_has_the_columns(table):
     with table.connect() as conn:
         empty = read_frame(conn, sa.select(sample), parse_dates=["day"])
     assert list(empty.columns) == [c.name for c in sample.columns] and empty.empty
+
+
+tricky = sa.Table(
+    "read_tricky",
+    sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("count", sa.Integer),  # NULL in some chunks only: int64 there, float64 with NaN where NULL
+    sa.Column("never", sa.Integer),  # always NULL
+    sa.Column("amount", sa.Float(53)),
+    sa.Column("exact", sa.Numeric(14, 4)),  # Decimal objects
+    sa.Column("approx", sa.Numeric(14, 4, asdecimal=False)),
+    sa.Column("flag", sa.Boolean),
+    sa.Column("day", sa.Date),
+    sa.Column("other_day", sa.Date),  # a date not parsed: datetime.date objects
+    sa.Column("stamp", sa.DateTime(timezone=True)),
+    sa.Column("name", sa.String(32)),
+)
+
+
+def tricky_rows(n: int = 13) -> list[dict]:
+    from decimal import Decimal
+
+    return [
+        {
+            "id": i,
+            "count": None if i in (9, 11) else i * 1000,
+            "never": None,
+            "amount": None if i % 5 == 2 else i / 3,
+            "exact": None if i % 4 == 1 else Decimal(f"{i}.{i:04d}"),
+            "approx": None if i % 4 == 3 else i + 0.25,
+            "flag": None if i % 3 == 0 else i % 2 == 0,
+            "day": None if i % 6 == 5 else dt.date(2025, 7, 1) + dt.timedelta(days=i),
+            "other_day": None if i % 7 == 0 else dt.date(1999, 12, 31) + dt.timedelta(days=i),
+            "stamp": None if i == 4 else dt.datetime(2026, 11, 24, 20, 1, 2, 345678, tzinfo=UTC) + dt.timedelta(hours=i),
+            "name": None if i % 4 == 0 else ["AAPL", "ünïcode…", "tab\there"][i % 3],
+        }
+        for i in range(n)
+    ]
+
+
+def one_fetchall(conn, statement, parse_dates) -> pd.DataFrame:
+    """What ``read_frame`` promises: the frame of one fetchall, parse_dates to datetime64."""
+    result = conn.execute(statement)
+    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    for name in parse_dates:
+        frame[name] = pd.to_datetime(frame[name])
+    return frame
+
+
+@pytest.mark.filterwarnings("ignore:Dialect sqlite\\+pysqlite does \\*not\\* support Decimal objects natively")
+def test_read_frame_fast_and_public_paths_give_the_frame_of_one_fetchall(engine, monkeypatch):
+    """The fenced fast path (``_dbapi_rows``: the driver's rows, SQLAlchemy's processors per
+    column) and its public fallback (``result.fetchmany``) give one frame, dtypes included:
+    NULLs, Decimals, ints NULL in some chunks only, an all-NULL column, booleans, dates
+    parsed and not, aware timestamps, strings; chunks of 4 rows."""
+    tricky.create(engine)
+    with engine.begin() as conn:
+        conn.execute(tricky.insert(), tricky_rows())
+    monkeypatch.setattr(store, "READ_CHUNK", 4)
+    statement = sa.select(tricky).order_by(tricky.c.id)
+    parse_dates = ["day"]
+    with engine.connect() as conn:
+        assert store._dbapi_rows(conn.execute(statement)) is not None  # the pinned SQLAlchemy keeps the fast path
+        fast = read_frame(conn, statement, parse_dates=parse_dates)
+        expected = one_fetchall(conn, statement, parse_dates)
+        monkeypatch.setattr(store, "_dbapi_rows", lambda result: None)
+        public = read_frame(conn, statement, parse_dates=parse_dates)
+    pd.testing.assert_frame_equal(fast, expected)
+    pd.testing.assert_frame_equal(public, expected)
+    assert fast["count"].dtype == float and fast["count"].isna().sum() == 2
+    assert fast["day"].dtype.kind == "M" and fast["day"].isna().sum() == 2
+    assert fast["flag"].dtype == object and fast["never"].isna().all()
+    assert fast["exact"].iloc[2] == __import__("decimal").Decimal("2.0002")
+
+
+def test_read_frame_fast_and_public_paths_of_nothing_are_the_same_empty_frame(table, monkeypatch):
+    statement = sa.select(sample).where(sample.c.id < 0)
+    with table.connect() as conn:
+        fast = read_frame(conn, statement, parse_dates=["day"])
+        expected = one_fetchall(conn, statement, ["day"])
+        monkeypatch.setattr(store, "_dbapi_rows", lambda result: None)
+        public = read_frame(conn, statement, parse_dates=["day"])
+    pd.testing.assert_frame_equal(fast, expected)
+    pd.testing.assert_frame_equal(public, expected)
+
+
+def test_read_frame_holds_each_distinct_string_once(table, monkeypatch):
+    monkeypatch.setattr(store, "READ_CHUNK", 4)
+    with table.begin() as conn:
+        bulk_insert(conn, sample, sample_frame(23))
+    with table.connect() as conn:
+        names = read_frame(conn, sa.select(sample.c.name).order_by(sample.c.id))["name"].dropna()
+    assert len({id(v) for v in names.to_numpy(dtype=object)}) == names.nunique() == 6
+
+
+def test_rows_whose_values_are_all_sequences_keep_each_value_as_one_object():
+    """A value that is itself a sequence (a PostgreSQL array) is one cell, even when every
+    value is a sequence of one length (numpy alone would make that a 3-D array)."""
+    rows = [([1, 2], (3, 4)), ([5, 6], (7, 8))]
+    matrix = store._object_matrix(rows, 2)
+    assert matrix.shape == (2, 2) and matrix[1, 0] == [5, 6] and matrix[0, 1] == (3, 4)
+    assert store._object_matrix([("a", [1]), ("b", None)], 2)[0, 1] == [1]
 
 
 def position_rows(days: pd.DatetimeIndex, positions: int) -> pd.DataFrame:
@@ -169,9 +269,8 @@ def test_a_failed_bulk_rewrite_keeps_rows_and_indexes(engine, monkeypatch):
         yield rows.iloc[:100]
         raise RuntimeError("valuation failed in batch 2")
 
-    with pytest.raises(RuntimeError, match="batch 2"):
-        with engine.begin() as conn:
-            replace_window_chunks(conn, t.position_values, "date", days[0].date(), days[-1].date(), batches(), 300)
+    with pytest.raises(RuntimeError, match="batch 2"), engine.begin() as conn:
+        replace_window_chunks(conn, t.position_values, "date", days[0].date(), days[-1].date(), batches(), 300)
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(t.position_values)).scalar() == 300
     names = sorted(ix["name"] for ix in sa.inspect(engine).get_indexes("position_values"))
@@ -187,9 +286,21 @@ def test_a_full_scan_of_a_large_window_reads_the_same_rows(engine, monkeypatch):
     with engine.connect() as conn:
         source = window_source(conn, t.position_values, "date", lo, hi)
         assert (source is t.position_values) == (engine.dialect.name != "sqlite")
-        statement = sa.select(source.c.position_id, source.c.date).where(source.c.date >= lo, source.c.date <= hi)
-        scanned = read_frame(conn, statement.order_by(source.c.position_id, source.c.date))
+        assert [c.name for c in source.c] == [c.name for c in t.position_values.c]
+        assert [type(c.type) for c in source.c] == [type(c.type) for c in t.position_values.c]
+
+        def window(src):
+            return (sa.select(src).where(src.c.date >= lo, src.c.date <= hi)
+                    .order_by(src.c.position_id, src.c.date))
+
+        scanned = read_frame(conn, window(source), parse_dates=["date", "price_date"])
+        indexed = read_frame(conn, window(t.position_values), parse_dates=["date", "price_date"])
+        if engine.dialect.name == "sqlite":  # SQLite reads the table by a full scan, not through ix_position_values_date
+            plan = " ".join(r[-1] for r in conn.execute(sa.text("EXPLAIN QUERY PLAN " + str(
+                window(source).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})))))
+            assert "SCAN position_values" in plan and "INDEX" not in plan, plan
     assert len(scanned) == 30 * 8
+    pd.testing.assert_frame_equal(scanned, indexed)
 
 
 def test_prefetched_keeps_order_and_raises_the_producers_error():
@@ -213,8 +324,7 @@ def test_prefetched_stopped_early_closes_the_producer_in_its_thread():
 
     def produce():
         try:
-            for i in range(100):
-                yield i
+            yield from range(100)
         finally:
             closed_in.append(threading.current_thread().name)
 
