@@ -29,9 +29,22 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from harness import BIN, fresh_store, run_env, sh, step_seconds  # noqa: E402
 
 START, END = "2025-07-01", "2025-11-06"
+
+
 def materialize(env, *partition_args) -> tuple[float, str]:
-    return sh([str(BIN / "dagster"), "asset", "materialize", "-m", "sigmasight_assets.definitions",
-               "--select", "*", *partition_args], env)
+    return sh(
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "sigmasight_assets.definitions",
+            "--select",
+            "*",
+            *partition_args,
+        ],
+        env,
+    )
 
 
 def main() -> None:
@@ -57,21 +70,29 @@ def main() -> None:
         latest_wall, latest_log = materialize(env, "--partition", END)
         latest_steps = step_seconds(latest_log)
 
-        sample = [d.strftime("%Y-%m-%d") for d in sessions[-args.sample:]]
+        sample = [d.strftime("%Y-%m-%d") for d in sessions[-args.sample :]]
         loop = [materialize(env, "--partition", day)[0] for day in sample]
         per_session = sum(loop) / len(loop)
         extrapolated = per_session * len(sessions)
 
-    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, "
-          f"store {args.database}, {time.strftime('%Y-%m-%d %H:%M')}")
+    print(
+        f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, "
+        f"store {args.database}, {time.strftime('%Y-%m-%d %H:%M')}"
+    )
     print("per-asset step time in the range run: " + ", ".join(f"{k} {v:.2f}s" for k, v in per_asset.items()))
-    print(f"(a) demo backfill {START}...{END} ({len(sessions)} sessions), one CLI run: {wall:.1f} s "
-          f"[target <= 20 s: {'met' if wall <= 20 else 'MISSED'}]")
+    print(
+        f"(a) demo backfill {START}...{END} ({len(sessions)} sessions), one CLI run: {wall:.1f} s "
+        f"[target <= 20 s: {'met' if wall <= 20 else 'MISSED'}]"
+    )
     print("per-asset step time of the latest session: " + ", ".join(f"{k} {v:.2f}s" for k, v in latest_steps.items()))
-    print(f"(b) latest session {END} alone, one CLI run: {latest_wall:.1f} s "
-          f"[target <= 8 s: {'met' if latest_wall <= 8 else 'MISSED'}]")
-    print(f"(c) per-session loop: {per_session:.1f} s/session over {len(sample)} sessions "
-          f"-> {extrapolated:.0f} s for {len(sessions)} sessions")
+    print(
+        f"(b) latest session {END} alone, one CLI run: {latest_wall:.1f} s "
+        f"[target <= 8 s: {'met' if latest_wall <= 8 else 'MISSED'}]"
+    )
+    print(
+        f"(c) per-session loop: {per_session:.1f} s/session over {len(sample)} sessions "
+        f"-> {extrapolated:.0f} s for {len(sessions)} sessions"
+    )
     ratio = extrapolated / wall
     print(f"ratio loop / range run: {ratio:.1f}x [target >= 30x: {'met' if ratio >= 30 else 'MISSED'}]")
 

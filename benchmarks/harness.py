@@ -41,8 +41,13 @@ def fresh_store(database: str, directory: Path) -> Iterator[str]:
 
 def run_env(url: str, dagster_home: Path) -> dict[str, str]:
     """The environment of the CLI runs: this store, this Dagster instance, demo prices."""
-    return {**os.environ, "SIGMASIGHT_DATABASE_URL": url, "DAGSTER_HOME": str(dagster_home),
-            "SIGMASIGHT_PRICE_SOURCE": "demo", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    return {
+        **os.environ,
+        "SIGMASIGHT_DATABASE_URL": url,
+        "DAGSTER_HOME": str(dagster_home),
+        "SIGMASIGHT_PRICE_SOURCE": "demo",
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
 
 
 def sh(args, env, what: str = "command") -> tuple[float, str]:

@@ -112,8 +112,17 @@ def step_peaks(text: str, samples: list[tuple[float, int]]) -> dict[str, int]:
 
 
 def materialize(env, start: str, end: str, log_path: Path, timeout: float, profile: Path | None = None) -> dict:
-    dagster = [str(BIN / "dagster"), "asset", "materialize", "-m", "sigmasight_assets.definitions",
-               "--select", "*", "--partition-range", f"{start}...{end}"]
+    dagster = [
+        str(BIN / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "sigmasight_assets.definitions",
+        "--select",
+        "*",
+        "--partition-range",
+        f"{start}...{end}",
+    ]
     if profile is not None:  # pyinstrument around the CLI (a sampling profiler: small overhead)
         dagster = [str(BIN / "pyinstrument"), "-r", "text", "--show-all", "-o", str(profile), *dagster]
     args = [sys.executable, "-c", LAUNCHER, *dagster]
@@ -136,11 +145,17 @@ def materialize(env, start: str, end: str, log_path: Path, timeout: float, profi
     maxrss = re.search(r"LAUNCHER_MAXRSS_KIB (\d+)", text)
     steps = step_seconds(text)
     return {
-        "rc": rc, "wall": wall, "steps": steps, "runs": text.count("RUN_SUCCESS"),
+        "rc": rc,
+        "wall": wall,
+        "steps": steps,
+        "runs": text.count("RUN_SUCCESS"),
         "step_peaks": step_peaks(text, sampler.samples),
         "failed": "RUN_FAILURE" in text or rc != 0,
-        "maxrss": int(maxrss[1]) * 1024 if maxrss else 0, "tree_peak": sampler.peak,
-        "load_before": before, "load_after": load(), "log": log_path,
+        "maxrss": int(maxrss[1]) * 1024 if maxrss else 0,
+        "tree_peak": sampler.peak,
+        "load_before": before,
+        "load_after": load(),
+        "log": log_path,
     }
 
 
@@ -150,8 +165,17 @@ def count_rows(url: str) -> dict[str, int]:
     from sigmasight_assets import schema
 
     engine = sa.create_engine(url)
-    names = ["market_data_cache", "position_values", "position_daily_pnl", "daily_pnl", "equity_balances",
-             "portfolio_snapshots", "position_sector_tags", "sector_exposures", *[t.name for t in schema.RISK_TABLES]]
+    names = [
+        "market_data_cache",
+        "position_values",
+        "position_daily_pnl",
+        "daily_pnl",
+        "equity_balances",
+        "portfolio_snapshots",
+        "position_sector_tags",
+        "sector_exposures",
+        *[t.name for t in schema.RISK_TABLES],
+    ]
     with engine.connect() as conn:
         out = {n: conn.execute(sa.text(f'SELECT count(*) FROM "{n}"')).scalar() for n in names}
     engine.dispose()
@@ -168,22 +192,37 @@ def run_size(args, scale: float, work: Path) -> dict:
     t0 = time.perf_counter()
     counts = scale_book.write(scale_book.build(portfolios, positions, symbols, users, args.seed), here / "book")
     generate_s = time.perf_counter() - t0
-    print(f"[{scale:g}] book {label}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
-          + f" (generated in {generate_s:.1f} s)", flush=True)
+    print(
+        f"[{scale:g}] book {label}: "
+        + ", ".join(f"{v} {k}" for k, v in counts.items())
+        + f" (generated in {generate_s:.1f} s)",
+        flush=True,
+    )
 
     with fresh_store(args.database, here) as url:
         env = run_env(url, here / "dagster_home")
         sh([str(BIN / "sigmasight"), "db", "init"], env, "db init")
         import_s, _ = sh([str(BIN / "sigmasight"), "book", "import", str(here / "book")], env, "book import")
-        print(f"[{scale:g}] book import {import_s:.1f} s; materializing {scale_book.START}...{scale_book.END} "
-              f"(load {load()})", flush=True)
+        print(
+            f"[{scale:g}] book import {import_s:.1f} s; materializing {scale_book.START}...{scale_book.END} "
+            f"(load {load()})",
+            flush=True,
+        )
         profile = here / "profile.txt" if args.profile else None
         result = materialize(env, scale_book.START, scale_book.END, here / "run.log", args.timeout, profile)
         rows = count_rows(url) if not result["failed"] else {}
         if args.database == "sqlite":
             result["db_bytes"] = sum(p.stat().st_size for p in here.glob("sigmasight.db*"))
-    return {**result, "scale": scale, "label": label, "positions": positions, "import_s": import_s,
-            "generate_s": generate_s, "rows": rows, "book": counts}
+    return {
+        **result,
+        "scale": scale,
+        "label": label,
+        "positions": positions,
+        "import_s": import_s,
+        "generate_s": generate_s,
+        "rows": rows,
+        "book": counts,
+    }
 
 
 def report(r: dict, database: str) -> None:
@@ -191,18 +230,27 @@ def report(r: dict, database: str) -> None:
     status = "FAILED (see " + str(r["log"]) + ")" if r["failed"] else f"{r['runs']} run"
     print(f"[{s:g}] {r['label']}, {scale_book.SESSIONS} sessions, store {database}: {status}")
     print(f"[{s:g}] per-asset step time: " + ", ".join(f"{k} {v:.1f}s" for k, v in r["steps"].items()))
-    print(f"[{s:g}] peak RSS while each step ran: "
-          + ", ".join(f"{k} {v / GIB:.2f} GiB" for k, v in r["step_peaks"].items()))
+    print(
+        f"[{s:g}] peak RSS while each step ran: "
+        + ", ".join(f"{k} {v / GIB:.2f} GiB" for k, v in r["step_peaks"].items())
+    )
     print(f"[{s:g}] rows stored: " + ", ".join(f"{k} {v:,}" for k, v in r["rows"].items()))
-    print(f"[{s:g}] load average before/after the run: {r['load_before']} / {r['load_after']}; "
-          f"book import {r['import_s']:.1f} s" + (f"; store {r['db_bytes'] / GIB:.2f} GiB" if "db_bytes" in r else ""))
+    print(
+        f"[{s:g}] load average before/after the run: {r['load_before']} / {r['load_after']}; "
+        f"book import {r['import_s']:.1f} s" + (f"; store {r['db_bytes'] / GIB:.2f} GiB" if "db_bytes" in r else "")
+    )
     wall_ok = r["wall"] <= WALL_TARGET_S and not r["failed"]
     rss = max(r["maxrss"], r["tree_peak"])
-    print(f"[{s:g}] wall time of the one CLI range run: {r['wall']:.1f} s "
-          f"[target <= {WALL_TARGET_S:.0f} s: {'met' if wall_ok else 'MISSED'}]")
-    print(f"[{s:g}] peak RSS: largest process {r['maxrss'] / GIB:.2f} GiB (getrusage), process tree "
-          f"{r['tree_peak'] / GIB:.2f} GiB (sampled) [target <= {RSS_TARGET_GIB:.0f} GiB: "
-          f"{'met' if rss <= RSS_TARGET_GIB * GIB else 'MISSED'}]", flush=True)
+    print(
+        f"[{s:g}] wall time of the one CLI range run: {r['wall']:.1f} s "
+        f"[target <= {WALL_TARGET_S:.0f} s: {'met' if wall_ok else 'MISSED'}]"
+    )
+    print(
+        f"[{s:g}] peak RSS: largest process {r['maxrss'] / GIB:.2f} GiB (getrusage), process tree "
+        f"{r['tree_peak'] / GIB:.2f} GiB (sampled) [target <= {RSS_TARGET_GIB:.0f} GiB: "
+        f"{'met' if rss <= RSS_TARGET_GIB * GIB else 'MISSED'}]",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -210,17 +258,23 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--both-sizes", action="store_true", help="run half size first, then the requested size")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (books, stores, run logs)")
-    parser.add_argument("--profile", action="store_true",
-                        help="run the CLI under pyinstrument; the report is profile.txt beside run.log (use with --keep)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run the CLI under pyinstrument; the report is profile.txt beside run.log (use with --keep)",
+    )
     parser.add_argument("--timeout", type=float, default=3600.0, help="kill the run after this many seconds")
     scale_book.add_size_arguments(parser)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="sigmasight-scale-"))
-    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, "
-          f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / GIB:.1f} GiB RAM, python "
-          f"{platform.python_version()}, store {args.database}, {time.strftime('%Y-%m-%d %H:%M')}, "
-          f"load {load()}, work dir {work}", flush=True)
+    print(
+        f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / GIB:.1f} GiB RAM, python "
+        f"{platform.python_version()}, store {args.database}, {time.strftime('%Y-%m-%d %H:%M')}, "
+        f"load {load()}, work dir {work}",
+        flush=True,
+    )
     scales = [args.scale / 2, args.scale] if args.both_sizes else [args.scale]
     results = []
     try:
@@ -233,12 +287,16 @@ def main() -> None:
     if len(results) == 2:
         half, full = results
         ratio = full["positions"] / half["positions"]
-        print(f"half -> full size ({ratio:.1f}x positions, same {scale_book.SESSIONS} sessions): wall "
-              f"{half['wall']:.1f} s -> {full['wall']:.1f} s ({full['wall'] / half['wall']:.2f}x); per asset: "
-              + ", ".join(f"{k} {half['steps'].get(k, 0):.1f}->{v:.1f}s ({v / max(half['steps'].get(k, 0), 1e-9):.2f}x)"
-                          for k, v in full["steps"].items())
-              + f"; peak RSS {max(half['maxrss'], half['tree_peak']) / GIB:.2f} -> "
-              f"{max(full['maxrss'], full['tree_peak']) / GIB:.2f} GiB")
+        print(
+            f"half -> full size ({ratio:.1f}x positions, same {scale_book.SESSIONS} sessions): wall "
+            f"{half['wall']:.1f} s -> {full['wall']:.1f} s ({full['wall'] / half['wall']:.2f}x); per asset: "
+            + ", ".join(
+                f"{k} {half['steps'].get(k, 0):.1f}->{v:.1f}s ({v / max(half['steps'].get(k, 0), 1e-9):.2f}x)"
+                for k, v in full["steps"].items()
+            )
+            + f"; peak RSS {max(half['maxrss'], half['tree_peak']) / GIB:.2f} -> "
+            f"{max(full['maxrss'], full['tree_peak']) / GIB:.2f} GiB"
+        )
 
 
 if __name__ == "__main__":

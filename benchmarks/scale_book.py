@@ -70,7 +70,7 @@ def tickers(n: int, rng: np.random.Generator) -> list[str]:
 
 def occ(root: str, expiry: str, right: str, strike: float) -> str:
     ymd = pd.Timestamp(expiry).strftime("%y%m%d")
-    return f"{root}{ymd}{right}{int(round(strike * 1000)):08d}"
+    return f"{root}{ymd}{right}{round(strike * 1000):08d}"
 
 
 def strike_for(spot: float) -> float:
@@ -94,8 +94,13 @@ def build(portfolios: int, positions: int, symbols: int, users: int, seed: int) 
 
     # --- users and portfolios
     user_ids = [f"u{i:04d}" for i in range(users)]
-    users_df = pd.DataFrame({"id": user_ids, "email": [f"{u}@scale.sigmasight.test" for u in user_ids],
-                             "full_name": [f"Scale User {i:04d}" for i in range(users)]})
+    users_df = pd.DataFrame(
+        {
+            "id": user_ids,
+            "email": [f"{u}@scale.sigmasight.test" for u in user_ids],
+            "full_name": [f"Scale User {i:04d}" for i in range(users)],
+        }
+    )
     pids = [f"p{i:04d}" for i in range(portfolios)]
     owner = np.sort(rng.integers(0, users, portfolios))
     owner[:users] = np.arange(min(users, portfolios))  # every user owns at least one portfolio
@@ -133,9 +138,18 @@ def build(portfolios: int, positions: int, symbols: int, users: int, seed: int) 
         k = kind[i]
         if k == "PRIVATE":
             j = pf_of[i] // PRIVATE_EVERY
-            rows.append(dict(id=f"{pid}:pv{j:03d}", portfolio_id=pid, symbol=f"PRIVATE_FUND_{j:04d}",
-                             position_type="LONG", investment_class="PRIVATE", quantity=f"{int(rng.integers(500, 5000))}",
-                             entry_price="100.00", entry_date=day.date().isoformat()))
+            rows.append(
+                dict(
+                    id=f"{pid}:pv{j:03d}",
+                    portfolio_id=pid,
+                    symbol=f"PRIVATE_FUND_{j:04d}",
+                    position_type="LONG",
+                    investment_class="PRIVATE",
+                    quantity=f"{int(rng.integers(500, 5000))}",
+                    entry_price="100.00",
+                    entry_date=day.date().isoformat(),
+                )
+            )
             continue
         sym = names[sym_idx[i]]
         spot = close_at(sym, day)
@@ -151,17 +165,38 @@ def build(portfolios: int, positions: int, symbols: int, users: int, seed: int) 
             years = (pd.Timestamp(expiry) - day).days / 365.0
             premium = float(demo.black_scholes(spot, strike, years, demo.implied_vol(sym), right))
             price = max(round(premium, 2), 0.05)
-            rows.append(dict(id=f"{pid}:{i:06d}", portfolio_id=pid, symbol=contract, position_type=ptype,
-                             investment_class="OPTIONS", quantity=f"{int(rng.integers(1, 40))}",
-                             entry_price=f"{price:.2f}", entry_date=day.date().isoformat(), multiplier="100",
-                             underlying_symbol=sym, strike_price=f"{strike:g}", expiration_date=expiry))
+            rows.append(
+                dict(
+                    id=f"{pid}:{i:06d}",
+                    portfolio_id=pid,
+                    symbol=contract,
+                    position_type=ptype,
+                    investment_class="OPTIONS",
+                    quantity=f"{int(rng.integers(1, 40))}",
+                    entry_price=f"{price:.2f}",
+                    entry_date=day.date().isoformat(),
+                    multiplier="100",
+                    underlying_symbol=sym,
+                    strike_price=f"{strike:g}",
+                    expiration_date=expiry,
+                )
+            )
             option_rows.append(len(rows) - 1)
             continue
         notional = math.exp(rng.uniform(math.log(10_000), math.log(250_000)))
         qty = max(1, int(notional / spot))
-        rows.append(dict(id=f"{pid}:{i:06d}", portfolio_id=pid, symbol=sym, position_type=k,
-                         investment_class="PUBLIC", quantity=f"{qty}", entry_price=f"{spot:.2f}",
-                         entry_date=day.date().isoformat()))
+        rows.append(
+            dict(
+                id=f"{pid}:{i:06d}",
+                portfolio_id=pid,
+                symbol=sym,
+                position_type=k,
+                investment_class="PUBLIC",
+                quantity=f"{qty}",
+                entry_price=f"{spot:.2f}",
+                entry_date=day.date().isoformat(),
+            )
+        )
     pos = pd.DataFrame(rows)
     for col in ("exit_date", "multiplier", "underlying_symbol", "strike_price", "expiration_date", "deleted_at"):
         if col not in pos:
@@ -196,12 +231,21 @@ def build(portfolios: int, positions: int, symbols: int, users: int, seed: int) 
         if contract is not None:
             years = (pd.Timestamp(contract.expiration) - session).days / 365.0
             spot = close_at(contract.underlying, session)
-            price = float(demo.black_scholes(spot, contract.strike, years, demo.implied_vol(contract.underlying), contract.right))
+            price = float(
+                demo.black_scholes(spot, contract.strike, years, demo.implied_vol(contract.underlying), contract.right)
+            )
             price = max(round(price, 2), 0.01)
         else:
             price = close_at(row["symbol"], session)
-        events.append(dict(id=f"{row['id']}:sale", position_id=row["id"], trade_date=trade_date.date().isoformat(),
-                           quantity_closed=f"{closed:g}", price=f"{price:.2f}"))
+        events.append(
+            dict(
+                id=f"{row['id']}:sale",
+                position_id=row["id"],
+                trade_date=trade_date.date().isoformat(),
+                quantity_closed=f"{closed:g}",
+                price=f"{price:.2f}",
+            )
+        )
         if is_full:
             pos.iat[idx, pos.columns.get_loc("exit_date")] = trade_date.date().isoformat()
     sold = {e["position_id"] for e in events}
@@ -226,9 +270,15 @@ def build(portfolios: int, positions: int, symbols: int, users: int, seed: int) 
             value0.append(float(row.quantity) * close_at(row.symbol, prev))
     gross = pd.Series(value0, index=held0.index).groupby(held0["portfolio_id"]).sum()
     opening = (1.25 * gross.reindex(pids).fillna(0.0) + 100_000.0).round(2)
-    portfolios_df = pd.DataFrame({"id": pids, "user_id": [user_ids[o] for o in owner],
-                                  "name": [f"Scale Portfolio {i:04d}" for i in range(portfolios)],
-                                  "opening_equity": [f"{v:.2f}" for v in opening], "inception_date": START})
+    portfolios_df = pd.DataFrame(
+        {
+            "id": pids,
+            "user_id": [user_ids[o] for o in owner],
+            "name": [f"Scale Portfolio {i:04d}" for i in range(portfolios)],
+            "opening_equity": [f"{v:.2f}" for v in opening],
+            "inception_date": START,
+        }
+    )
 
     # --- capital flows: 2-3 per portfolio inside the window, ~1 in 7 on a weekend day
     calendar_days = pd.date_range(START, END, freq="D")
@@ -238,9 +288,15 @@ def build(portfolios: int, positions: int, symbols: int, users: int, seed: int) 
             day = calendar_days[int(rng.integers(1, len(calendar_days) - 1))]
             withdrawal = rng.random() < 0.35
             amount = round(float(opening.iloc[p]) * rng.uniform(0.005, 0.04), 2)
-            flows.append(dict(id=f"{pid}:flow{j}", portfolio_id=pid,
-                              change_type="WITHDRAWAL" if withdrawal else "CONTRIBUTION",
-                              amount=f"{amount:.2f}", change_date=day.date().isoformat()))
+            flows.append(
+                dict(
+                    id=f"{pid}:flow{j}",
+                    portfolio_id=pid,
+                    change_type="WITHDRAWAL" if withdrawal else "CONTRIBUTION",
+                    amount=f"{amount:.2f}",
+                    change_date=day.date().isoformat(),
+                )
+            )
 
     # --- marks of PRIVATE holdings: quarter ends from a year before inception to the window's end
     quarter_ends = pd.date_range("2024-03-31", END, freq="QE")
@@ -254,10 +310,27 @@ def build(portfolios: int, positions: int, symbols: int, users: int, seed: int) 
     return {
         "users": users_df,
         "portfolios": portfolios_df,
-        "positions": pos[["id", "portfolio_id", "symbol", "position_type", "investment_class", "quantity",
-                          "entry_price", "entry_date", "exit_date", "multiplier", "underlying_symbol",
-                          "strike_price", "expiration_date", "deleted_at"]],
-        "realized_events": pd.DataFrame(events, columns=["id", "position_id", "trade_date", "quantity_closed", "price"]),
+        "positions": pos[
+            [
+                "id",
+                "portfolio_id",
+                "symbol",
+                "position_type",
+                "investment_class",
+                "quantity",
+                "entry_price",
+                "entry_date",
+                "exit_date",
+                "multiplier",
+                "underlying_symbol",
+                "strike_price",
+                "expiration_date",
+                "deleted_at",
+            ]
+        ],
+        "realized_events": pd.DataFrame(
+            events, columns=["id", "position_id", "trade_date", "quantity_closed", "price"]
+        ),
         "equity_changes": pd.DataFrame(flows, columns=["id", "portfolio_id", "change_type", "amount", "change_date"]),
         "position_marks": pd.DataFrame(marks, columns=["position_id", "mark_date", "price"]),
     }
@@ -294,8 +367,11 @@ def main() -> None:
     args = parser.parse_args()
     portfolios, positions, symbols, users = sizes(args)
     counts = write(build(portfolios, positions, symbols, users, args.seed), args.out)
-    print(f"wrote {args.out}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
-          + f"; window {START}...{END} ({SESSIONS} sessions)")
+    print(
+        f"wrote {args.out}: "
+        + ", ".join(f"{v} {k}" for k, v in counts.items())
+        + f"; window {START}...{END} ({SESSIONS} sessions)"
+    )
 
 
 if __name__ == "__main__":

@@ -79,9 +79,21 @@ POSITIONS = BookFile(
     "positions.csv",
     schema.positions,
     (
-        "id", "portfolio_id", "symbol", "position_type", "investment_class", "quantity",
-        "entry_price", "entry_date", "exit_date", "multiplier", "underlying_symbol",
-        "strike_price", "expiration_date", "deleted_at", "exit_price",
+        "id",
+        "portfolio_id",
+        "symbol",
+        "position_type",
+        "investment_class",
+        "quantity",
+        "entry_price",
+        "entry_date",
+        "exit_date",
+        "multiplier",
+        "underlying_symbol",
+        "strike_price",
+        "expiration_date",
+        "deleted_at",
+        "exit_price",
     ),
     optional_columns=("exit_price",),
 )
@@ -123,9 +135,7 @@ class BookValidationError(ValueError):
         shown = [str(p) for p in problems[:MAX_LISTED_PROBLEMS]]
         if len(problems) > MAX_LISTED_PROBLEMS:
             shown.append(f"... and {len(problems) - MAX_LISTED_PROBLEMS} more problem(s)")
-        super().__init__(
-            f"book rejected, nothing was changed: {len(problems)} problem(s)\n  " + "\n  ".join(shown)
-        )
+        super().__init__(f"book rejected, nothing was changed: {len(problems)} problem(s)\n  " + "\n  ".join(shown))
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -168,7 +178,8 @@ def _read(directory: Traversable, spec: BookFile, problems: list[Problem]) -> pd
     for row, line in zip(body, lines):
         problems.extend(
             Problem(spec.name, line, name, "contains a NUL character" if "\x00" in cell else "is not UTF-8 text")
-            for name, cell in zip(header, row) if _UNREADABLE.search(cell)
+            for name, cell in zip(header, row)
+            if _UNREADABLE.search(cell)
         )
     frame = pd.DataFrame(body, columns=header, dtype=object).reindex(columns=list(spec.columns))
     for column in absent:
@@ -239,7 +250,9 @@ class _Rows:
         values = self.frame[field]
         self.flag(~self.present(field), field, "is required")
         choices = ", ".join(sorted(allowed))
-        self.flag(self.present(field) & ~values.isin(list(allowed)), field, lambda v: f"must be one of {choices}, got {v!r}")
+        self.flag(
+            self.present(field) & ~values.isin(list(allowed)), field, lambda v: f"must be one of {choices}, got {v!r}"
+        )
         return values
 
     def rule(self, violated, field: str, requirement: str) -> None:
@@ -256,7 +269,12 @@ class _Rows:
         for idx in self.frame.index[dup]:
             key = ", ".join(repr(self.frame.at[idx, f]) for f in fields)
             self.problems.append(
-                Problem(self.spec.name, int(self.line[idx]), fields[-1], f"duplicate {label} {key} (first on row {first_line[idx]})")
+                Problem(
+                    self.spec.name,
+                    int(self.line[idx]),
+                    fields[-1],
+                    f"duplicate {label} {key} (first on row {first_line[idx]})",
+                )
             )
 
     def reference(self, field: str, known: set[str] | None, target: str) -> pd.Series:
@@ -289,9 +307,11 @@ def _check_store(engine: Engine) -> None:
     url = engine.url
     where = url.render_as_string(hide_password=True)
     database = url.database or ""
-    if url.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:"):
-        if not Path(database).is_file():
-            raise StoreNotReadyError(f"no store at {database}: run `sigmasight db init` first")
+    on_disk = (
+        url.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:")
+    )
+    if on_disk and not Path(database).is_file():
+        raise StoreNotReadyError(f"no store at {database}: run `sigmasight db init` first")
     try:
         with engine.connect() as conn:
             inspector = sa.inspect(conn)
@@ -328,8 +348,14 @@ def _read_store(conn: Connection) -> _Stored:
     positions = read_frame(
         conn,
         sa.select(
-            p.c.id, p.c.symbol, p.c.position_type, p.c.investment_class, p.c.quantity, p.c.entry_date,
-            p.c.exit_date, p.c.exit_price,
+            p.c.id,
+            p.c.symbol,
+            p.c.position_type,
+            p.c.investment_class,
+            p.c.quantity,
+            p.c.entry_date,
+            p.c.exit_date,
+            p.c.exit_price,
         ),
         parse_dates=["entry_date", "exit_date"],
     )
@@ -399,7 +425,9 @@ def _validate_users(rows: _Rows) -> pd.DataFrame:
     rows.text("id")
     rows.unique("id")
     email = rows.text("email", max_len=320)
-    rows.rule(rows.present("email") & ~email.fillna("").str.contains("@", regex=False), "email", "must be an e-mail address")
+    rows.rule(
+        rows.present("email") & ~email.fillna("").str.contains("@", regex=False), "email", "must be an e-mail address"
+    )
     rows.text("full_name", max_len=200)
     return rows.frame[["id", "email", "full_name"]]
 
@@ -435,10 +463,16 @@ def _validate_positions(rows: _Rows, portfolio_ids: set[str] | None, stored_exit
     iclass = rows.enum("investment_class", INVESTMENT_CLASSES)
     option = ptype.isin(list(OPTION_TYPES))
     valid_type = ptype.isin(list(POSITION_TYPES))
-    rows.rule(option & iclass.isin(list(INVESTMENT_CLASSES)) & (iclass != "OPTIONS"), "investment_class",
-              "must be OPTIONS for an option position_type (LC, LP, SC, SP)")
-    rows.rule(valid_type & ~option & (iclass == "OPTIONS"), "position_type",
-              "must be LC, LP, SC or SP for investment_class OPTIONS")
+    rows.rule(
+        option & iclass.isin(list(INVESTMENT_CLASSES)) & (iclass != "OPTIONS"),
+        "investment_class",
+        "must be OPTIONS for an option position_type (LC, LP, SC, SP)",
+    )
+    rows.rule(
+        valid_type & ~option & (iclass == "OPTIONS"),
+        "position_type",
+        "must be LC, LP, SC or SP for investment_class OPTIONS",
+    )
 
     quantity = rows.number("quantity")
     rows.rule(quantity <= 0, "quantity", "must be > 0")
@@ -452,9 +486,13 @@ def _validate_positions(rows: _Rows, portfolio_ids: set[str] | None, stored_exit
         exit_price = f["id"].map(stored_exit_prices).astype(float)
         for idx in f.index[exit_price.notna() & ~rows.present("exit_date")]:
             rows.problems.append(
-                Problem(POSITIONS.name, int(rows.line[idx]), "exit_date",
-                        f"is required: the store holds exit_price {exit_price[idx]:g} for position {f.at[idx, 'id']!r} "
-                        "(a positions.csv with an exit_price column can clear it)")
+                Problem(
+                    POSITIONS.name,
+                    int(rows.line[idx]),
+                    "exit_date",
+                    f"is required: the store holds exit_price {exit_price[idx]:g} for position {f.at[idx, 'id']!r} "
+                    "(a positions.csv with an exit_price column can clear it)",
+                )
             )
     else:
         exit_price = rows.number("exit_price", required=False)
@@ -477,13 +515,20 @@ def _validate_positions(rows: _Rows, portfolio_ids: set[str] | None, stored_exit
         occ_expiration[from_symbol] = pd.to_datetime(
             contracts.map(lambda c: None if c is None else c.expiration)
         ).astype("datetime64[us]")
-    rows.flag(from_symbol & occ_expiration.isna(), "expiration_date",
-              "is required for an option position whose symbol is not an OCC option symbol")
+    rows.flag(
+        from_symbol & occ_expiration.isna(),
+        "expiration_date",
+        "is required for an option position whose symbol is not an OCC option symbol",
+    )
     for idx in f.index[occ_expiration < entry_date]:
         rows.problems.append(
-            Problem(POSITIONS.name, int(rows.line[idx]), "symbol",
-                    f"expires on {occ_expiration[idx].date()} (OCC symbol, expiration_date empty), before entry_date, "
-                    f"got {f.at[idx, 'symbol']!r}")
+            Problem(
+                POSITIONS.name,
+                int(rows.line[idx]),
+                "symbol",
+                f"expires on {occ_expiration[idx].date()} (OCC symbol, expiration_date empty), before entry_date, "
+                f"got {f.at[idx, 'symbol']!r}",
+            )
         )
     for field in ("underlying_symbol", "strike_price", "expiration_date"):
         rows.rule(valid_type & ~option & rows.present(field), field, "must be empty for a non-option position")
@@ -532,16 +577,24 @@ def _validate_events(rows: _Rows, merged: pd.DataFrame | None) -> pd.DataFrame:
         entry = position["entry_date"]
         for idx in f.index[resolvable & (trade_date < entry)]:
             rows.problems.append(
-                Problem(EVENTS.name, int(rows.line[idx]), "trade_date",
-                        f"must be on or after the position's entry_date {entry[idx].date()}, got {f.at[idx, 'trade_date']!r}")
+                Problem(
+                    EVENTS.name,
+                    int(rows.line[idx]),
+                    "trade_date",
+                    f"must be on or after the position's entry_date {entry[idx].date()}, got {f.at[idx, 'trade_date']!r}",
+                )
             )
         exit_session, exit_date = position["exit_session"], position["exit_date"]
         for idx in f.index[resolvable & (_sessions(trade_date) > exit_session)]:
             dated = "" if exit_date[idx] == exit_session[idx] else f" (exit_date {exit_date[idx].date()})"
             rows.problems.append(
-                Problem(EVENTS.name, int(rows.line[idx]), "trade_date",
-                        f"must be on or before the position's exit session {exit_session[idx].date()}{dated}, "
-                        f"got {f.at[idx, 'trade_date']!r}")
+                Problem(
+                    EVENTS.name,
+                    int(rows.line[idx]),
+                    "trade_date",
+                    f"must be on or before the position's exit session {exit_session[idx].date()}{dated}, "
+                    f"got {f.at[idx, 'trade_date']!r}",
+                )
             )
     return pd.DataFrame(
         {
@@ -584,8 +637,11 @@ def _validate_marks(rows: _Rows, merged: pd.DataFrame | None) -> pd.DataFrame:
     if merged is not None:
         iclass = merged["investment_class"].reindex(f["position_id"].where(resolvable))
         iclass.index = f.index
-        rows.flag(resolvable & (iclass != "PRIVATE"), "position_id",
-                  lambda v: f"marks are only for PRIVATE positions; {v!r} is {merged.at[v, 'investment_class']}")
+        rows.flag(
+            resolvable & (iclass != "PRIVATE"),
+            "position_id",
+            lambda v: f"marks are only for PRIVATE positions; {v!r} is {merged.at[v, 'investment_class']}",
+        )
     return pd.DataFrame({"position_id": f["position_id"], "mark_date": mark_date, "price": price})
 
 
@@ -593,16 +649,30 @@ def _merge_positions(stored: pd.DataFrame, imported: pd.DataFrame) -> pd.DataFra
     """Positions as they will be after the import, indexed by id, with ``_line`` (NaN for
     stored rows the import does not touch) and the sessions of entry and exit."""
     keep = stored[~stored["id"].isin(imported["id"])].assign(_line=np.nan)
-    cols = ["id", "symbol", "position_type", "investment_class", "quantity", "entry_date", "exit_date", "exit_price", "_line"]
-    parts = [part[cols].astype({"entry_date": "datetime64[us]", "exit_date": "datetime64[us]"})
-             for part in (keep, imported.loc[imported["id"] != ""])]
+    cols = [
+        "id",
+        "symbol",
+        "position_type",
+        "investment_class",
+        "quantity",
+        "entry_date",
+        "exit_date",
+        "exit_price",
+        "_line",
+    ]
+    parts = [
+        part[cols].astype({"entry_date": "datetime64[us]", "exit_date": "datetime64[us]"})
+        for part in (keep, imported.loc[imported["id"] != ""])
+    ]
     merged = pd.concat(parts, ignore_index=True).drop_duplicates("id", keep="first").set_index("id")
     merged["entry_session"] = _sessions(merged["entry_date"])
     merged["exit_session"] = _sessions(merged["exit_date"])
     return merged
 
 
-def _check_closures(merged: pd.DataFrame, stored: _Stored, events: pd.DataFrame | None, problems: list[Problem]) -> None:
+def _check_closures(
+    merged: pd.DataFrame, stored: _Stored, events: pd.DataFrame | None, problems: list[Problem]
+) -> None:
     """No position closes more than is open, over the stored events the import keeps plus
     the imported ones (stored first, then imported by trade_date and line): the first
     imported row that overflows is named; if stored events alone overflow, the position's
@@ -616,13 +686,20 @@ def _check_closures(merged: pd.DataFrame, stored: _Stored, events: pd.DataFrame 
 
     Also: stored events must not precede a re-imported entry_date nor follow a
     re-imported exit session; stored marks require a re-imported position to stay PRIVATE."""
-    imported = events if events is not None else pd.DataFrame(columns=["id", "position_id", "trade_date", "quantity_closed", "_line"])
+    imported = (
+        events
+        if events is not None
+        else pd.DataFrame(columns=["id", "position_id", "trade_date", "quantity_closed", "_line"])
+    )
     kept = stored.events[~stored.events["id"].isin(imported["id"])].assign(_line=np.nan)
     all_events = pd.concat(
-        [part.astype({"trade_date": "datetime64[us]", "quantity_closed": float}) for part in (
-            kept.assign(_imported=0),
-            imported[kept.columns.drop("_line").tolist() + ["_line"]].assign(_imported=1),
-        )],
+        [
+            part.astype({"trade_date": "datetime64[us]", "quantity_closed": float})
+            for part in (
+                kept.assign(_imported=0),
+                imported[[*kept.columns.drop("_line").tolist(), "_line"]].assign(_imported=1),
+            )
+        ],
         ignore_index=True,
     )
     all_events = all_events[all_events["position_id"].isin(merged.index) & all_events["quantity_closed"].notna()]
@@ -651,8 +728,14 @@ def _check_closures(merged: pd.DataFrame, stored: _Stored, events: pd.DataFrame 
         elif not np.isnan(merged.at[position_id, "_line"]):
             if split:
                 split = f" (split-adjusted from the new {first['quantity']:g} at entry)"
-            problems.append(Problem(POSITIONS.name, int(merged.at[position_id, "_line"]), "quantity",
-                                    f"stored realized events close {closed:g}, more than the new quantity {open_:g}{split}"))
+            problems.append(
+                Problem(
+                    POSITIONS.name,
+                    int(merged.at[position_id, "_line"]),
+                    "quantity",
+                    f"stored realized events close {closed:g}, more than the new quantity {open_:g}{split}",
+                )
+            )
 
     reimported = merged[merged["_line"].notna()]
     stored_events = kept.drop(columns="_line").merge(
@@ -660,17 +743,39 @@ def _check_closures(merged: pd.DataFrame, stored: _Stored, events: pd.DataFrame 
     )
     early = stored_events[stored_events["trade_date"] < stored_events["entry_date"]]
     for _, row in early.drop_duplicates("position_id").iterrows():
-        problems.append(Problem(POSITIONS.name, int(row["_line"]), "entry_date",
-                                f"stored realized event {row['id']!r} trades on {row['trade_date'].date()}, before the new entry_date"))
+        problems.append(
+            Problem(
+                POSITIONS.name,
+                int(row["_line"]),
+                "entry_date",
+                f"stored realized event {row['id']!r} trades on {row['trade_date'].date()}, before the new entry_date",
+            )
+        )
     late = stored_events[_sessions(stored_events["trade_date"]) > stored_events["exit_session"]]
-    for _, row in late.sort_values("trade_date", ascending=False, kind="stable").drop_duplicates("position_id").iterrows():
-        problems.append(Problem(POSITIONS.name, int(row["_line"]), "exit_date",
-                                f"stored realized event {row['id']!r} trades on {row['trade_date'].date()}, "
-                                f"after the new exit session {row['exit_session'].date()}"))
-    unmarked = reimported[reimported.index.isin(stored.marked_position_ids) & (reimported["investment_class"] != "PRIVATE")]
+    for _, row in (
+        late.sort_values("trade_date", ascending=False, kind="stable").drop_duplicates("position_id").iterrows()
+    ):
+        problems.append(
+            Problem(
+                POSITIONS.name,
+                int(row["_line"]),
+                "exit_date",
+                f"stored realized event {row['id']!r} trades on {row['trade_date'].date()}, "
+                f"after the new exit session {row['exit_session'].date()}",
+            )
+        )
+    unmarked = reimported[
+        reimported.index.isin(stored.marked_position_ids) & (reimported["investment_class"] != "PRIVATE")
+    ]
     for position_id, row in unmarked.iterrows():
-        problems.append(Problem(POSITIONS.name, int(row["_line"]), "investment_class",
-                                f"must stay PRIVATE: the store holds marks for position {position_id!r}"))
+        problems.append(
+            Problem(
+                POSITIONS.name,
+                int(row["_line"]),
+                "investment_class",
+                f"must stay PRIVATE: the store holds marks for position {position_id!r}",
+            )
+        )
 
 
 def validate_book(directory: Traversable, conn: Connection) -> dict[str, pd.DataFrame]:
@@ -740,7 +845,9 @@ def _upsert(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> int:
     columns = [c.name for c in table.columns if c.name in frame.columns]
     keys = [c.name for c in table.primary_key.columns]
     statement = insert(table)
-    updates = {c: statement.excluded[c] for c in columns if c not in keys and c not in _PRESERVED.get(table.name, set())}
+    updates = {
+        c: statement.excluded[c] for c in columns if c not in keys and c not in _PRESERVED.get(table.name, set())
+    }
     conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates), records(frame, columns))
     return len(frame)
 
@@ -751,10 +858,15 @@ def _import(engine: Engine, directory: Traversable) -> dict[str, int]:
         clean = validate_book(directory, conn)
         stored = {name: read_frame(conn, sa.select(schema.metadata.tables[name])) for name in recompute.BOOK_DATES}
         earliest = recompute.earliest_change(stored, clean)
-        counts = {spec.table.name: _upsert(conn, spec.table, clean.get(spec.table.name, pd.DataFrame()))
-                  for spec in BOOK_FILES}
-        recompute.record_if_computed(conn, earliest, f"book import of {directory}: changes from {earliest:%Y-%m-%d}"
-                                     if earliest is not None else "")
+        counts = {
+            spec.table.name: _upsert(conn, spec.table, clean.get(spec.table.name, pd.DataFrame()))
+            for spec in BOOK_FILES
+        }
+        recompute.record_if_computed(
+            conn,
+            earliest,
+            f"book import of {directory}: changes from {earliest:%Y-%m-%d}" if earliest is not None else "",
+        )
         return counts
 
 

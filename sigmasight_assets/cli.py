@@ -67,9 +67,12 @@ def cmd_db_init(args) -> int:
     try:
         changes = init_db(engine)
     except sa.exc.OperationalError as exc:
-        first = "; the PostgreSQL database must exist: createdb" if engine.url.get_backend_name() == "postgresql" else ""
-        raise StoreNotReadyError(f"cannot open the store {where}: {one_line(exc)} (check SIGMASIGHT_DATABASE_URL{first})") \
-            from exc
+        first = (
+            "; the PostgreSQL database must exist: createdb" if engine.url.get_backend_name() == "postgresql" else ""
+        )
+        raise StoreNotReadyError(
+            f"cannot open the store {where}: {one_line(exc)} (check SIGMASIGHT_DATABASE_URL{first})"
+        ) from exc
     print(f"store {where}: " + (f"{len(changes)} change(s)" if changes else "up to date"))
     for change in changes:
         print(f"  {change}")
@@ -128,8 +131,9 @@ def _instance():
 
     home = os.environ.get("DAGSTER_HOME")
     if not home:
-        raise RuntimeError("DAGSTER_HOME is not set: point it at the Dagster instance directory (make demo uses "
-                           "./.dagster_home)")
+        raise RuntimeError(
+            "DAGSTER_HOME is not set: point it at the Dagster instance directory (make demo uses ./.dagster_home)"
+        )
     try:
         return DagsterInstance.get()
     except DagsterError as exc:
@@ -154,12 +158,19 @@ def cmd_purge(args) -> int:
     print(f"purged {where} from {day}: " + ", ".join(f"{n} {k}" for k, n in deleted.items() if n))
     if os.environ.get("DAGSTER_HOME"):
         keys, instead = wipe_partitions(_instance(), day)
-        print(f"Dagster: {instead}" if instead else f"Dagster: wiped partitions {keys[0]}… of the purged assets"
-              if keys else "Dagster: no partition to wipe")
+        print(
+            f"Dagster: {instead}"
+            if instead
+            else f"Dagster: wiped partitions {keys[0]}… of the purged assets"
+            if keys
+            else "Dagster: no partition to wipe"
+        )
     else:
         print("Dagster: DAGSTER_HOME is not set, its materializations were left as they are")
-    print(f"restore with one backfill: dagster asset materialize -m sigmasight_assets.definitions --select '*' "
-          f"--partition-range {day}...<latest session>")
+    print(
+        f"restore with one backfill: dagster asset materialize -m sigmasight_assets.definitions --select '*' "
+        f"--partition-range {day}...<latest session>"
+    )
     return 0
 
 
@@ -190,10 +201,15 @@ def cmd_profiles_refresh(args) -> int:
     latest = date.fromisoformat(last_key)
     done = refresh_profiles(engine, source, None, latest, args.max_age_days)
     counts = done.summary()
-    age = (f"; {counts['fresh']} fresh (stored less than {args.max_age_days:g} days ago) not asked"
-           if args.max_age_days is not None else "")
-    print(f"profiles from {done.source} for session {latest}: stored {counts['stored']} of {counts['asked']} "
-          f"asked ({done.requests} request(s)){age}; {counts['missing']} without a profile, {counts['failed']} failed")
+    age = (
+        f"; {counts['fresh']} fresh (stored less than {args.max_age_days:g} days ago) not asked"
+        if args.max_age_days is not None
+        else ""
+    )
+    print(
+        f"profiles from {done.source} for session {latest}: stored {counts['stored']} of {counts['asked']} "
+        f"asked ({done.requests} request(s)){age}; {counts['missing']} without a profile, {counts['failed']} failed"
+    )
     for symbol, reason in done.missing.items():
         print(f"  no profile: {symbol}: {reason}")
     for symbol, reason in done.failed.items():
@@ -218,9 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="the SQL store").add_subparsers(dest="db_command", required=True)
     db.add_parser("init", help="create or upgrade the store").set_defaults(func=cmd_db_init)
 
-    book = sub.add_parser("book", help="the book of portfolios").add_subparsers(
-        dest="book_command", required=True
-    )
+    book = sub.add_parser("book", help="the book of portfolios").add_subparsers(dest="book_command", required=True)
     imp = book.add_parser("import", help="import book CSVs from DIR")
     imp.add_argument("directory")
     imp.set_defaults(func=cmd_book_import)
@@ -234,8 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="write an HTML report (equity, drawdown, P&L, exposures) of the store")
     rep.add_argument("--out", help="output file (default: report.html in the data directory)")
-    rep.add_argument("--portfolio", dest="portfolios", action="extend", nargs="+", metavar="ID",
-                     help="only these portfolios (default: all)")
+    rep.add_argument(
+        "--portfolio",
+        dest="portfolios",
+        action="extend",
+        nargs="+",
+        metavar="ID",
+        help="only these portfolios (default: all)",
+    )
     rep.add_argument("--start")
     rep.add_argument("--end")
     rep.set_defaults(func=cmd_report)
@@ -246,8 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--json", action="store_true")
     ex.set_defaults(func=cmd_explain)
 
-    pu = sub.add_parser("purge", help="delete every computed row from a session on (prices, profiles, actions "
-                                      "and the book stay)")
+    pu = sub.add_parser(
+        "purge", help="delete every computed row from a session on (prices, profiles, actions and the book stay)"
+    )
     pu.add_argument("--from", dest="start", required=True, metavar="D")
     pu.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     pu.set_defaults(func=cmd_purge)
@@ -260,10 +281,18 @@ def build_parser() -> argparse.ArgumentParser:
     profiles = sub.add_parser("profiles", help="company profiles (sector, industry, beta, market cap)").add_subparsers(
         dest="profiles_command", required=True
     )
-    pr = profiles.add_parser("refresh", help="fetch and store the profiles of every eligible symbol of the book now "
-                                             "(the price source's profiles: SIGMASIGHT_PRICE_SOURCE)")
-    pr.add_argument("--max-age-days", type=_days, default=None, metavar="N",
-                    help="only symbols whose stored profile is missing or older than N days (default: all)")
+    pr = profiles.add_parser(
+        "refresh",
+        help="fetch and store the profiles of every eligible symbol of the book now "
+        "(the price source's profiles: SIGMASIGHT_PRICE_SOURCE)",
+    )
+    pr.add_argument(
+        "--max-age-days",
+        type=_days,
+        default=None,
+        metavar="N",
+        help="only symbols whose stored profile is missing or older than N days (default: all)",
+    )
     pr.set_defaults(func=cmd_profiles_refresh)
     return parser
 

@@ -24,8 +24,9 @@ def with_backfill_policy(policy: BackfillPolicy | None) -> list[AssetsDefinition
     return [a.with_attributes(backfill_policy=policy) if a.partitions_def is not None else a for a in ALL_ASSETS]
 
 
-def build_defs(executor: ExecutorDefinition = in_process_executor,
-               backfill_policy: BackfillPolicy | None = None) -> Definitions:
+def build_defs(
+    executor: ExecutorDefinition = in_process_executor, backfill_policy: BackfillPolicy | None = None
+) -> Definitions:
     """Assets, both jobs, the daily schedule, the recompute sensor and the resources (from the
     environment), run by ``executor``, with ``backfill_policy`` on the partitioned assets."""
     return Definitions(

@@ -29,24 +29,42 @@ def explain_session(engine: Engine, portfolio_id: str, day=None) -> dict:
     with engine.connect() as conn:
         if conn.execute(sa.select(t.portfolios.c.id).where(t.portfolios.c.id == portfolio_id)).first() is None:
             known = [r[0] for r in conn.execute(sa.select(t.portfolios.c.id).order_by(t.portfolios.c.id))]
-            raise LookupError(f"unknown portfolio {portfolio_id!r}; known: {', '.join(known) or 'none (import a book)'}")
+            raise LookupError(
+                f"unknown portfolio {portfolio_id!r}; known: {', '.join(known) or 'none (import a book)'}"
+            )
         if day is None:
             day = conn.execute(sa.select(sa.func.max(e.c.date)).where(e.c.portfolio_id == portfolio_id)).scalar()
             if day is None:
                 raise LookupError(f"portfolio {portfolio_id!r} has no equity in the store: materialize equity_balances")
         day = pd.Timestamp(day).date()
         row = conn.execute(
-            sa.select(e.c.previous_equity, e.c.daily_pnl, e.c.dividends, e.c.capital_flow, e.c.equity_balance,
-                      e.c.daily_return, d.c.unrealized_pnl, d.c.realized_pnl, d.c.unpriced_count)
+            sa.select(
+                e.c.previous_equity,
+                e.c.daily_pnl,
+                e.c.dividends,
+                e.c.capital_flow,
+                e.c.equity_balance,
+                e.c.daily_return,
+                d.c.unrealized_pnl,
+                d.c.realized_pnl,
+                d.c.unpriced_count,
+            )
             .join(d, sa.and_(d.c.portfolio_id == e.c.portfolio_id, d.c.date == e.c.date))
             .where(e.c.portfolio_id == portfolio_id, e.c.date == day)
         ).first()
         if row is None:
-            raise LookupError(f"portfolio {portfolio_id!r} has no stored session {day}: materialize equity_balances for it")
+            raise LookupError(
+                f"portfolio {portfolio_id!r} has no stored session {day}: materialize equity_balances for it"
+            )
         positions = read_frame(conn, _contributions(portfolio_id, day), parse_dates=["price_date"])
     money = {k: float(v) for k, v in row._mapping.items() if k not in ("daily_return", "unpriced_count")}
-    identity = money["previous_equity"] + money["unrealized_pnl"] + money["realized_pnl"] + money["dividends"] \
+    identity = (
+        money["previous_equity"]
+        + money["unrealized_pnl"]
+        + money["realized_pnl"]
+        + money["dividends"]
         + money["capital_flow"]
+    )
     positions["contribution"] = positions[["unrealized_pnl", "realized_pnl", "dividends"]].astype(float).sum(axis=1)
     positions["status"] = positions.apply(_status, axis=1)
     positions = positions.reindex(positions["contribution"].abs().sort_values(ascending=False, kind="stable").index)
@@ -59,13 +77,18 @@ def explain_session(engine: Engine, portfolio_id: str, day=None) -> dict:
         "identity_holds": abs(identity - money["equity_balance"]) < CENT,
         "positions": [
             {
-                "position_id": r.position_id, "symbol": r.symbol, "contribution": round(float(r.contribution), 2),
-                "unrealized_pnl": round(float(r.unrealized_pnl), 2), "realized_pnl": round(float(r.realized_pnl), 2),
+                "position_id": r.position_id,
+                "symbol": r.symbol,
+                "contribution": round(float(r.contribution), 2),
+                "unrealized_pnl": round(float(r.unrealized_pnl), 2),
+                "realized_pnl": round(float(r.realized_pnl), 2),
                 "dividends": round(float(r.dividends), 2),
                 "quantity": None if _missing(r.quantity) else float(r.quantity),
                 "price": None if _missing(r.price) else float(r.price),
                 "price_date": None if pd.isna(r.price_date) else str(r.price_date.date()),
-                "source": r.source if isinstance(r.source, str) else (r.price_kind if isinstance(r.price_kind, str) else None),
+                "source": r.source
+                if isinstance(r.source, str)
+                else (r.price_kind if isinstance(r.price_kind, str) else None),
                 "status": r.status,
             }
             for r in positions.itertuples()
@@ -78,9 +101,20 @@ def _contributions(portfolio_id: str, day):
     pnl, pv, p, m = t.position_daily_pnl, t.position_values, t.positions, t.market_data_cache
     return (
         sa.select(
-            pnl.c.position_id, p.c.symbol, pnl.c.unrealized_pnl, pnl.c.realized_pnl, pnl.c.dividends,
-            pnl.c.quantity_closed, pnl.c.settlement, pv.c.quantity, pv.c.price, pv.c.price_date, pv.c.price_kind,
-            pv.c.is_filled, pv.c.is_priced, m.c.source,
+            pnl.c.position_id,
+            p.c.symbol,
+            pnl.c.unrealized_pnl,
+            pnl.c.realized_pnl,
+            pnl.c.dividends,
+            pnl.c.quantity_closed,
+            pnl.c.settlement,
+            pv.c.quantity,
+            pv.c.price,
+            pv.c.price_date,
+            pv.c.price_kind,
+            pv.c.is_filled,
+            pv.c.is_priced,
+            m.c.source,
         )
         .join(p, p.c.id == pnl.c.position_id)
         .outerjoin(pv, sa.and_(pv.c.position_id == pnl.c.position_id, pv.c.date == pnl.c.date))

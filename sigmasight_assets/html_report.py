@@ -70,19 +70,50 @@ def load_report_data(engine: Engine, portfolio_ids=None, start=None, end=None) -
             raise LookupError(
                 f"unknown portfolio {', '.join(map(repr, unknown))}; known: {', '.join(portfolios['id'])}"
             )
-        equity = read_frame(conn, where(
-            sa.select(e.c.portfolio_id, e.c.date, e.c.previous_equity, e.c.equity_balance, e.c.daily_pnl,
-                      e.c.dividends, e.c.capital_flow, e.c.daily_return, e.c.twr_index), e, e.c.date,
-        ).order_by(e.c.portfolio_id, e.c.date), parse_dates=["date"])
-        snapshots = read_frame(conn, where(
-            sa.select(s.c.portfolio_id, s.c.snapshot_date.label("date"), s.c.long_exposure, s.c.short_exposure,
-                      s.c.net_market_value.label("net_exposure"), s.c.gross_exposure), s, s.c.snapshot_date,
-        ).order_by(s.c.portfolio_id, s.c.snapshot_date), parse_dates=["date"])
+        equity = read_frame(
+            conn,
+            where(
+                sa.select(
+                    e.c.portfolio_id,
+                    e.c.date,
+                    e.c.previous_equity,
+                    e.c.equity_balance,
+                    e.c.daily_pnl,
+                    e.c.dividends,
+                    e.c.capital_flow,
+                    e.c.daily_return,
+                    e.c.twr_index,
+                ),
+                e,
+                e.c.date,
+            ).order_by(e.c.portfolio_id, e.c.date),
+            parse_dates=["date"],
+        )
+        snapshots = read_frame(
+            conn,
+            where(
+                sa.select(
+                    s.c.portfolio_id,
+                    s.c.snapshot_date.label("date"),
+                    s.c.long_exposure,
+                    s.c.short_exposure,
+                    s.c.net_market_value.label("net_exposure"),
+                    s.c.gross_exposure,
+                ),
+                s,
+                s.c.snapshot_date,
+            ).order_by(s.c.portfolio_id, s.c.snapshot_date),
+            parse_dates=["date"],
+        )
         latest = where(sa.select(x.c.portfolio_id, sa.func.max(x.c.date).label("date")), x, x.c.date)
         latest = latest.group_by(x.c.portfolio_id).subquery()
-        sectors = read_frame(conn, sa.select(x).join(
-            latest, sa.and_(x.c.portfolio_id == latest.c.portfolio_id, x.c.date == latest.c.date)
-        ).order_by(x.c.portfolio_id, x.c.gross_exposure.desc(), x.c.sector), parse_dates=["date"])
+        sectors = read_frame(
+            conn,
+            sa.select(x)
+            .join(latest, sa.and_(x.c.portfolio_id == latest.c.portfolio_id, x.c.date == latest.c.date))
+            .order_by(x.c.portfolio_id, x.c.gross_exposure.desc(), x.c.sector),
+            parse_dates=["date"],
+        )
         actions = portfolio_actions(conn, portfolio_ids, start, end)
     if portfolio_ids:
         portfolios = portfolios[portfolios["id"].isin(portfolio_ids)]
@@ -129,11 +160,15 @@ def summary(equity: pd.DataFrame) -> dict:
     of ``pnl`` that is cash dividends."""
     first, last = equity.iloc[0], equity.iloc[-1]
     return {
-        "first_session": first["date"].date(), "last_session": last["date"].date(),
-        "start_equity": _start_equity(first), "last_equity": last["equity_balance"],
-        "pnl": equity["daily_pnl"].sum(), "flows": equity["capital_flow"].sum(),
+        "first_session": first["date"].date(),
+        "last_session": last["date"].date(),
+        "start_equity": _start_equity(first),
+        "last_equity": last["equity_balance"],
+        "pnl": equity["daily_pnl"].sum(),
+        "flows": equity["capital_flow"].sum(),
         "dividends": equity["dividends"].sum() if "dividends" in equity else 0.0,
-        "twr_return": last["twr_index"] / _base_index(equity) - 1.0, "max_drawdown": equity["drawdown"].min(),
+        "twr_return": last["twr_index"] / _base_index(equity) - 1.0,
+        "max_drawdown": equity["drawdown"].min(),
         "sessions": len(equity),
     }
 
@@ -175,12 +210,20 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     return [i * step for i in range(first, last + 1)]
 
 
-def _chart(label: str, dates: pd.Series, lo: float, hi: float, fmt: Callable[[float], str],
-           draw: Callable[[Callable, Callable], list[str]]) -> str:
+def _chart(
+    label: str,
+    dates: pd.Series,
+    lo: float,
+    hi: float,
+    fmt: Callable[[float], str],
+    draw: Callable[[Callable, Callable], list[str]],
+) -> str:
     """An SVG with y grid and labels, a few session labels on x, and ``draw(x, y)``'s
     elements; sessions are evenly spaced bands (no weekend gaps)."""
-    head = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" class="chart" '
-            f'role="img" aria-label="{escape(label)}"><title>{escape(label)}</title>')
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" class="chart" '
+        f'role="img" aria-label="{escape(label)}"><title>{escape(label)}</title>'
+    )
     if len(dates) == 0:
         return head + f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="empty">no data</text></svg>'
     ticks = nice_ticks(lo, hi)
@@ -195,13 +238,17 @@ def _chart(label: str, dates: pd.Series, lo: float, hi: float, fmt: Callable[[fl
 
     parts = [head]
     for tick in ticks:
-        parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
-                     f'class="{"zero" if tick == 0 else "grid"}"/>'
-                     f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{escape(fmt(tick))}</text>')
+        parts.append(
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
+            f'class="{"zero" if tick == 0 else "grid"}"/>'
+            f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{escape(fmt(tick))}</text>'
+        )
     for i in sorted(set(np.linspace(0, n - 1, min(n, 5)).round().astype(int))):
         anchor = "end" if i == n - 1 and n > 1 else "middle"
-        parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - 6}" text-anchor="{anchor}">'
-                     f'{escape(pd.Timestamp(dates.iloc[i]).strftime("%Y-%m-%d"))}</text>')
+        parts.append(
+            f'<text x="{x(i):.1f}" y="{HEIGHT - 6}" text-anchor="{anchor}">'
+            f"{escape(pd.Timestamp(dates.iloc[i]).strftime('%Y-%m-%d'))}</text>"
+        )
     parts += draw(x, y)
     return "".join(parts) + "</svg>"
 
@@ -210,8 +257,9 @@ def _points(values: pd.Series, x, y) -> str:
     return " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values) if pd.notna(v))
 
 
-def line_chart(frame: pd.DataFrame, columns: dict[str, str], label: str, fmt=short_money,
-               dashed: tuple[str, ...] = ()) -> str:
+def line_chart(
+    frame: pd.DataFrame, columns: dict[str, str], label: str, fmt=short_money, dashed: tuple[str, ...] = ()
+) -> str:
     """Lines of ``frame[column]`` (colour ``columns[column]``, ``dashed`` ones dashed so a
     line they coincide with shows through) against ``frame["date"]``."""
     values = frame[list(columns)].astype(float)
@@ -219,9 +267,12 @@ def line_chart(frame: pd.DataFrame, columns: dict[str, str], label: str, fmt=sho
 
     def draw(x, y):
         dash = ' stroke-dasharray="6 4"'
-        return [f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{_points(values[col], x, y)}"'
-                f'{dash if col in dashed else ""}>'
-                f'<title>{escape(col)}</title></polyline>' for col, color in columns.items()]
+        return [
+            f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{_points(values[col], x, y)}"'
+            f"{dash if col in dashed else ''}>"
+            f"<title>{escape(col)}</title></polyline>"
+            for col, color in columns.items()
+        ]
 
     return _chart(label, frame["date"], lo, hi, fmt, draw)
 
@@ -234,14 +285,17 @@ def area_chart(frame: pd.DataFrame, column: str, label: str, color: str = "#c628
     def draw(x, y):
         line = _points(values, x, y)
         area = f"{x(0):.1f},{y(0):.1f} {line} {x(len(values) - 1):.1f},{y(0):.1f}"
-        return [f'<polygon points="{area}" fill="{color}" fill-opacity="0.25" stroke="none"/>',
-                f'<polyline points="{line}" fill="none" stroke="{color}" stroke-width="1.5"/>']
+        return [
+            f'<polygon points="{area}" fill="{color}" fill-opacity="0.25" stroke="none"/>',
+            f'<polyline points="{line}" fill="none" stroke="{color}" stroke-width="1.5"/>',
+        ]
 
     return _chart(label, frame["date"], lo if len(values) else -0.01, hi if len(values) else 0.0, fmt, draw)
 
 
-def bar_chart(frame: pd.DataFrame, column: str, label: str, fmt=short_money, part: str | None = None,
-              part_name: str = "dividends") -> str:
+def bar_chart(
+    frame: pd.DataFrame, column: str, label: str, fmt=short_money, part: str | None = None, part_name: str = "dividends"
+) -> str:
     """One bar per session from zero, class ``pos`` (green) or ``neg`` (red), with a tooltip.
     ``part``: a column that is part of ``column`` (the dividends in the P&L), drawn over
     each session's bar as a narrower bar from zero, class ``div``, in one ``<g>`` series
@@ -256,16 +310,28 @@ def bar_chart(frame: pd.DataFrame, column: str, label: str, fmt=short_money, par
 
         def bar(i, v, w, cls, title):
             top, bottom = sorted((y(v), y(0)))
-            return (f'<rect x="{x(i) - w / 2:.1f}" y="{top:.1f}" width="{w:.1f}" '
-                    f'height="{max(bottom - top, 0.5):.1f}" class="{cls}"><title>{escape(title)}</title></rect>')
+            return (
+                f'<rect x="{x(i) - w / 2:.1f}" y="{top:.1f}" width="{w:.1f}" '
+                f'height="{max(bottom - top, 0.5):.1f}" class="{cls}"><title>{escape(title)}</title></rect>'
+            )
 
-        bars = [bar(i, v, width, "neg" if v < 0 else "pos",
-                    f"{day}: {money(v)}" + (f" (of which {part_name} {money(d)})" if d else ""))
-                for i, (day, v, d) in enumerate(zip(days, values, parts))]
+        bars = [
+            bar(
+                i,
+                v,
+                width,
+                "neg" if v < 0 else "pos",
+                f"{day}: {money(v)}" + (f" (of which {part_name} {money(d)})" if d else ""),
+            )
+            for i, (day, v, d) in enumerate(zip(days, values, parts))
+        ]
         if part:
             bars.append(f'<g class="series" data-series="{escape(part)}"><title>{escape(part_name)}</title>')
-            bars += [bar(i, d, max(width * 0.45, 1.0), "div", f"{day}: {part_name} {money(d)}")
-                     for i, (day, d) in enumerate(zip(days, parts)) if d]
+            bars += [
+                bar(i, d, max(width * 0.45, 1.0), "div", f"{day}: {part_name} {money(d)}")
+                for i, (day, d) in enumerate(zip(days, parts))
+                if d
+            ]
             bars.append("</g>")
         return bars
 
@@ -306,18 +372,23 @@ def stats_html(s: dict) -> str:
     (:func:`~sigmasight_assets.reports.reconciled`)."""
     r = reconciled(s["start_equity"], s["pnl"], s["flows"], s["last_equity"])
     items = [
-        ("First session", escape(str(s["first_session"]))), ("Last session", escape(str(s["last_session"]))),
+        ("First session", escape(str(s["first_session"]))),
+        ("Last session", escape(str(s["last_session"]))),
         ("Start equity", escape(money(r["start"]))),
-        ("Total P&amp;L", _signed(r["pnl"], money(r["pnl"]))), ("of which dividends", escape(money(s["dividends"]))),
-        ("Flows", escape(money(r["flows"]))), ("Last equity", escape(money(r["last"]))),
+        ("Total P&amp;L", _signed(r["pnl"], money(r["pnl"]))),
+        ("of which dividends", escape(money(s["dividends"]))),
+        ("Flows", escape(money(r["flows"]))),
+        ("Last equity", escape(money(r["last"]))),
         ("TWR return", _signed(s["twr_return"], pct(s["twr_return"]))),
         ("Max drawdown", _signed(s["max_drawdown"], pct(s["max_drawdown"]))),
     ]
     cards = '<dl class="stats">' + "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in items) + "</dl>"
     sign = "=" if r["reconciles"] else "≠"
-    identity = (f'<p class="identity">Start equity (close before {escape(str(s["first_session"]))}) '
-                f'{escape(money(r["start"]))} + P&amp;L {escape(money(r["pnl"]))} + flows {escape(money(r["flows"]))} '
-                f'{sign} last equity {escape(money(r["last"]))}</p>')
+    identity = (
+        f'<p class="identity">Start equity (close before {escape(str(s["first_session"]))}) '
+        f"{escape(money(r['start']))} + P&amp;L {escape(money(r['pnl']))} + flows {escape(money(r['flows']))} "
+        f"{sign} last equity {escape(money(r['last']))}</p>"
+    )
     return cards + identity
 
 
@@ -327,14 +398,29 @@ def sector_table(sectors: pd.DataFrame) -> str:
         return ""
     heads = ["Sector", "Positions", "Long", "Short", "Net", "Gross", "Net weight", "Gross weight"]
     rows = "".join(
-        "<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in (
-            r.sector, r.position_count, money(r.long_exposure), money(r.short_exposure), money(r.net_exposure),
-            money(r.gross_exposure), pct(r.net_weight, 1), pct(r.gross_weight, 1))) + "</tr>"
+        "<tr>"
+        + "".join(
+            f"<td>{escape(str(v))}</td>"
+            for v in (
+                r.sector,
+                r.position_count,
+                money(r.long_exposure),
+                money(r.short_exposure),
+                money(r.net_exposure),
+                money(r.gross_exposure),
+                pct(r.net_weight, 1),
+                pct(r.gross_weight, 1),
+            )
+        )
+        + "</tr>"
         for r in sectors.itertuples()
     )
     day = pd.Timestamp(sectors["date"].iloc[0]).strftime("%Y-%m-%d")
-    return (f"<h3>Sector exposures at {escape(day)}</h3><table><thead><tr>"
-            + "".join(f"<th>{h}</th>" for h in heads) + f"</tr></thead><tbody>{rows}</tbody></table>")
+    return (
+        f"<h3>Sector exposures at {escape(day)}</h3><table><thead><tr>"
+        + "".join(f"<th>{h}</th>" for h in heads)
+        + f"</tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 def actions_table(actions: pd.DataFrame) -> str:
@@ -346,17 +432,23 @@ def actions_table(actions: pd.DataFrame) -> str:
         f"<td>{escape(money(r.cash)) if r.cash else ''}</td></tr>"
         for r in actions.itertuples()
     )
-    return ("<h3>Corporate actions</h3><table><thead><tr><th>Ex-session</th><th>Action</th><th>Dividends</th>"
-            f"</tr></thead><tbody>{rows}</tbody></table>")
+    return (
+        "<h3>Corporate actions</h3><table><thead><tr><th>Ex-session</th><th>Action</th><th>Dividends</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 def _legend(columns: dict[str, str]) -> str:
-    return '<div class="legend">' + "".join(
-        f'<span><i style="background:{c}"></i>{escape(name)}</span>' for name, c in columns.items()) + "</div>"
+    return (
+        '<div class="legend">'
+        + "".join(f'<span><i style="background:{c}"></i>{escape(name)}</span>' for name, c in columns.items())
+        + "</div>"
+    )
 
 
-def portfolio_html(pid: str, name: str, equity: pd.DataFrame, snapshots: pd.DataFrame, sectors: pd.DataFrame,
-                   actions: pd.DataFrame) -> str:
+def portfolio_html(
+    pid: str, name: str, equity: pd.DataFrame, snapshots: pd.DataFrame, sectors: pd.DataFrame, actions: pd.DataFrame
+) -> str:
     head = f'<section id="{escape(pid)}"><h2>{escape(name)}</h2><div class="id">{escape(pid)}</div>'
     if equity.empty:
         return head + '<p class="meta">No equity history in this range.</p></section>'
@@ -366,25 +458,37 @@ def portfolio_html(pid: str, name: str, equity: pd.DataFrame, snapshots: pd.Data
     charts = [
         ("Equity", line_chart(equity, {"equity_balance": COLORS["net"]}, f"{name}: equity")),
         ("Drawdown (TWR index)", area_chart(equity, "drawdown", f"{name}: drawdown")),
-        ("Daily P&amp;L", _legend(PNL_COLORS) + bar_chart(
-            equity, "daily_pnl", f"{name}: daily P&L", part="dividends" if "dividends" in equity else None)),
-        ("Exposures", _legend(COLORS) + line_chart(exposures, exposure_cols, f"{name}: exposures",
-                                                    dashed=("net_exposure",))),
+        (
+            "Daily P&amp;L",
+            _legend(PNL_COLORS)
+            + bar_chart(equity, "daily_pnl", f"{name}: daily P&L", part="dividends" if "dividends" in equity else None),
+        ),
+        (
+            "Exposures",
+            _legend(COLORS) + line_chart(exposures, exposure_cols, f"{name}: exposures", dashed=("net_exposure",)),
+        ),
     ]
     body = "".join(f"<div><h3>{title}</h3>{svg}</div>" for title, svg in charts)
     charts_html = f'<div class="charts">{body}</div>'
-    return (head + stats_html(summary(equity)) + charts_html + sector_table(sectors) + actions_table(actions)
-            + "</section>")
+    return (
+        head + stats_html(summary(equity)) + charts_html + sector_table(sectors) + actions_table(actions) + "</section>"
+    )
 
 
 def render_report(data: ReportData, generated: dt.datetime | None = None) -> str:
     """The whole page: a title, links to each portfolio, then one section per portfolio."""
     generated = generated or dt.datetime.now(dt.UTC)
     span = f"{data.start or data.equity['date'].min().date()} to {data.end or data.equity['date'].max().date()}"
-    groups = {key: dict(list(frame.groupby("portfolio_id")))
-              for key, frame in (("e", data.equity), ("s", data.snapshots), ("x", data.sectors), ("a", data.actions))}
-    empty = {"e": data.equity.iloc[:0], "s": data.snapshots.iloc[:0], "x": data.sectors.iloc[:0],
-             "a": data.actions.iloc[:0]}
+    groups = {
+        key: dict(list(frame.groupby("portfolio_id")))
+        for key, frame in (("e", data.equity), ("s", data.snapshots), ("x", data.sectors), ("a", data.actions))
+    }
+    empty = {
+        "e": data.equity.iloc[:0],
+        "s": data.snapshots.iloc[:0],
+        "x": data.sectors.iloc[:0],
+        "a": data.actions.iloc[:0],
+    }
     sections = "".join(
         portfolio_html(p.id, p.name, *(groups[k].get(p.id, empty[k]) for k in ("e", "s", "x", "a")))
         for p in data.portfolios.itertuples()

@@ -29,8 +29,8 @@ def daily_job():
         DAILY_JOB_NAME,
         selection=[key for a in ALL_ASSETS for key in a.keys],
         description="Every asset for one trading session or a range of sessions, in one run: prices, "
-                    "company profiles (refreshed only when the run reaches the latest session), position "
-                    "values, daily P&L, equity balances, portfolio snapshots, sector tags and risk analytics.",
+        "company profiles (refreshed only when the run reaches the latest session), position "
+        "values, daily P&L, equity balances, portfolio snapshots, sector tags and risk analytics.",
     )
 
 
@@ -40,6 +40,6 @@ def recompute_job():
         RECOMPUTE_JOB_NAME,
         selection=[key for a in RECOMPUTED_ASSETS for key in a.keys],
         description="Recomputes position values, P&L, equity, snapshots, sector tags and risk from the earliest "
-                    "session a backdated book change or a late price affected through the latest computed one "
-                    "(launched by the sigmasight_recompute_on_change sensor).",
+        "session a backdated book change or a late price affected through the latest computed one "
+        "(launched by the sigmasight_recompute_on_change sensor).",
     )

@@ -29,13 +29,26 @@ COMPUTED_TABLES: dict[sa.Table, str] = {
     t.portfolio_snapshots: "snapshot_date",
     t.position_sector_tags: "date",
     t.sector_exposures: "date",
-    **{table: "date" for table in t.RISK_TABLES},
+    **dict.fromkeys(t.RISK_TABLES, "date"),
 }
 """The date-keyed tables the partitioned assets below compute (prices are kept)."""
-PURGED_ASSETS = ["position_values", "daily_pnl", "equity_balances", "portfolio_snapshots", "sector_tags",
-                 "risk_analytics"]
-CURRENT_COLUMNS = ["current_as_of", "current_status", "current_quantity", "last_price", "price_date", "market_value",
-                   "unrealized_pnl"]
+PURGED_ASSETS = [
+    "position_values",
+    "daily_pnl",
+    "equity_balances",
+    "portfolio_snapshots",
+    "sector_tags",
+    "risk_analytics",
+]
+CURRENT_COLUMNS = [
+    "current_as_of",
+    "current_status",
+    "current_quantity",
+    "last_price",
+    "price_date",
+    "market_value",
+    "unrealized_pnl",
+]
 
 
 def purge_from(engine: Engine, day: date) -> dict[str, int]:
@@ -59,9 +72,7 @@ def purge_from(engine: Engine, day: date) -> dict[str, int]:
             .values(equity_balance=sa.func.coalesce(at_latest, p.c.opening_equity), equity_balance_date=latest)
         ).rowcount
         deleted["positions reset"] = conn.execute(
-            t.positions.update()
-            .where(t.positions.c.current_as_of >= day)
-            .values({name: None for name in CURRENT_COLUMNS})
+            t.positions.update().where(t.positions.c.current_as_of >= day).values(dict.fromkeys(CURRENT_COLUMNS))
         ).rowcount
     return deleted
 
@@ -90,9 +101,12 @@ def wipe_partitions(instance: DagsterInstance, day: date) -> tuple[list[str], st
         kept = sorted(k for k in instance.get_materialized_partitions(asset) if k < day.isoformat())
         instance.wipe_assets([asset])
         for key in kept:
-            instance.report_runless_asset_event(AssetMaterialization(
-                asset, partition=key, description=f"kept by sigmasight purge --from {day}"))
+            instance.report_runless_asset_event(
+                AssetMaterialization(asset, partition=key, description=f"kept by sigmasight purge --from {day}")
+            )
         restored += len(kept)
-    return keys, (f"this instance cannot wipe single partitions, so the purged assets' history was wiped and "
-                  f"their {restored} materialized partition(s) before {day} recorded again (without their run "
-                  "links and metadata)")
+    return keys, (
+        f"this instance cannot wipe single partitions, so the purged assets' history was wiped and "
+        f"their {restored} materialized partition(s) before {day} recorded again (without their run "
+        "links and metadata)"
+    )

@@ -12,7 +12,7 @@ them for the next one).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pandas as pd
 import sqlalchemy as sa
@@ -43,9 +43,9 @@ class Pending:
 def record(conn: Connection, session, reason: str, now: datetime | None = None) -> None:
     """Record that results from ``session`` (any date; mapped to its session) on are stale."""
     day = pd.Timestamp(session_on_or_after(pd.Timestamp(session))).date()
-    conn.execute(t.recompute_requests.insert().values(
-        session=day, reason=reason[:2000], recorded_at=now or datetime.now(timezone.utc)
-    ))
+    conn.execute(
+        t.recompute_requests.insert().values(session=day, reason=reason[:2000], recorded_at=now or datetime.now(UTC))
+    )
 
 
 def record_if_computed(conn: Connection, earliest, reason: str) -> date | None:
@@ -81,9 +81,7 @@ def clear(conn: Connection, start: date, end: date, up_to_id: int) -> int:
     r, e = t.recompute_requests, t.equity_balances
     if conn.execute(sa.select(sa.func.count()).select_from(e).where(e.c.date > end)).scalar():
         return 0
-    return conn.execute(
-        r.delete().where(r.c.id <= up_to_id, r.c.session >= start, r.c.session <= end)
-    ).rowcount
+    return conn.execute(r.delete().where(r.c.id <= up_to_id, r.c.session >= start, r.c.session <= end)).rowcount
 
 
 def last_request_id(conn: Connection) -> int:
@@ -126,6 +124,7 @@ def _normal(frame: pd.DataFrame, table: sa.Table) -> pd.DataFrame:
         elif isinstance(kind, (sa.Float, sa.Integer)):
             out[name] = pd.to_numeric(frame[name]).astype(float)
         else:
-            out[name] = frame[name].astype(object).where(frame[name].notna(), None).map(
-                lambda v: None if v is None else str(v))
+            out[name] = (
+                frame[name].astype(object).where(frame[name].notna(), None).map(lambda v: None if v is None else str(v))
+            )
     return pd.DataFrame(out, index=frame.index)

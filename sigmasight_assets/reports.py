@@ -26,8 +26,13 @@ def reconciled(start: float, pnl: float, flows: float, last: float) -> dict:
     printed identity visibly fails rather than hiding the difference."""
     s, f, e = cents(start), cents(flows), cents(last)
     ok = bool(abs(start + pnl + flows - last) < 0.005)
-    return {"start": s / 100, "pnl": (e - s - f if ok else cents(pnl)) / 100, "flows": f / 100, "last": e / 100,
-            "reconciles": ok}
+    return {
+        "start": s / 100,
+        "pnl": (e - s - f if ok else cents(pnl)) / 100,
+        "flows": f / 100,
+        "last": e / 100,
+        "reconciles": ok,
+    }
 
 
 def portfolio_actions(conn, portfolio_ids=None, start=None, end=None) -> pd.DataFrame:
@@ -36,8 +41,9 @@ def portfolio_actions(conn, portfolio_ids=None, start=None, end=None) -> pd.Data
     ex-session, with the dividends it received (or paid, short) that day.
     Three bulk reads; empty when the store has no actions."""
     a, pnl, pos = t.corporate_actions, t.position_daily_pnl, t.positions
-    actions = read_frame(conn, sa.select(a.c.symbol, a.c.ex_date, a.c.action_type, a.c.ratio, a.c.amount),
-                         parse_dates=["ex_date"])
+    actions = read_frame(
+        conn, sa.select(a.c.symbol, a.c.ex_date, a.c.action_type, a.c.ratio, a.c.amount), parse_dates=["ex_date"]
+    )
     columns = ["portfolio_id", "date", "symbol", "action", "cash"]
     if actions.empty:
         return pd.DataFrame(columns=columns)
@@ -51,8 +57,11 @@ def portfolio_actions(conn, portfolio_ids=None, start=None, end=None) -> pd.Data
     query = (
         sa.select(pnl.c.portfolio_id, pnl.c.date, pos.c.symbol, sa.func.sum(pnl.c.dividends).label("cash"))
         .join(pos, pos.c.id == pnl.c.position_id)
-        .where(pos.c.position_type.in_(["LONG", "SHORT"]), pos.c.symbol.in_(sorted(actions["symbol"].unique())),
-               pnl.c.date.in_(sorted({d.date() for d in actions["date"]})))
+        .where(
+            pos.c.position_type.in_(["LONG", "SHORT"]),
+            pos.c.symbol.in_(sorted(actions["symbol"].unique())),
+            pnl.c.date.in_(sorted({d.date() for d in actions["date"]})),
+        )
         .group_by(pnl.c.portfolio_id, pnl.c.date, pos.c.symbol)
     )
     if portfolio_ids:
@@ -61,9 +70,15 @@ def portfolio_actions(conn, portfolio_ids=None, start=None, end=None) -> pd.Data
     met = held.merge(actions, on=["symbol", "date"])
     split = met["action_type"].eq("SPLIT")
     ratio = met["ratio"].astype(float)
-    met["action"] = (met["symbol"] + " " + split.map({True: "split ", False: "dividend "})
-                     + pd.Series([f"{r:g}-for-1" if s else f"{x:.4g}/share" for s, r, x in
-                                  zip(split, ratio, met["amount"].astype(float))], index=met.index))
+    met["action"] = (
+        met["symbol"]
+        + " "
+        + split.map({True: "split ", False: "dividend "})
+        + pd.Series(
+            [f"{r:g}-for-1" if s else f"{x:.4g}/share" for s, r, x in zip(split, ratio, met["amount"].astype(float))],
+            index=met.index,
+        )
+    )
     met["cash"] = met["cash"].astype(float).where(~split, 0.0)
     return met[columns].drop_duplicates().sort_values(["portfolio_id", "date", "symbol"]).reset_index(drop=True)
 
@@ -76,12 +91,22 @@ def equity_history(engine: Engine, portfolio_id: str, start=None, end=None) -> p
     with engine.connect() as conn:
         known = [r[0] for r in conn.execute(sa.select(t.portfolios.c.id).order_by(t.portfolios.c.id))]
         if portfolio_id not in known:
-            raise LookupError(f"unknown portfolio {portfolio_id!r}; known: {', '.join(known) or 'none (import a book)'}")
+            raise LookupError(
+                f"unknown portfolio {portfolio_id!r}; known: {', '.join(known) or 'none (import a book)'}"
+            )
         e = t.equity_balances
-        query = sa.select(
-            e.c.date.label("session"), e.c.equity_balance.label("equity"), e.c.daily_pnl.label("pnl"),
-            e.c.dividends, e.c.capital_flow.label("flow"), e.c.daily_return.label("return"),
-        ).where(e.c.portfolio_id == portfolio_id).order_by(e.c.date)
+        query = (
+            sa.select(
+                e.c.date.label("session"),
+                e.c.equity_balance.label("equity"),
+                e.c.daily_pnl.label("pnl"),
+                e.c.dividends,
+                e.c.capital_flow.label("flow"),
+                e.c.daily_return.label("return"),
+            )
+            .where(e.c.portfolio_id == portfolio_id)
+            .order_by(e.c.date)
+        )
         if start:
             query = query.where(e.c.date >= pd.Timestamp(start).date())
         if end:
@@ -105,22 +130,48 @@ def equity_summary(engine: Engine) -> pd.DataFrame:
     with engine.connect() as conn:
         rows = read_frame(
             conn,
-            sa.select(p.c.id.label("portfolio"), p.c.name, e.c.date, e.c.previous_equity, e.c.equity_balance,
-                      e.c.daily_pnl, e.c.dividends, e.c.capital_flow)
+            sa.select(
+                p.c.id.label("portfolio"),
+                p.c.name,
+                e.c.date,
+                e.c.previous_equity,
+                e.c.equity_balance,
+                e.c.daily_pnl,
+                e.c.dividends,
+                e.c.capital_flow,
+            )
             .join(e, e.c.portfolio_id == p.c.id)
             .order_by(p.c.id, e.c.date),
         )
     if rows.empty:
         raise LookupError("no equity history in the store: materialize equity_balances")
-    g = rows.groupby(["portfolio", "name"], sort=True).agg(
-        first_session=("date", "first"), last_session=("date", "last"), start_equity=("previous_equity", "first"),
-        pnl=("daily_pnl", "sum"), dividends=("dividends", "sum"), flows=("capital_flow", "sum"),
-        last_equity=("equity_balance", "last"),
-    ).reset_index()
-    shown = pd.DataFrame([reconciled(r.start_equity, r.pnl, r.flows, r.last_equity) for r in g.itertuples()],
-                         index=g.index)
+    g = (
+        rows.groupby(["portfolio", "name"], sort=True)
+        .agg(
+            first_session=("date", "first"),
+            last_session=("date", "last"),
+            start_equity=("previous_equity", "first"),
+            pnl=("daily_pnl", "sum"),
+            dividends=("dividends", "sum"),
+            flows=("capital_flow", "sum"),
+            last_equity=("equity_balance", "last"),
+        )
+        .reset_index()
+    )
+    shown = pd.DataFrame(
+        [reconciled(r.start_equity, r.pnl, r.flows, r.last_equity) for r in g.itertuples()], index=g.index
+    )
     g["dividends"] = g["dividends"].map(lambda v: cents(v) / 100)
     return g.assign(start_equity=shown["start"], pnl=shown["pnl"], flows=shown["flows"], last_equity=shown["last"])[
-        ["portfolio", "name", "first_session", "last_session", "start_equity", "pnl", "dividends", "flows",
-         "last_equity"]
+        [
+            "portfolio",
+            "name",
+            "first_session",
+            "last_session",
+            "start_equity",
+            "pnl",
+            "dividends",
+            "flows",
+            "last_equity",
+        ]
     ]

@@ -3,8 +3,6 @@ unless configured explicitly (tests pass them in)."""
 
 from __future__ import annotations
 
-from typing import Optional
-
 from dagster import ConfigurableResource
 from sqlalchemy.engine import Engine
 
@@ -15,7 +13,7 @@ from sigmasight_assets.store import check_schema, make_engine
 class StoreResource(ConfigurableResource):
     """The SQL store; ``database_url`` defaults to ``SIGMASIGHT_DATABASE_URL``."""
 
-    database_url: Optional[str] = None
+    database_url: str | None = None
 
     def engine(self) -> Engine:
         engine = make_engine(self.database_url or config.database_url())
@@ -27,8 +25,8 @@ class MarketDataResource(ConfigurableResource):
     """Where prices and profiles come from; ``spec`` defaults to ``SIGMASIGHT_PRICE_SOURCE``
     (``demo`` | ``yahoo`` | ``csv:PATH``)."""
 
-    spec: Optional[str] = None
-    history_days: Optional[int] = None
+    spec: str | None = None
+    history_days: int | None = None
 
     def source_spec(self) -> str:
         return self.spec or config.price_source_spec()

@@ -13,11 +13,16 @@ from collections import defaultdict
 from dagster import DagsterEventType, DagsterInstance
 
 RANGE_START, RANGE_END, PARTITION = (
-    "dagster/asset_partition_range_start", "dagster/asset_partition_range_end", "dagster/partition"
+    "dagster/asset_partition_range_start",
+    "dagster/asset_partition_range_end",
+    "dagster/partition",
 )
 EVENTS = {
-    DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
-    DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_CHECK_EVALUATION,
+    DagsterEventType.STEP_START,
+    DagsterEventType.STEP_SUCCESS,
+    DagsterEventType.STEP_FAILURE,
+    DagsterEventType.ASSET_MATERIALIZATION,
+    DagsterEventType.ASSET_CHECK_EVALUATION,
 }
 
 
@@ -39,8 +44,9 @@ def run_summaries(instance: DagsterInstance, last: int = 10) -> list[dict]:
     out = []
     for record in instance.get_run_records(limit=last):
         run = record.dagster_run
-        steps: dict[str, dict] = defaultdict(lambda: {"seconds": None, "rows_written": None, "checks_passed": 0,
-                                                       "checks_failed": [], "error": None})
+        steps: dict[str, dict] = defaultdict(
+            lambda: {"seconds": None, "rows_written": None, "checks_passed": 0, "checks_failed": [], "error": None}
+        )
         started: dict[str, float] = {}
         for entry in instance.all_logs(run.run_id, of_type=EVENTS):
             event, step = entry.dagster_event, entry.step_key
@@ -62,15 +68,17 @@ def run_summaries(instance: DagsterInstance, last: int = 10) -> list[dict]:
                 else:
                     steps[step]["checks_failed"].append(evaluation.check_name)
         start, end = record.start_time, record.end_time
-        out.append({
-            "run_id": run.run_id,
-            "job": run.job_name,
-            "partitions": _partitions(run.tags),
-            "status": run.status.value,
-            "started": None if start is None else start,
-            "seconds": None if start is None or end is None else round(end - start, 2),
-            "steps": {k: {"status": v.get("status", "not finished"), **v} for k, v in steps.items()},
-        })
+        out.append(
+            {
+                "run_id": run.run_id,
+                "job": run.job_name,
+                "partitions": _partitions(run.tags),
+                "status": run.status.value,
+                "started": None if start is None else start,
+                "seconds": None if start is None or end is None else round(end - start, 2),
+                "steps": {k: {"status": v.get("status", "not finished"), **v} for k, v in steps.items()},
+            }
+        )
     return out
 
 
@@ -84,7 +92,8 @@ def render(runs: list[dict]) -> str:
         lines.append(f"{r['run_id'][:8]}  {r['status']:<9} {r['partitions'] or '(unpartitioned)'}{took}  [{r['job']}]")
         for step, s in r["steps"].items():
             checks = f"checks {s['checks_passed']} passed" + (
-                f", failed: {', '.join(s['checks_failed'])}" if s["checks_failed"] else "")
+                f", failed: {', '.join(s['checks_failed'])}" if s["checks_failed"] else ""
+            )
             rows = "" if s["rows_written"] is None else f", {s['rows_written']} rows"
             took = "" if s["seconds"] is None else f" {s['seconds']:.2f} s"
             lines.append(f"    {step:<22} {s['status']:<8}{took}{rows}, {checks}")

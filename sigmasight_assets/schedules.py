@@ -94,7 +94,7 @@ def last_materialized(instance: DagsterInstance, keys: Sequence[str], before: da
     """The last of ``keys`` (partition keys in order) with an ``equity_balances`` materialization
     recorded before ``before``, or None. Looks back from the end, LOOKBACK_CHUNK keys per query."""
     for stop in range(len(keys), 0, -LOOKBACK_CHUNK):
-        chunk = list(keys[max(0, stop - LOOKBACK_CHUNK):stop])
+        chunk = list(keys[max(0, stop - LOOKBACK_CHUNK) : stop])
         records_filter = AssetRecordsFilter(
             asset_key=CHAIN_ASSET, asset_partitions=chunk, before_timestamp=before.timestamp()
         )
@@ -118,7 +118,7 @@ def daily_request(session: str, keys: Sequence[str], instance: DagsterInstance, 
     ``session`` alone when none is missing or nothing was ever materialized."""
     earlier = keys[:-1]
     last = last_materialized(instance, earlier, tick)
-    missing = [] if last is None else list(earlier[earlier.index(last) + 1:])
+    missing = [] if last is None else list(earlier[earlier.index(last) + 1 :])
     if not missing:
         # run_key: a retried or re-evaluated tick never launches a second run for the session.
         return RunRequest(run_key=session, partition_key=session, tags={SCHEDULE_TAG: "daily_after_close"})
@@ -142,10 +142,10 @@ def daily_request(session: str, keys: Sequence[str], instance: DagsterInstance, 
     execution_timezone=SCHEDULE_TIMEZONE,
     default_status=DefaultScheduleStatus.STOPPED,
     description="18:30 New York on weekdays: materialize every asset for the NYSE session that "
-                "closed that day (one single-partition run); holidays skip. If sessions since the "
-                "last materialized equity_balances partition are missing, one catch-up run over "
-                "all of them through that session instead (tags sigmasight/trigger=daily_catchup, "
-                "sigmasight/catchup_sessions=N).",
+    "closed that day (one single-partition run); holidays skip. If sessions since the "
+    "last materialized equity_balances partition are missing, one catch-up run over "
+    "all of them through that session instead (tags sigmasight/trigger=daily_catchup, "
+    "sigmasight/catchup_sessions=N).",
 )
 def daily_schedule(context: ScheduleEvaluationContext):
     tick = context.scheduled_execution_time or datetime.now(NEW_YORK)

@@ -27,7 +27,7 @@ from sqlalchemy import (
 metadata = MetaData()
 
 
-def Money(name: str, nullable: bool = True, **kw) -> Column:  # noqa: N802 - column factory
+def Money(name: str, nullable: bool = True, **kw) -> Column:
     return Column(name, Float(53), nullable=nullable, **kw)
 
 

@@ -82,7 +82,10 @@ def sector_weights(out: pd.DataFrame, equity: pd.DataFrame) -> pd.DataFrame:
 def positions_by_tag_basis(groups: pd.DataFrame) -> pd.DataFrame:
     """Per session (index) the positions tagged on each basis (``tagged_<basis>`` columns,
     every basis of ``TAG_BASES``) and in all (``positions``), from the same sums."""
-    counts = groups.pivot_table(index="date", columns="tag_basis", values="position_count", aggfunc="sum",
-                                fill_value=0).reindex(columns=TAG_BASES, fill_value=0).astype(np.int64)
+    counts = (
+        groups.pivot_table(index="date", columns="tag_basis", values="position_count", aggfunc="sum", fill_value=0)
+        .reindex(columns=TAG_BASES, fill_value=0)
+        .astype(np.int64)
+    )
     counts.columns = [f"tagged_{basis}" for basis in counts.columns]
     return counts.assign(positions=counts.sum(axis=1))

@@ -12,7 +12,7 @@ run launches a fresh one. ``portfolio_snapshots`` clears the requests its run co
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
@@ -32,13 +32,19 @@ def recompute_request(context: SensorEvaluationContext, engine) -> RunRequest | 
     keys = daily_partitions.get_partition_keys()
     start = todo.earliest.isoformat()
     later = [k for k in keys if k >= start]
-    latest = last_materialized(context.instance, later, datetime.now(timezone.utc)) if later else None
+    latest = last_materialized(context.instance, later, datetime.now(UTC)) if later else None
     if latest is None:
-        return SkipReason(f"changes from {start} on, but no session from then is computed yet: the next run covers them")
+        return SkipReason(
+            f"changes from {start} on, but no session from then is computed yet: the next run covers them"
+        )
     return RunRequest(
         run_key=f"recompute:{later[0]}...{latest}:{todo.last_id}",
-        tags={RANGE_START_TAG: later[0], RANGE_END_TAG: latest, SCHEDULE_TAG: "recompute",
-              "sigmasight/recompute_reasons": "; ".join(todo.reasons)[:1000]},
+        tags={
+            RANGE_START_TAG: later[0],
+            RANGE_END_TAG: latest,
+            SCHEDULE_TAG: "recompute",
+            "sigmasight/recompute_reasons": "; ".join(todo.reasons)[:1000],
+        },
     )
 
 
@@ -48,8 +54,8 @@ def recompute_request(context: SensorEvaluationContext, engine) -> RunRequest | 
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.STOPPED,
     description="When a book import or a late price changes sessions already computed, one run of the "
-                "accounting, sector and risk assets from the earliest affected session through the latest "
-                "computed one.",
+    "accounting, sector and risk assets from the earliest affected session through the latest "
+    "computed one.",
 )
 def recompute_sensor(context: SensorEvaluationContext, store: StoreResource):
     return recompute_request(context, store.engine())

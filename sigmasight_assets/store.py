@@ -103,7 +103,9 @@ def ensure_views(conn: Connection, views: Mapping[str, str]) -> list[str]:
     changes: list[str] = []
     for name, select_sql in views.items():
         if name in tables:
-            raise RuntimeError(f"cannot create view {name}: a table of that name exists in the store; drop or rename it")
+            raise RuntimeError(
+                f"cannot create view {name}: a table of that name exists in the store; drop or rename it"
+            )
         body = " ".join(select_sql.split())
         tag = _view_tag(select_sql)
         if dialect == "postgresql":
@@ -172,20 +174,30 @@ def check_schema(engine: Engine, columns: bool = False) -> None:
             have = set(inspector.get_table_names())
             missing = [table.name for table in metadata.sorted_tables if table.name not in have]
             if missing:
-                what = ("none of its tables" if len(missing) == len(metadata.tables) else f"no table {missing[0]}"
-                        + (f" and {len(missing) - 1} other(s)" if len(missing) > 1 else ""))
-                raise StoreNotReadyError(f"the store {where} is not initialised (it has {what}): "
-                                         "run `sigmasight db init` first")
+                what = (
+                    "none of its tables"
+                    if len(missing) == len(metadata.tables)
+                    else f"no table {missing[0]}" + (f" and {len(missing) - 1} other(s)" if len(missing) > 1 else "")
+                )
+                raise StoreNotReadyError(
+                    f"the store {where} is not initialised (it has {what}): run `sigmasight db init` first"
+                )
             if columns:
-                stored = {table: {c["name"] for c in cols} for (_, table), cols in inspector.get_multi_columns().items()}
+                stored = {
+                    table: {c["name"] for c in cols} for (_, table), cols in inspector.get_multi_columns().items()
+                }
                 for table in metadata.sorted_tables:
                     lacking = [c.name for c in table.columns if c.name not in stored.get(table.name, ())]
                     if lacking:
-                        raise StoreNotReadyError(f"the store {where} needs an upgrade (table {table.name} has no "
-                                                 f"column {lacking[0]}): run `sigmasight db init` first")
+                        raise StoreNotReadyError(
+                            f"the store {where} needs an upgrade (table {table.name} has no "
+                            f"column {lacking[0]}): run `sigmasight db init` first"
+                        )
     except sa.exc.DBAPIError as exc:
-        raise StoreNotReadyError(f"cannot open the store {where}: {one_line(exc)} (check SIGMASIGHT_DATABASE_URL, "
-                                 "then run `sigmasight db init`)") from exc
+        raise StoreNotReadyError(
+            f"cannot open the store {where}: {one_line(exc)} (check SIGMASIGHT_DATABASE_URL, "
+            "then run `sigmasight db init`)"
+        ) from exc
 
 
 def one_line(exc: BaseException) -> str:
@@ -255,8 +267,10 @@ def bulk_insert(
             conn.execute(statement, records(frame.iloc[lo : lo + INSERT_CHUNK], names))
         return len(frame)
     quote = dialect.identifier_preparer.quote
-    sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({', '.join(quote(n) for n in names)}) "
-           f"VALUES ({', '.join('?' for _ in names)})")
+    sql = (
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({', '.join(quote(n) for n in names)}) "
+        f"VALUES ({', '.join('?' for _ in names)})"
+    )
     if skip_conflicts_on:
         sql += f" ON CONFLICT ({', '.join(quote(n) for n in skip_conflicts_on)}) DO NOTHING"
     processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
@@ -272,8 +286,12 @@ def _bound(column: pd.Series, type_: sa.types.TypeEngine, processor) -> list:
     SQLite dates and booleans: ISO strings and 0/1, what the processors produce)."""
     if processor is None:
         return _plain(column)
-    if isinstance(type_, sa.Date) and not isinstance(type_, sa.DateTime) and pd.api.types.is_datetime64_any_dtype(column) \
-            and getattr(column.dt, "tz", None) is None:
+    if (
+        isinstance(type_, sa.Date)
+        and not isinstance(type_, sa.DateTime)
+        and pd.api.types.is_datetime64_any_dtype(column)
+        and getattr(column.dt, "tz", None) is None
+    ):
         days = column.to_numpy(dtype="datetime64[D]")
         text = np.datetime_as_string(days, unit="D").astype(object)
         text[np.isnat(days)] = None
@@ -328,8 +346,12 @@ def _copy_text(column: pd.Series, type_: sa.types.TypeEngine) -> pd.Series:
     else:
         text = values.map(str, na_action="ignore")
         if text.str.contains(r"[\\\t\n\r]", regex=True, na=False).any():
-            text = (text.str.replace("\\", "\\\\", regex=False).str.replace("\t", "\\t", regex=False)
-                    .str.replace("\n", "\\n", regex=False).str.replace("\r", "\\r", regex=False))
+            text = (
+                text.str.replace("\\", "\\\\", regex=False)
+                .str.replace("\t", "\\t", regex=False)
+                .str.replace("\n", "\\n", regex=False)
+                .str.replace("\r", "\\r", regex=False)
+            )
     return text.where(~null, "\\N")
 
 
@@ -340,12 +362,16 @@ def _copy_postgresql_skipping_conflicts(
     stored yet (``ON CONFLICT (keys) DO NOTHING``); the temporary table is dropped."""
     from sqlalchemy.dialects.postgresql import insert
 
-    staging = sa.Table(f"_staging_{table.name}", sa.MetaData(), *[sa.Column(n, table.c[n].type) for n in names],
-                       prefixes=["TEMPORARY"])
+    staging = sa.Table(
+        f"_staging_{table.name}", sa.MetaData(), *[sa.Column(n, table.c[n].type) for n in names], prefixes=["TEMPORARY"]
+    )
     staging.create(conn)
     _copy_postgresql(conn, staging, frame, names)
-    conn.execute(insert(table).from_select(names, sa.select(*[staging.c[n] for n in names]))
-                 .on_conflict_do_nothing(index_elements=keys))
+    conn.execute(
+        insert(table)
+        .from_select(names, sa.select(*[staging.c[n] for n in names]))
+        .on_conflict_do_nothing(index_elements=keys)
+    )
     staging.drop(conn)
 
 
@@ -541,8 +567,15 @@ def full_scan(conn: Connection, table: sa.Table):
 
 
 def replace_window_from_select(
-    conn: Connection, table: sa.Table, date_column: str, start: date, end: date, columns: list[str], select,
-    expected_rows: int, ordered: bool = True,
+    conn: Connection,
+    table: sa.Table,
+    date_column: str,
+    start: date,
+    end: date,
+    columns: list[str],
+    select,
+    expected_rows: int,
+    ordered: bool = True,
 ) -> int:
     """``replace_window`` whose new rows come from ``select`` (``INSERT INTO table (columns)
     SELECT ...``, ordered by the table's primary key unless ``ordered`` is false, e.g. for
@@ -612,7 +645,11 @@ def read_frame(conn: Connection, statement, parse_dates: Iterable[str] = ()) -> 
     fast = _dbapi_rows(result)
     processors: list[Callable | None]
     if fast is None:
-        fetch, processors, iso = (lambda: [tuple(row) for row in result.fetchmany(READ_CHUNK)]), [None] * len(names), set()
+        fetch, processors, iso = (
+            (lambda: [tuple(row) for row in result.fetchmany(READ_CHUNK)]),
+            [None] * len(names),
+            set(),
+        )
     else:
         fetch, processors, iso_dates = fast
         # SQLite ISO date strings of a parse_dates column: parsed at once (see _iso_dates)

@@ -20,8 +20,12 @@ def asof(left: pd.DataFrame, right: pd.DataFrame, by: str) -> pd.DataFrame:
     rdates = right["date"].astype("datetime64[ns]").to_numpy()
     lns, rns = ldates.view(np.int64), rdates.view(np.int64)
     if (
-        len(left) == 0 or len(right) == 0 or np.isnat(ldates).any() or np.isnat(rdates).any()
-        or (lns % _DAY_NS).any() or (rns % _DAY_NS).any()
+        len(left) == 0
+        or len(right) == 0
+        or np.isnat(ldates).any()
+        or np.isnat(rdates).any()
+        or (lns % _DAY_NS).any()
+        or (rns % _DAY_NS).any()
     ):
         return asof_merge(left, right, by)
     lkeys, rkeys = left[by].astype(str).to_numpy(), right[by].astype(str).to_numpy()

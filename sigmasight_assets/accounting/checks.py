@@ -8,7 +8,9 @@ import pandas as pd
 CENT = 0.005
 
 
-def rollforward_breaks(equity: pd.DataFrame, previous: pd.DataFrame, pnl: pd.DataFrame, opening: pd.Series) -> pd.DataFrame:
+def rollforward_breaks(
+    equity: pd.DataFrame, previous: pd.DataFrame, pnl: pd.DataFrame, opening: pd.Series
+) -> pd.DataFrame:
     """Rows where equity_d ≠ equity_{d⁻} + unrealized + realized + dividends + capital_flow.
 
     ``equity``: stored (portfolio_id, date, equity_balance) for the window; ``previous``:
@@ -46,7 +48,7 @@ def decomposition_breaks(cumulative: pd.DataFrame, expected: pd.DataFrame) -> pd
 def balance_breaks(portfolios: pd.DataFrame, latest: pd.DataFrame) -> pd.DataFrame:
     """Portfolios whose ``equity_balance`` is not the equity of their latest stored session."""
     rows = portfolios.merge(latest, on="portfolio_id", how="inner", suffixes=("", "_latest"))
-    wrong = ~((rows["equity_balance"] - rows["equity_balance_latest"]).abs() < CENT) | rows[
-        "equity_balance_date"
-    ].ne(rows["date"])
+    wrong = ~((rows["equity_balance"] - rows["equity_balance_latest"]).abs() < CENT) | rows["equity_balance_date"].ne(
+        rows["date"]
+    )
     return rows[wrong]

@@ -46,16 +46,14 @@ def seeds(
     )
     missing = chained[chained["equity_balance"].isna()]
     if len(missing):
-        names = ", ".join(
-            f"{r.portfolio_id} (incepted {r.inception_session.date()})" for r in missing.itertuples()
-        )
+        names = ", ".join(f"{r.portfolio_id} (incepted {r.inception_session.date()})" for r in missing.itertuples())
         raise MissingSeedError(
             f"equity_balances has no stored row for the session before {window_start.date()} for {names}: "
             f"backfill equity_balances from each portfolio's inception (or its last stored session) up to "
             f"the session before {window_start.date()} first, or extend this range back to it"
         )
     both = pd.concat([fresh, chained[SEED_COLUMNS]], ignore_index=True)
-    return both.astype({c: float for c in SEED_COLUMNS[1:]})
+    return both.astype(dict.fromkeys(SEED_COLUMNS[1:], float))
 
 
 def roll_forward(daily: pd.DataFrame, seed: pd.DataFrame) -> pd.DataFrame:

@@ -110,8 +110,12 @@ def portfolios_part(priced: PricedBook, ids) -> PricedBook:
         changes=book.changes[book.changes["portfolio_id"].isin(ids)],
         marks=book.marks[book.marks["position_id"].isin(held)],
     )
-    return PricedBook(part, priced.prices[priced.prices["symbol"].isin(wanted)],
-                      priced.actions[priced.actions["symbol"].isin(wanted)], names)
+    return PricedBook(
+        part,
+        priced.prices[priced.prices["symbol"].isin(wanted)],
+        priced.actions[priced.actions["symbol"].isin(wanted)],
+        names,
+    )
 
 
 def price(priced: PricedBook, sessions: pd.DatetimeIndex) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -166,8 +170,12 @@ def portfolio_sessions(portfolios: pd.DataFrame, sessions: pd.DatetimeIndex) -> 
     return portfolio_session_grid(portfolios, sessions)
 
 
-def equity(daily: pd.DataFrame, portfolios: pd.DataFrame, sessions: pd.DatetimeIndex,
-           stored_previous: pd.DataFrame | None = None) -> pd.DataFrame:
+def equity(
+    daily: pd.DataFrame,
+    portfolios: pd.DataFrame,
+    sessions: pd.DatetimeIndex,
+    stored_previous: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """The rollforward over ``sessions`` (``equity.roll_forward``):
     ``equity_d = equity_{d⁻} + unrealized_d + realized_d + dividends_d + capital_flow_d``,
     with the daily return and the TWR index, from ``daily`` (one row per portfolio session,
@@ -192,8 +200,9 @@ def inception_sessions(portfolios: pd.DataFrame, end: pd.Timestamp) -> pd.Series
     """portfolio_id → inception session (the first session on or after ``inception_date``)
     of the portfolios incepted by ``end``."""
     dates = portfolios["inception_date"]
-    inception = pd.Series(session_on_or_after(dates) if len(dates) else pd.DatetimeIndex([]),
-                          index=portfolios["id"].to_numpy())
+    inception = pd.Series(
+        session_on_or_after(dates) if len(dates) else pd.DatetimeIndex([]), index=portfolios["id"].to_numpy()
+    )
     return inception[inception <= end]
 
 

@@ -35,7 +35,9 @@ from sigmasight_assets.calendar import all_sessions, previous_session, session_o
 PNL_COLUMNS = ["unrealized_pnl", "realized_pnl", "lifetime_realized_pnl", "dividends"]
 
 
-def position_pnl(priced_grid: pd.DataFrame, first_session: pd.Timestamp, dividends: pd.DataFrame | None = None) -> pd.DataFrame:
+def position_pnl(
+    priced_grid: pd.DataFrame, first_session: pd.Timestamp, dividends: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Daily P&L rows for sessions >= ``first_session`` from a priced grid that also holds
     the session before it (so P_{d⁻} is known for positions held then). ``dividends``:
     :func:`~sigmasight_assets.accounting.actions.dividends_per_share` (none: no dividends)."""
@@ -55,7 +57,7 @@ def position_pnl(priced_grid: pd.DataFrame, first_session: pd.Timestamp, dividen
     per_share = on_sessions(g, dividends, "amount", 0.0) if dividends is not None else 0.0
     per_share = np.where(g["split_adjusted"].to_numpy(dtype=bool), per_share, 0.0)
     out = g[["position_id", "portfolio_id", "date", "quantity_closed"]].copy()
-    out["settlement"] = g["settlement"] if "settlement" in g else None
+    out["settlement"] = g.get("settlement", None)
     out["unrealized_pnl"] = g["quantity"] * g["multiplier"] * (g["pnl_price"] - base)
     out["realized_pnl"] = sm * (g["proceeds_qty"] - base * g["quantity_closed"])
     out["lifetime_realized_pnl"] = sm * (g["proceeds_qty"] - g["entry_price"] / g["k"] * g["quantity_closed"])
@@ -100,7 +102,7 @@ def portfolio_pnl(
     out = portfolio_sessions[["portfolio_id", "date"]].merge(sums, on=["portfolio_id", "date"], how="left")
     out = out.merge(flows, on=["portfolio_id", "date"], how="left")
     out = out.merge(unpriced, on=["portfolio_id", "date"], how="left")
-    out[PNL_COLUMNS + ["capital_flow"]] = out[PNL_COLUMNS + ["capital_flow"]].astype(float).fillna(0.0)
+    out[[*PNL_COLUMNS, "capital_flow"]] = out[[*PNL_COLUMNS, "capital_flow"]].astype(float).fillna(0.0)
     out["unpriced_count"] = out["unpriced_count"].fillna(0).astype(int)
     return out.sort_values(["portfolio_id", "date"]).reset_index(drop=True)
 
@@ -155,30 +157,55 @@ def pnl_since_inception(
     price_end = np.where(settled, lots["terminal_price"], at_end["pnl_price"])
     held = qty_end * lots["multiplier"] * (price_end - lots["base0"] * lots["k0"] / at_end["k"])
 
-    keys = ["position_id", "portfolio_id", "symbol", "entry_session", "split_adjusted", "sign", "multiplier",
-            "inception_session", "last", "base0", "k0"]
+    keys = [
+        "position_id",
+        "portfolio_id",
+        "symbol",
+        "entry_session",
+        "split_adjusted",
+        "sign",
+        "multiplier",
+        "inception_session",
+        "last",
+        "base0",
+        "k0",
+    ]
     ev = events.merge(lots[keys], on="position_id")
     ev = ev[(ev["date"] >= ev["inception_session"]) & (ev["date"] <= ev["last"])]
     k_event = split_scale(ev, factors)
-    realized = ev["sign"] * ev["multiplier"] * (ev["proceeds_qty"] - ev["base0"] * ev["k0"] / k_event * ev["quantity_closed"])
+    realized = (
+        ev["sign"] * ev["multiplier"] * (ev["proceeds_qty"] - ev["base0"] * ev["k0"] / k_event * ev["quantity_closed"])
+    )
 
-    divs = lots[keys + ["quantity"]].merge(
+    divs = lots[[*keys, "quantity"]].merge(
         dividends_per_share(empty_actions() if actions is None else actions), on="symbol"
     )
-    divs = divs[divs["split_adjusted"] & (divs["date"] > divs["entry_session"])
-                & (divs["date"] >= divs["inception_session"]) & (divs["date"] <= divs["last"])].reset_index(drop=True)
+    divs = divs[
+        divs["split_adjusted"]
+        & (divs["date"] > divs["entry_session"])
+        & (divs["date"] >= divs["inception_session"])
+        & (divs["date"] <= divs["last"])
+    ].reset_index(drop=True)
     ex_i = all_sessions().searchsorted(pd.DatetimeIndex(divs["date"]), side="left")
     before = divs.assign(date=all_sessions()[ex_i - 1])  # holders of record: the close before x
     units_before = divs["quantity"] - closed_through(before, events).to_numpy()
     dividends = divs["sign"] * split_scale(divs, factors) * units_before * divs["multiplier"] * divs["amount"]
 
-    total = pd.concat(
-        [
-            pd.DataFrame({"portfolio_id": lots["portfolio_id"], "expected_pnl": held}),
-            pd.DataFrame({"portfolio_id": ev["portfolio_id"], "expected_pnl": realized}),
-            pd.DataFrame({"portfolio_id": divs["portfolio_id"], "expected_pnl": dividends}),
-        ]
-    ).groupby("portfolio_id")["expected_pnl"].sum()
+    total = (
+        pd.concat(
+            [
+                pd.DataFrame({"portfolio_id": lots["portfolio_id"], "expected_pnl": held}),
+                pd.DataFrame({"portfolio_id": ev["portfolio_id"], "expected_pnl": realized}),
+                pd.DataFrame({"portfolio_id": divs["portfolio_id"], "expected_pnl": dividends}),
+            ]
+        )
+        .groupby("portfolio_id")["expected_pnl"]
+        .sum()
+    )
     return pd.DataFrame(
-        {"portfolio_id": inception.index, "date": end, "expected_pnl": total.reindex(inception.index).fillna(0.0).to_numpy()}
+        {
+            "portfolio_id": inception.index,
+            "date": end,
+            "expected_pnl": total.reindex(inception.index).fillna(0.0).to_numpy(),
+        }
     )

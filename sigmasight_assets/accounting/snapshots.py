@@ -41,7 +41,9 @@ def build_snapshots(equity: pd.DataFrame, pnl: pd.DataFrame, exposure: pd.DataFr
     money = ["net_market_value", "gross_exposure", "long_exposure", "short_exposure"]
     snap[money] = snap[money].fillna(0.0)
     snap["leverage"] = np.where(
-        snap["equity_balance"] > 0, snap["gross_exposure"] / snap["equity_balance"].where(snap["equity_balance"] > 0, 1), np.nan
+        snap["equity_balance"] > 0,
+        snap["gross_exposure"] / snap["equity_balance"].where(snap["equity_balance"] > 0, 1),
+        np.nan,
     )
     return snap.rename(
         columns={

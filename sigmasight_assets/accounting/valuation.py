@@ -63,16 +63,22 @@ def prepare_positions(positions: pd.DataFrame) -> pd.DataFrame:
     default_m = np.where(is_option, DEFAULT_OPTION_MULTIPLIER, 1.0)
     pos["multiplier"] = pd.to_numeric(pos["multiplier"]).fillna(pd.Series(default_m, index=pos.index))
     occ = pos["symbol"].map(parse_occ)
-    underlying = pos["underlying_symbol"].where(pos["underlying_symbol"].notna(), occ.map(lambda c: getattr(c, "underlying", None)))
+    underlying = pos["underlying_symbol"].where(
+        pos["underlying_symbol"].notna(), occ.map(lambda c: getattr(c, "underlying", None))
+    )
     pos["risk_symbol"] = pos["symbol"].where(~is_option, underlying.fillna(pos["symbol"]))
     pos["split_adjusted"] = pos["position_type"].isin(SPLIT_ADJUSTED_TYPES) & pos["investment_class"].ne("PRIVATE")
     pos["option_right"] = np.where(is_option, occ.map(lambda c: getattr(c, "right", None)), None)
-    pos["option_right"] = pos["option_right"].where(
-        pos["option_right"].notna(), np.where(pos["position_type"].isin(["LC", "SC"]), "C", "P")
-    ).where(is_option, None)
+    pos["option_right"] = (
+        pos["option_right"]
+        .where(pos["option_right"].notna(), np.where(pos["position_type"].isin(["LC", "SC"]), "C", "P"))
+        .where(is_option, None)
+    )
     strike = pd.to_numeric(pos["strike_price"]).astype(float)
     pos["strike"] = strike.fillna(occ.map(lambda c: getattr(c, "strike", np.nan)).astype(float)).where(is_option)
-    expiry = pd.to_datetime(pos["expiration_date"]).fillna(pd.to_datetime(occ.map(lambda c: getattr(c, "expiration", None))))
+    expiry = pd.to_datetime(pos["expiration_date"]).fillna(
+        pd.to_datetime(occ.map(lambda c: getattr(c, "expiration", None)))
+    )
     pos["expiration_session"] = _sessions_on_or_before(expiry.where(is_option))
     pos["entry_session"] = _sessions_or_nat(pos["entry_date"])
     pos["deleted_session"] = _sessions_or_nat(pos["deleted_at"])
@@ -144,20 +150,32 @@ def option_settlements(positions: pd.DataFrame, prices: pd.DataFrame) -> tuple[p
     options = positions[positions["expiration_session"].notna()]
     if options.empty:
         return session, value
-    rows = pd.DataFrame({"symbol": options["risk_symbol"].astype(str).to_numpy(),
-                         "date": options["expiration_session"].to_numpy()}, index=options.index)
+    rows = pd.DataFrame(
+        {"symbol": options["risk_symbol"].astype(str).to_numpy(), "date": options["expiration_session"].to_numpy()},
+        index=options.index,
+    )
     closes = prices[["symbol", "date", "close"]].assign(price_date=prices["date"])
     before = asof(rows, closes, by="symbol")
     within = ((rows["date"] - before["price_date"]).dt.days <= LOOKBACK_DAYS).to_numpy()
-    ahead = closes.assign(date=closes["date"].astype("datetime64[ns]"), price_date=closes["date"].astype("datetime64[ns]"))
-    later = pd.merge_asof(
-        rows.assign(date=rows["date"].astype("datetime64[ns]")).reset_index().sort_values("date"),
-        ahead.sort_values("date"), on="date", by="symbol", direction="forward", allow_exact_matches=False,
-    ).set_index("index").reindex(rows.index)
+    ahead = closes.assign(
+        date=closes["date"].astype("datetime64[ns]"), price_date=closes["date"].astype("datetime64[ns]")
+    )
+    later = (
+        pd.merge_asof(
+            rows.assign(date=rows["date"].astype("datetime64[ns]")).reset_index().sort_values("date"),
+            ahead.sort_values("date"),
+            on="date",
+            by="symbol",
+            direction="forward",
+            allow_exact_matches=False,
+        )
+        .set_index("index")
+        .reindex(rows.index)
+    )
     spot = np.where(within, before["close"].astype(float), later["close"].astype(float))
-    session[options.index] = pd.Series(
-        np.where(within, rows["date"], later["price_date"]), index=options.index
-    ).astype("datetime64[ns]")
+    session[options.index] = pd.Series(np.where(within, rows["date"], later["price_date"]), index=options.index).astype(
+        "datetime64[ns]"
+    )
     strike = options["strike"].to_numpy(dtype=float)
     call = options["option_right"].eq("C").to_numpy()
     value[options.index] = np.where(call, np.maximum(spot - strike, 0.0), np.maximum(strike - spot, 0.0))
@@ -165,16 +183,32 @@ def option_settlements(positions: pd.DataFrame, prices: pd.DataFrame) -> tuple[p
 
 
 GRID_COLUMNS = [
-    "id", "portfolio_id", "symbol", "risk_symbol", "investment_class", "quantity", "multiplier", "entry_price",
-    "sign", "split_adjusted", "entry_session", "deleted_session", "expiration_session", "terminal_session",
-    "terminal_price", "terminal_kind",
+    "id",
+    "portfolio_id",
+    "symbol",
+    "risk_symbol",
+    "investment_class",
+    "quantity",
+    "multiplier",
+    "entry_price",
+    "sign",
+    "split_adjusted",
+    "entry_session",
+    "deleted_session",
+    "expiration_session",
+    "terminal_session",
+    "terminal_price",
+    "terminal_kind",
 ]
 """The position columns each (position, session) row carries: what valuation, P&L and the
 stored rows need, nothing more (the grid has millions of rows at scale)."""
 
 
 def position_grid(
-    positions: pd.DataFrame, events: pd.DataFrame, sessions: pd.DatetimeIndex, terminal: pd.DataFrame,
+    positions: pd.DataFrame,
+    events: pd.DataFrame,
+    sessions: pd.DatetimeIndex,
+    terminal: pd.DataFrame,
     factors: pd.DataFrame,
 ) -> pd.DataFrame:
     """One row per (position, session) in ``sessions`` (a contiguous run of sessions) from
@@ -344,13 +378,19 @@ def current_state(grid: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     last = grid[grid["date"] <= as_of].groupby("position_id", sort=False).tail(1)
     held = last["quantity"].ne(0.0).to_numpy()
     sessions = all_sessions()
-    following = sessions[np.clip(sessions.searchsorted(pd.DatetimeIndex(last["date"]), side="right"), 0, len(sessions) - 1)]
-    deleted = (last["deleted_session"].to_numpy() == following.to_numpy())  # its last session before deletion
+    following = sessions[
+        np.clip(sessions.searchsorted(pd.DatetimeIndex(last["date"]), side="right"), 0, len(sessions) - 1)
+    ]
+    deleted = last["deleted_session"].to_numpy() == following.to_numpy()  # its last session before deletion
     settled = last["settlement"].to_numpy()
-    status = np.where(held, "open", np.where(settled == "expiry", "expired", np.where(settled == "exit", "exited", "closed")))
+    status = np.where(
+        held, "open", np.where(settled == "expiry", "expired", np.where(settled == "exit", "exited", "closed"))
+    )
     status = np.where(deleted, "deleted", status)
     closed_at = np.where(
-        pd.notna(settled), last["terminal_price"], last["proceeds_qty"] / last["quantity_closed"].where(last["quantity_closed"] > 0)
+        pd.notna(settled),
+        last["terminal_price"],
+        last["proceeds_qty"] / last["quantity_closed"].where(last["quantity_closed"] > 0),
     )
     qm = last["quantity"] * last["multiplier"]
     return pd.DataFrame(

@@ -66,8 +66,10 @@ def _progress(context: AssetExecutionContext, asset: str, window: Window, batche
 
     def log(done: int, rows: int) -> None:
         portfolios = sum(len(b) for b in batches[:done])
-        context.log.info(f"{asset} {window.label()}: {portfolios}/{total} portfolios written "
-                         f"(batch {done}/{len(batches)}, {rows} rows)")
+        context.log.info(
+            f"{asset} {window.label()}: {portfolios}/{total} portfolios written "
+            f"(batch {done}/{len(batches)}, {rows} rows)"
+        )
 
     return log
 
@@ -100,8 +102,11 @@ class _SessionSums:
         sums = {ROW_COUNT: np.bincount(codes, minlength=n)}
         for name, column in columns.items():
             values = column.to_numpy()
-            sums[name] = np.bincount(codes[values], minlength=n) if values.dtype == bool else \
-                np.bincount(codes, weights=np.nan_to_num(values.astype(float)), minlength=n)
+            sums[name] = (
+                np.bincount(codes[values], minlength=n)
+                if values.dtype == bool
+                else np.bincount(codes, weights=np.nan_to_num(values.astype(float)), minlength=n)
+            )
         self.parts.append(pd.DataFrame(sums, index=pd.DatetimeIndex(sessions, name="date")))
 
     def totals(self) -> pd.DataFrame:
@@ -126,12 +131,23 @@ class _Valued:
         """Keep what one batch's valuation tells (its rows themselves are written, not kept)."""
         values = valuation.values
         unpriced = ~values["is_priced"].astype(bool)
-        self.sessions.add(values["date"], market_value=values["market_value"], unpriced_rows=unpriced,
-                          filled_rows=values["is_filled"].astype(bool))
+        self.sessions.add(
+            values["date"],
+            market_value=values["market_value"],
+            unpriced_rows=unpriced,
+            filled_rows=values["is_filled"].astype(bool),
+        )
         self.unpriced.append(values.loc[unpriced, ["symbol", "date"]])
-        self.last.append(values[values["date"] == self.end].assign(unpriced=unpriced).groupby(
-            "portfolio_id", as_index=False).agg(positions=("position_id", "count"),
-                                                net_market_value=("market_value", "sum"), unpriced=("unpriced", "sum")))
+        self.last.append(
+            values[values["date"] == self.end]
+            .assign(unpriced=unpriced)
+            .groupby("portfolio_id", as_index=False)
+            .agg(
+                positions=("position_id", "count"),
+                net_market_value=("market_value", "sum"),
+                unpriced=("unpriced", "sum"),
+            )
+        )
         self.settled.append(valuation.settled)
         self.current.append(valuation.current.rename(columns={"position_id": "id"}))
         self.positions += values["position_id"].nunique()
@@ -152,9 +168,12 @@ def _price_coverage(unpriced: pd.DataFrame) -> AssetCheckResult:
     by_symbol = unpriced.groupby("symbol")["date"].agg(["count", "min", "max"]).reset_index()
     named = [f"{r.symbol}: {r.count} sessions {r.min.date()}…{r.max.date()}" for r in by_symbol.itertuples()]
     return AssetCheckResult(
-        check_name="price_coverage", passed=unpriced.empty, severity=AssetCheckSeverity.WARN,
-        description="all held positions priced" if unpriced.empty else
-        f"{len(named)} symbol(s) unpriced: " + "; ".join(named[:20]) + (" …" if len(named) > 20 else ""),
+        check_name="price_coverage",
+        passed=unpriced.empty,
+        severity=AssetCheckSeverity.WARN,
+        description="all held positions priced"
+        if unpriced.empty
+        else f"{len(named)} symbol(s) unpriced: " + "; ".join(named[:20]) + (" …" if len(named) > 20 else ""),
         metadata={"unpriced_rows": len(unpriced), "unpriced_symbols": first_items(named)},
     )
 
@@ -194,18 +213,32 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
 
     def write(conn) -> dict:
         expected = len(priced.book.positions) * len(window.sessions)
-        n = replace_window_chunks(conn, t.position_values, "date", window.start.date(), window.end.date(), rows(),
-                                  expected, _progress(context, "position_values", window, batches))
+        n = replace_window_chunks(
+            conn,
+            t.position_values,
+            "date",
+            window.start.date(),
+            window.end.date(),
+            rows(),
+            expected,
+            _progress(context, "position_values", window, batches),
+        )
         current = pd.concat(valued.current, ignore_index=True)
         moved = update_from_frame(conn, t.positions, current, "id", guard="current_as_of")
         context.log.info(f"position_values {window.label()}: {n} rows for {valued.positions} positions")
-        session_metadata(context, window.sessions, valued.per_session(), last={
-            "rows_written": MetadataValue.int(n),
-            "portfolios": markdown_table(pd.concat(valued.last, ignore_index=True)),
-            "settled_in_window": markdown_table(pd.concat(valued.settled, ignore_index=True)
-                                                .sort_values(["date", "position_id"])),
-            "current_positions_updated": MetadataValue.int(moved),
-        })
+        session_metadata(
+            context,
+            window.sessions,
+            valued.per_session(),
+            last={
+                "rows_written": MetadataValue.int(n),
+                "portfolios": markdown_table(pd.concat(valued.last, ignore_index=True)),
+                "settled_in_window": markdown_table(
+                    pd.concat(valued.settled, ignore_index=True).sort_values(["date", "position_id"])
+                ),
+                "current_positions_updated": MetadataValue.int(moved),
+            },
+        )
         return {**table_metadata(t.position_values), "window": window.label()}
 
     yield from write_checked(engine, write, [lambda conn: _price_coverage(pd.concat(valued.unpriced))])
@@ -214,10 +247,12 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
 def _pnl_per_session(portfolios: pd.DataFrame, positions: _SessionSums) -> pd.DataFrame:
     """Per session: portfolio rows, the book's daily P&L (unrealized + realized +
     dividends), dividends and capital flow, and the position rows."""
-    book = portfolios.assign(daily_pnl=portfolios["unrealized_pnl"] + portfolios["realized_pnl"]
-                             + portfolios["dividends"])
-    totals = session_totals(book, "date", {"daily_pnl": "daily_pnl", "dividends": "dividends",
-                                           "capital_flow": "capital_flow"})
+    book = portfolios.assign(
+        daily_pnl=portfolios["unrealized_pnl"] + portfolios["realized_pnl"] + portfolios["dividends"]
+    )
+    totals = session_totals(
+        book, "date", {"daily_pnl": "daily_pnl", "dividends": "dividends", "capital_flow": "capital_flow"}
+    )
     position_rows = positions.totals()[ROW_COUNT].reindex(totals.index, fill_value=0)
     return totals.assign(position_rows=position_rows.astype(np.int64))
 
@@ -250,24 +285,38 @@ def daily_pnl(context: AssetExecutionContext, store: StoreResource):
 
     def write(conn) -> dict:
         lo, hi = window.start.date(), window.end.date()
-        n_pos = replace_window_chunks(conn, t.position_daily_pnl, "date", lo, hi, rows(),
-                                      len(priced.book.positions) * len(window.sessions),
-                                      _progress(context, "daily_pnl", window, batches))
+        n_pos = replace_window_chunks(
+            conn,
+            t.position_daily_pnl,
+            "date",
+            lo,
+            hi,
+            rows(),
+            len(priced.book.positions) * len(window.sessions),
+            _progress(context, "daily_pnl", window, batches),
+        )
         frame = pd.concat(portfolios, ignore_index=True)
         n = replace_window(conn, t.daily_pnl, "date", lo, hi, frame)
         context.log.info(f"daily_pnl {window.label()}: {n_pos} position rows, {n} portfolio rows")
         shown = ["portfolio_id", "unrealized_pnl", "realized_pnl", "dividends", "capital_flow", "unpriced_count"]
-        session_metadata(context, window.sessions, _pnl_per_session(frame, position_rows), last={
-            "rows_written": MetadataValue.int(n), "position_rows_written": MetadataValue.int(n_pos),
-            "portfolios": markdown_table(_at(frame, window.end, shown)),
-        })
+        session_metadata(
+            context,
+            window.sessions,
+            _pnl_per_session(frame, position_rows),
+            last={
+                "rows_written": MetadataValue.int(n),
+                "position_rows_written": MetadataValue.int(n_pos),
+                "portfolios": markdown_table(_at(frame, window.end, shown)),
+            },
+        )
         return {**table_metadata(t.daily_pnl, t.position_daily_pnl), "window": window.label()}
 
     yield from write_checked(engine, write, [])
 
 
-def _rolled(engine: Engine, window: Window, pnl: pd.DataFrame, portfolios: pd.DataFrame,
-            previous: pd.DataFrame) -> pd.DataFrame:
+def _rolled(
+    engine: Engine, window: Window, pnl: pd.DataFrame, portfolios: pd.DataFrame, previous: pd.DataFrame
+) -> pd.DataFrame:
     """``pipeline.equity`` over the window from the stored daily_pnl, once it holds every
     portfolio session due; a missing seed names the one run that fills the gap."""
     due = pipeline.portfolio_sessions(portfolios, window.sessions)
@@ -292,8 +341,13 @@ def _rolled(engine: Engine, window: Window, pnl: pd.DataFrame, portfolios: pd.Da
 def _latest_balances(rolled: pd.DataFrame) -> pd.DataFrame:
     """portfolios.equity_balance and its date from each portfolio's latest session in ``rolled``."""
     latest = rolled.sort_values("date").groupby("portfolio_id").tail(1)
-    return pd.DataFrame({"id": latest["portfolio_id"].to_numpy(), "equity_balance": latest["equity_balance"].to_numpy(),
-                         "equity_balance_date": latest["date"].to_numpy()})
+    return pd.DataFrame(
+        {
+            "id": latest["portfolio_id"].to_numpy(),
+            "equity_balance": latest["equity_balance"].to_numpy(),
+            "equity_balance_date": latest["date"].to_numpy(),
+        }
+    )
 
 
 def _rollforward_check(window: Window, opening: pd.Series) -> Check:
@@ -305,7 +359,8 @@ def _rollforward_check(window: Window, opening: pd.Series) -> Check:
         flows = read_window(conn, t.daily_pnl, window.start, window.end)
         broken = checks.rollforward_breaks(stored, before, flows, opening)
         return AssetCheckResult(
-            check_name="rollforward_identity", passed=broken.empty,
+            check_name="rollforward_identity",
+            passed=broken.empty,
             description=f"{len(stored)} portfolio sessions hold" if broken.empty else _failures(broken),
             metadata={"rows_checked": len(stored), "breaks": len(broken)},
         )
@@ -318,7 +373,8 @@ def _balance_check(conn) -> AssetCheckResult:
     latest = latest_equity(conn)
     broken = checks.balance_breaks(stored_balances(conn), latest)
     return AssetCheckResult(
-        check_name="balance_is_latest_equity", passed=broken.empty,
+        check_name="balance_is_latest_equity",
+        passed=broken.empty,
         description=f"{len(latest)} portfolios agree" if broken.empty else _failures(broken),
     )
 
@@ -329,10 +385,18 @@ def _balance_check(conn) -> AssetCheckResult:
         AssetDep("equity_balances", partition_mapping=TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
     ],
     check_specs=[
-        AssetCheckSpec("rollforward_identity", asset="equity_balances", blocking=True,
-                       description="equity_d = equity_{d⁻} + unrealized + realized + dividends + capital_flow, to the cent."),
-        AssetCheckSpec("balance_is_latest_equity", asset="equity_balances", blocking=True,
-                       description="portfolios.equity_balance equals the latest stored equity."),
+        AssetCheckSpec(
+            "rollforward_identity",
+            asset="equity_balances",
+            blocking=True,
+            description="equity_d = equity_{d⁻} + unrealized + realized + dividends + capital_flow, to the cent.",
+        ),
+        AssetCheckSpec(
+            "balance_is_latest_equity",
+            asset="equity_balances",
+            blocking=True,
+            description="portfolios.equity_balance equals the latest stored equity.",
+        ),
     ],
     **PARTITIONED,
 )
@@ -355,10 +419,16 @@ def equity_balances(context: AssetExecutionContext, store: StoreResource):
         moved = update_from_frame(conn, t.portfolios, _latest_balances(rolled), "id", guard="equity_balance_date")
         shown = ["portfolio_id", "equity_balance", "daily_pnl", "dividends", "capital_flow", "cumulative_pnl"]
         totals = session_totals(rolled, "date", {"total_equity": "equity_balance", "daily_pnl": "daily_pnl"})
-        session_metadata(context, window.sessions, totals, last={
-            "rows_written": MetadataValue.int(n), "balances_updated": MetadataValue.int(moved),
-            "portfolios": markdown_table(_at(rolled, window.end, shown)),
-        })
+        session_metadata(
+            context,
+            window.sessions,
+            totals,
+            last={
+                "rows_written": MetadataValue.int(n),
+                "balances_updated": MetadataValue.int(moved),
+                "portfolios": markdown_table(_at(rolled, window.end, shown)),
+            },
+        )
         return {**table_metadata(t.equity_balances), "window": window.label()}
 
     yield from write_checked(engine, write, [_rollforward_check(window, opening), _balance_check])
@@ -372,9 +442,14 @@ def _nmv_check(window: Window, exposure: pd.DataFrame) -> Check:
     def check(conn) -> AssetCheckResult:
         stored = read_window(conn, t.portfolio_snapshots, window.start, window.end, "snapshot_date")
         sums = exposure[["portfolio_id", "date", "recomputed_net_market_value"]]
-        broken = checks.net_market_value_breaks(stored, sums.rename(columns={"recomputed_net_market_value": "market_value"}))
-        return AssetCheckResult(check_name="net_market_value_is_sum_of_positions", passed=broken.empty,
-                                description=f"{len(stored)} snapshots agree" if broken.empty else _failures(broken))
+        broken = checks.net_market_value_breaks(
+            stored, sums.rename(columns={"recomputed_net_market_value": "market_value"})
+        )
+        return AssetCheckResult(
+            check_name="net_market_value_is_sum_of_positions",
+            passed=broken.empty,
+            description=f"{len(stored)} snapshots agree" if broken.empty else _failures(broken),
+        )
 
     return check
 
@@ -388,10 +463,14 @@ def _decomposition_check(window: Window, priced: pipeline.PricedBook, inception:
         stored = stored.rename(columns={"snapshot_date": "date"})[["portfolio_id", "date", "cumulative_pnl"]]
         expected = pipeline.expected_cumulative_pnl(priced, inception, window.end)
         broken = checks.decomposition_breaks(stored, expected)
-        return AssetCheckResult(check_name="pnl_decomposition", passed=broken.empty,
-                                description=f"{len(expected)} portfolios agree at {window.end.date()}"
-                                if broken.empty else _failures(broken),
-                                metadata={"portfolios_checked": len(expected)})
+        return AssetCheckResult(
+            check_name="pnl_decomposition",
+            passed=broken.empty,
+            description=f"{len(expected)} portfolios agree at {window.end.date()}"
+            if broken.empty
+            else _failures(broken),
+            metadata={"portfolios_checked": len(expected)},
+        )
 
     return check
 
@@ -399,13 +478,21 @@ def _decomposition_check(window: Window, priced: pipeline.PricedBook, inception:
 @asset(
     deps=["equity_balances", "daily_pnl", "position_values"],
     check_specs=[
-        AssetCheckSpec("net_market_value_is_sum_of_positions", asset="portfolio_snapshots", blocking=True,
-                       description="Snapshot net market value = Σ quantity · price · multiplier of the stored "
-                                   "position rows, to the cent."),
-        AssetCheckSpec("pnl_decomposition", asset="portfolio_snapshots", blocking=True,
-                       description="Cumulative P&L since inception = realized P&L of closed lots (exits and "
-                                   "expiries included) + unrealized P&L of open lots vs entry or inception mark + "
-                                   "dividends (closed form), at the range's last session."),
+        AssetCheckSpec(
+            "net_market_value_is_sum_of_positions",
+            asset="portfolio_snapshots",
+            blocking=True,
+            description="Snapshot net market value = Σ quantity · price · multiplier of the stored "
+            "position rows, to the cent.",
+        ),
+        AssetCheckSpec(
+            "pnl_decomposition",
+            asset="portfolio_snapshots",
+            blocking=True,
+            description="Cumulative P&L since inception = realized P&L of closed lots (exits and "
+            "expiries included) + unrealized P&L of open lots vs entry or inception mark + "
+            "dividends (closed form), at the range's last session.",
+        ),
     ],
     **PARTITIONED,
 )
@@ -426,21 +513,40 @@ def portfolio_snapshots(context: AssetExecutionContext, store: StoreResource):
     snapshots = pipeline.snapshots(equity, pnl, exposure.drop(columns="recomputed_net_market_value"))
 
     def write(conn) -> dict:
-        n = replace_window(conn, t.portfolio_snapshots, "snapshot_date", window.start.date(), window.end.date(),
-                           snapshots)
+        n = replace_window(
+            conn, t.portfolio_snapshots, "snapshot_date", window.start.date(), window.end.date(), snapshots
+        )
         handled = recompute.clear(conn, window.start.date(), window.end.date(), requests_seen)
-        totals = session_totals(snapshots, "snapshot_date", {
-            "total_equity": "equity_balance", "daily_pnl": "daily_pnl", "net_market_value": "net_market_value"})
-        shown = ["portfolio_id", "equity_balance", "daily_pnl", "net_market_value", "gross_exposure", "leverage",
-                 "cumulative_pnl", "twr_index"]
-        session_metadata(context, window.sessions, totals, last={
-            "rows_written": MetadataValue.int(n),
-            "portfolios": markdown_table(_at(snapshots, window.end, shown, "snapshot_date")),
-            "recompute_requests_cleared": MetadataValue.int(handled),
-        })
+        totals = session_totals(
+            snapshots,
+            "snapshot_date",
+            {"total_equity": "equity_balance", "daily_pnl": "daily_pnl", "net_market_value": "net_market_value"},
+        )
+        shown = [
+            "portfolio_id",
+            "equity_balance",
+            "daily_pnl",
+            "net_market_value",
+            "gross_exposure",
+            "leverage",
+            "cumulative_pnl",
+            "twr_index",
+        ]
+        session_metadata(
+            context,
+            window.sessions,
+            totals,
+            last={
+                "rows_written": MetadataValue.int(n),
+                "portfolios": markdown_table(_at(snapshots, window.end, shown, "snapshot_date")),
+                "recompute_requests_cleared": MetadataValue.int(handled),
+            },
+        )
         return {**table_metadata(t.portfolio_snapshots), "window": window.label()}
 
-    yield from write_checked(engine, write, [_nmv_check(window, exposure), _decomposition_check(window, priced, inception)])
+    yield from write_checked(
+        engine, write, [_nmv_check(window, exposure), _decomposition_check(window, priced, inception)]
+    )
 
 
 ACCOUNTING_ASSETS = [position_values, daily_pnl, equity_balances, portfolio_snapshots]

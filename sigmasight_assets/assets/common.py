@@ -35,13 +35,13 @@ class Window:
     sessions: pd.DatetimeIndex
 
     @classmethod
-    def from_context(cls, context: AssetExecutionContext) -> "Window":
+    def from_context(cls, context: AssetExecutionContext) -> Window:
         """The run's partition key range (one session or a backfill's whole range)."""
         keys = context.partition_key_range
         return cls.between(keys.start, keys.end)
 
     @classmethod
-    def between(cls, start, end) -> "Window":
+    def between(cls, start, end) -> Window:
         sessions = sessions_between(start, end)
         if sessions.empty:
             raise ValueError(f"no NYSE session between {start} and {end}")
@@ -96,8 +96,7 @@ def write_checked(
             results = [check(conn) for check in checks]
             failed = [r for r in results if not r.passed and r.severity == AssetCheckSeverity.ERROR]
             if failed:
-                for result in results:
-                    yield result
+                yield from results
                 details = "; ".join(f"{r.check_name}: {r.description}" for r in failed)
                 raise Failure(f"rolled back, nothing written: {details}")
     except sa.exc.DBAPIError as exc:

@@ -67,10 +67,11 @@ def table_metadata(*tables: sa.Table) -> dict[str, MetadataValue]:
     ``column_schema/NAME``."""
     out: dict[str, MetadataValue] = {}
     for i, table in enumerate(tables):
-        schema = TableSchema(columns=[
-            TableColumn(name=c.name, type=str(c.type).lower(), description=c.comment or None)
-            for c in table.columns
-        ])
+        schema = TableSchema(
+            columns=[
+                TableColumn(name=c.name, type=str(c.type).lower(), description=c.comment or None) for c in table.columns
+            ]
+        )
         suffix = "" if i == 0 else f"/{table.name}"
         out[("dagster/table_name" if i == 0 else "table_name") + suffix] = MetadataValue.text(table.name)
         out[("dagster/column_schema" if i == 0 else "column_schema") + suffix] = MetadataValue.table_schema(schema)
@@ -87,8 +88,12 @@ def session_totals(frame: pd.DataFrame, date_column: str, sums: Mapping[str, str
     return out
 
 
-def session_metadata(context: AssetExecutionContext, sessions: pd.DatetimeIndex, per_session: pd.DataFrame,
-                     last: Mapping[str, MetadataValue] | None = None) -> None:
+def session_metadata(
+    context: AssetExecutionContext,
+    sessions: pd.DatetimeIndex,
+    per_session: pd.DataFrame,
+    last: Mapping[str, MetadataValue] | None = None,
+) -> None:
     """Attach each session's own numbers to its partition's materialization.
 
     ``per_session`` is indexed by session, one column per number (integer columns stay

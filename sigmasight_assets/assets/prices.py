@@ -42,7 +42,7 @@ step-wide metadata holds the tables written, the source and the window fetched.
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -99,8 +99,9 @@ class PriceSync:
     no coverage-gap record; asked again by the next run."""
 
 
-def sync_prices(engine: Engine, source: PriceSource, first: date, last: date, history_days: int,
-                now: datetime, log=None) -> PriceSync:
+def sync_prices(
+    engine: Engine, source: PriceSource, first: date, last: date, history_days: int, now: datetime, log=None
+) -> PriceSync:
     """Fetch the gaps of [first − history_days, last] for the universe of [first, last]
     and store them; see the module doc. Raises PriceSourceError, writing nothing."""
     start = first - timedelta(days=history_days)
@@ -108,8 +109,11 @@ def sync_prices(engine: Engine, source: PriceSource, first: date, last: date, hi
         eligible, skipped = price_universe(conn, first, last)
         coverage = read_coverage(conn, eligible["symbol"], start, last, now)
     sync = PriceSync((start, last), source.name, eligible, skipped, requested=coverage.requests(), coverage=coverage)
-    _log(log, f"window {start}…{last}: {len(eligible)} eligible symbol(s), "
-              f"{sum(map(len, skipped.values()))} skipped, {len(sync.requested)} with gaps")
+    _log(
+        log,
+        f"window {start}…{last}: {len(eligible)} eligible symbol(s), "
+        f"{sum(map(len, skipped.values()))} skipped, {len(sync.requested)} with gaps",
+    )
     if not sync.requested:
         return sync
     try:
@@ -123,15 +127,20 @@ def sync_prices(engine: Engine, source: PriceSource, first: date, last: date, hi
     fetched_actions = sync.fetch.actions if sync.fetch.actions is not None else empty_actions()
     actions = validated_actions(fetched_actions, sync.requested, source.name)
     if len(actions) < len(fetched_actions):
-        _log(log, f"ignored {len(fetched_actions) - len(actions)} action(s) with an ex-date outside the "
-                  "requested ranges")
+        _log(
+            log, f"ignored {len(fetched_actions) - len(actions)} action(s) with an ex-date outside the requested ranges"
+        )
     new = new_rows(valid, coverage)
     sync.coverage = coverage.with_rows(new)
     sync.failed = {s: str(r) for s, r in sync.fetch.failed.items() if s in sync.requested}
     answered = {s: r for s, r in sync.requested.items() if s not in sync.failed}
     if sync.failed:
-        _log(log, f"{source.name} failed for {len(sync.failed)} symbol(s), asked again next run (no coverage gap "
-                  f"recorded): " + "; ".join(f"{s}: {r}" for s, r in sync.failed.items()), warning=True)
+        _log(
+            log,
+            f"{source.name} failed for {len(sync.failed)} symbol(s), asked again next run (no coverage gap "
+            f"recorded): " + "; ".join(f"{s}: {r}" for s, r in sync.failed.items()),
+            warning=True,
+        )
     reasons = {
         **coverage.reasons,
         **{s: sync.fetch.missing.get(s, f"{source.name} returned no close for these sessions") for s in answered},
@@ -147,9 +156,12 @@ def sync_prices(engine: Engine, source: PriceSource, first: date, last: date, hi
     sync.coverage.reasons.update(reasons)
     if sync.late is not None:
         _log(log, f"late close(s) for sessions already computed: recompute requested from {sync.late}")
-    _log(log, f"{source.name}: {sync.fetch.requests} request(s); wrote {len(sync.rows)} row(s) "
-              f"for {sync.rows['symbol'].nunique()} symbol(s), {len(sync.actions)} corporate action(s) "
-              f"({len(actions) - len(sync.actions)} already stored), {sync.gap_records} empty range(s)")
+    _log(
+        log,
+        f"{source.name}: {sync.fetch.requests} request(s); wrote {len(sync.rows)} row(s) "
+        f"for {sync.rows['symbol'].nunique()} symbol(s), {len(sync.actions)} corporate action(s) "
+        f"({len(actions) - len(sync.actions)} already stored), {sync.gap_records} empty range(s)",
+    )
     return sync
 
 
@@ -160,13 +172,19 @@ def record_late_closes(conn: Connection, rows: pd.DataFrame) -> date | None:
     if rows.empty:
         return None
     pv = position_values.c
-    stale = pd.DataFrame(conn.execute(
-        sa.select(pv.symbol, pv.date).distinct().where(
-            pv.symbol.in_(sorted(rows["symbol"].unique())),
-            pv.date >= rows["date"].min().date(), pv.date <= rows["date"].max().date(),
-            sa.or_(pv.is_filled == sa.true(), pv.is_priced == sa.false()),
-        )
-    ).fetchall(), columns=["symbol", "date"])
+    stale = pd.DataFrame(
+        conn.execute(
+            sa.select(pv.symbol, pv.date)
+            .distinct()
+            .where(
+                pv.symbol.in_(sorted(rows["symbol"].unique())),
+                pv.date >= rows["date"].min().date(),
+                pv.date <= rows["date"].max().date(),
+                sa.or_(pv.is_filled == sa.true(), pv.is_priced == sa.false()),
+            )
+        ).fetchall(),
+        columns=["symbol", "date"],
+    )
     if stale.empty:
         return None
     hit = rows[["symbol", "date"]].merge(stale.assign(date=pd.to_datetime(stale["date"])), on=["symbol", "date"])
@@ -174,7 +192,9 @@ def record_late_closes(conn: Connection, rows: pd.DataFrame) -> date | None:
         return None
     first = hit.sort_values("date").iloc[0]
     symbols = ", ".join(sorted(hit["symbol"].unique())[:10])
-    return recompute.record_if_computed(conn, first["date"], f"late close(s) of {symbols} from {first['date']:%Y-%m-%d}")
+    return recompute.record_if_computed(
+        conn, first["date"], f"late close(s) of {symbols} from {first['date']:%Y-%m-%d}"
+    )
 
 
 def validated(prices: pd.DataFrame, requested: Mapping[str, tuple[date, date]], source: str) -> pd.DataFrame:
@@ -202,8 +222,7 @@ def validated(prices: pd.DataFrame, requested: Mapping[str, tuple[date, date]], 
     return joined.loc[keep, frame.columns].reset_index(drop=True)
 
 
-def validated_actions(actions: pd.DataFrame, requested: Mapping[str, tuple[date, date]],
-                      source: str) -> pd.DataFrame:
+def validated_actions(actions: pd.DataFrame, requested: Mapping[str, tuple[date, date]], source: str) -> pd.DataFrame:
     """The source's actions (ACTION_COLUMNS, + ``source`` when given) with an ex-date inside
     their symbol's requested range, ``ratio`` kept for SPLIT rows and ``amount`` for
     CASH_DIVIDEND rows (the other NaN). PriceSourceError when a column is missing, or a row
@@ -230,8 +249,10 @@ def validated_actions(actions: pd.DataFrame, requested: Mapping[str, tuple[date,
     fail(~frame["action_type"].isin(ACTION_TYPES), f"of an unknown type (expected {' or '.join(ACTION_TYPES)})")
     split = frame["action_type"].eq(SPLIT)
     value = frame["ratio"].where(split, frame["amount"]).to_numpy()
-    fail(pd.Series(~(np.isfinite(value) & (value > 0)), index=frame.index),
-         "without a positive finite ratio (SPLIT) or amount (CASH_DIVIDEND)")
+    fail(
+        pd.Series(~(np.isfinite(value) & (value > 0)), index=frame.index),
+        "without a positive finite ratio (SPLIT) or amount (CASH_DIVIDEND)",
+    )
     fail(~frame["symbol"].isin(list(requested)), "of a symbol that was not requested")
     fail(frame.duplicated(ACTION_KEY, keep=False), "with a duplicate (symbol, ex_date, action_type)")
     frame["ratio"] = frame["ratio"].where(split)
@@ -306,11 +327,15 @@ def actions_preview(actions: pd.DataFrame) -> pd.DataFrame:
     """The actions as (symbol, ex_date, action_type, value, source) for the metadata table;
     value = the ratio of a SPLIT, the amount per share of a CASH_DIVIDEND."""
     value = actions["ratio"].where(actions["action_type"].eq(SPLIT), actions["amount"])
-    return pd.DataFrame({
-        "symbol": actions["symbol"], "ex_date": actions["ex_date"].dt.strftime("%Y-%m-%d"),
-        "action_type": actions["action_type"], "value": value.astype(float),
-        "source": actions["source"] if "source" in actions.columns else "",
-    })
+    return pd.DataFrame(
+        {
+            "symbol": actions["symbol"],
+            "ex_date": actions["ex_date"].dt.strftime("%Y-%m-%d"),
+            "action_type": actions["action_type"],
+            "value": value.astype(float),
+            "source": actions["source"] if "source" in actions.columns else "",
+        }
+    )
 
 
 def replace_gap_records(conn: Connection, requested: Mapping[str, tuple[date, date]], gaps: pd.DataFrame) -> int:
@@ -394,16 +419,22 @@ def provider_failures_check(sync: PriceSync) -> AssetCheckResult:
     """provider_failures (WARN, non-blocking): passes when no provider failed for a symbol;
     otherwise names the symbols (first few) and why, and says they are asked again."""
     if not sync.failed:
-        return AssetCheckResult(check_name="provider_failures", passed=True, severity=AssetCheckSeverity.WARN,
-                                description=f"no provider failure ({len(sync.requested)} symbol(s) asked)")
+        return AssetCheckResult(
+            check_name="provider_failures",
+            passed=True,
+            severity=AssetCheckSeverity.WARN,
+            description=f"no provider failure ({len(sync.requested)} symbol(s) asked)",
+        )
     names = sorted(sync.failed)
     shown = names[:PROVIDER_FAILURES_SHOWN]
     more = f" and {len(names) - len(shown)} more" if len(names) > len(shown) else ""
     return AssetCheckResult(
-        check_name="provider_failures", passed=False, severity=AssetCheckSeverity.WARN,
+        check_name="provider_failures",
+        passed=False,
+        severity=AssetCheckSeverity.WARN,
         description=f"{sync.source} failed for {len(names)} of {len(sync.requested)} symbol(s) asked "
-                    f"({', '.join(shown)}{more}); nothing stored for them, no coverage gap recorded, asked again "
-                    "next run. " + "; ".join(f"{s}: {sync.failed[s]}" for s in shown),
+        f"({', '.join(shown)}{more}); nothing stored for them, no coverage gap recorded, asked again "
+        "next run. " + "; ".join(f"{s}: {sync.failed[s]}" for s in shown),
         metadata={"symbols": MetadataValue.json(names), "reasons": MetadataValue.json(sync.failed)},
     )
 
@@ -422,9 +453,11 @@ def _log(log, message: str, error: bool = False, warning: bool = False) -> None:
     "the splits and cash dividends the source reports for the ranges fetched (corporate_actions).",
     check_specs=[
         AssetCheckSpec(
-            "provider_failures", asset="prices", blocking=False,
+            "provider_failures",
+            asset="prices",
+            blocking=False,
             description="Symbols a provider failed for while others answered (WARN): named with the reasons; "
-                        "nothing stored or invented for them, no coverage gap recorded, asked again next run.",
+            "nothing stored or invented for them, no coverage gap recorded, asked again next run.",
         )
     ],
 )
@@ -433,7 +466,7 @@ def prices(context: AssetExecutionContext, store: StoreResource, market_data: Ma
     first, last = date.fromisoformat(keys.start), date.fromisoformat(keys.end)
     source, engine = market_data.price_source(), store.engine()
     context.log.info(f"prices {first}…{last} from {source.name} with {market_data.history()} days of history")
-    sync = sync_prices(engine, source, first, last, market_data.history(), datetime.now(timezone.utc), context.log)
+    sync = sync_prices(engine, source, first, last, market_data.history(), datetime.now(UTC), context.log)
     with engine.connect() as conn:
         stored = closes_per_session(conn, first, last)
     sessions = pd.DatetimeIndex(pd.to_datetime(context.partition_keys))

@@ -36,7 +36,7 @@ The refresh itself (plan, fetch, store) is ``market_data.profiles``, shared with
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pandas as pd
 import sqlalchemy as sa
@@ -102,25 +102,43 @@ def refresh_scope(tags: Mapping[str, str], latest: str) -> RefreshScope:
     """The scope of a run from its tags: a range or a partition fetches when it reaches
     ``latest``; a backfill run without either never fetches; a run with no such tag (an
     explicit materialization) fetches for the latest session."""
-    covered = ((tags[RANGE_START_TAG], tags[RANGE_END_TAG]) if RANGE_START_TAG in tags
-               else (tags[PARTITION_TAG], tags[PARTITION_TAG]) if PARTITION_TAG in tags else None)
+    covered = (
+        (tags[RANGE_START_TAG], tags[RANGE_END_TAG])
+        if RANGE_START_TAG in tags
+        else (tags[PARTITION_TAG], tags[PARTITION_TAG])
+        if PARTITION_TAG in tags
+        else None
+    )
     at_latest = date.fromisoformat(latest)
     if covered is not None and covered[1] >= latest:
-        return RefreshScope(date.fromisoformat(covered[0]), at_latest, True,
-                            f"run covers {covered[0]}…{covered[1]}, the latest session")
+        return RefreshScope(
+            date.fromisoformat(covered[0]), at_latest, True, f"run covers {covered[0]}…{covered[1]}, the latest session"
+        )
     if covered is not None:
-        return RefreshScope(date.fromisoformat(covered[0]), date.fromisoformat(covered[1]), False,
-                            f"run covers {covered[0]}…{covered[1]}; profiles are fetched only by a run that covers "
-                            f"the latest session ({latest}). Stored snapshot kept.")
+        return RefreshScope(
+            date.fromisoformat(covered[0]),
+            date.fromisoformat(covered[1]),
+            False,
+            f"run covers {covered[0]}…{covered[1]}; profiles are fetched only by a run that covers "
+            f"the latest session ({latest}). Stored snapshot kept.",
+        )
     if BACKFILL_TAG in tags:
-        return RefreshScope(at_latest, at_latest, False,
-                            f"run of backfill {tags[BACKFILL_TAG]} carries no partition range (a backfill from the "
-                            "asset graph runs company_profiles alone), so it is not taken to reach the latest "
-                            f"session ({latest}): no profile requests, stored snapshot kept. The next daily run or "
-                            "`sigmasight profiles refresh` refreshes the profiles.")
-    return RefreshScope(at_latest, at_latest, True,
-                        f"no partition range (company_profiles materialized on its own): the symbols held at the "
-                        f"latest session ({latest})")
+        return RefreshScope(
+            at_latest,
+            at_latest,
+            False,
+            f"run of backfill {tags[BACKFILL_TAG]} carries no partition range (a backfill from the "
+            "asset graph runs company_profiles alone), so it is not taken to reach the latest "
+            f"session ({latest}): no profile requests, stored snapshot kept. The next daily run or "
+            "`sigmasight profiles refresh` refreshes the profiles.",
+        )
+    return RefreshScope(
+        at_latest,
+        at_latest,
+        True,
+        f"no partition range (company_profiles materialized on its own): the symbols held at the "
+        f"latest session ({latest})",
+    )
 
 
 @dataclass(frozen=True)
@@ -140,12 +158,16 @@ class RequestBounds:
         return bool(self.outside or self.repeated or self.never)
 
     def description(self) -> str:
-        compared = (f"{self.asked} symbol(s) asked of {self.eligible} eligible: "
-                    f"{len(self.outside)} not eligible, {len(self.repeated)} asked twice or more, "
-                    f"{len(self.never)} PRIVATE, synthetic, option or fund")
-        why = [f"not eligible: {self.outside[:10]}" if self.outside else "",
-               f"asked more than once: {self.repeated[:10]}" if self.repeated else "",
-               f"must never be asked: {self.never[:10]}" if self.never else ""]
+        compared = (
+            f"{self.asked} symbol(s) asked of {self.eligible} eligible: "
+            f"{len(self.outside)} not eligible, {len(self.repeated)} asked twice or more, "
+            f"{len(self.never)} PRIVATE, synthetic, option or fund"
+        )
+        why = [
+            f"not eligible: {self.outside[:10]}" if self.outside else "",
+            f"asked more than once: {self.repeated[:10]}" if self.repeated else "",
+            f"must never be asked: {self.never[:10]}" if self.never else "",
+        ]
         return "; ".join([compared, *filter(None, why)])
 
 
@@ -162,7 +184,9 @@ def bounded_check(bounds: RequestBounds, requests: int) -> AssetCheckResult:
     """profile_requests_bounded (ERROR): the comparison of ``request_bounds``, made before
     any request was sent, and the provider requests then made."""
     return AssetCheckResult(
-        check_name="profile_requests_bounded", passed=not bounds.broken, severity=AssetCheckSeverity.ERROR,
+        check_name="profile_requests_bounded",
+        passed=not bounds.broken,
+        severity=AssetCheckSeverity.ERROR,
         description=bounds.description() + ("; nothing sent" if bounds.broken else f"; {requests} provider request(s)"),
         metadata={"asked": bounds.asked, "eligible": bounds.eligible, "provider_requests": requests},
     )
@@ -189,18 +213,27 @@ def refresh_check(refresh: ProfileRefresh, stored_after: int) -> AssetCheckResul
     expected = expected_snapshot(refresh)
     counts = refresh.summary()
     compared = f"snapshot {len(refresh.plan.stored)} → {stored_after} profiles (expected {expected})"
-    problems = [refresh.failure_text(),
-                "" if stored_after == expected else f"the stored snapshot changed during the run: {compared}"]
+    problems = [
+        refresh.failure_text(),
+        "" if stored_after == expected else f"the stored snapshot changed during the run: {compared}",
+    ]
     problems = [p for p in problems if p]
     return AssetCheckResult(
-        check_name="profile_refresh", passed=not problems, severity=AssetCheckSeverity.WARN,
-        description="; ".join(problems) or (
+        check_name="profile_refresh",
+        passed=not problems,
+        severity=AssetCheckSeverity.WARN,
+        description="; ".join(problems)
+        or (
             f"{counts['asked']} asked, {counts['stored']} stored, {counts['missing']} without a profile, "
-            f"{counts['fresh']} fresh (not asked); {compared}"),
-        metadata={"failed": MetadataValue.json(refresh.failed),
-                  "kept_after_failure": first_items(refresh.kept_after_failure),
-                  "source_error": MetadataValue.text(refresh.error or ""),
-                  "profiles_before": len(refresh.plan.stored), "profiles_after": stored_after},
+            f"{counts['fresh']} fresh (not asked); {compared}"
+        ),
+        metadata={
+            "failed": MetadataValue.json(refresh.failed),
+            "kept_after_failure": first_items(refresh.kept_after_failure),
+            "source_error": MetadataValue.text(refresh.error or ""),
+            "profiles_before": len(refresh.plan.stored),
+            "profiles_after": stored_after,
+        },
     )
 
 
@@ -208,10 +241,18 @@ def refresh_metadata(scope: RefreshScope, refresh: ProfileRefresh, written: int,
     """What a company_profiles run decided, asked and stored (``stored``: the snapshot's
     profiles after the write)."""
     plan, max_age = refresh.plan, refresh.plan.max_age_days
-    decision = scope.why + (f": asked the {len(plan.asked)} eligible symbol(s) whose stored profile is missing "
-                            f"or older than {max_age:g} days" if scope.fetch else "")
-    snapshot = (f"{written} profiles fetched {refresh.fetched_at:%Y-%m-%d %H:%M} UTC for session {plan.session}; "
-                f"{len(refresh.kept)} kept from the stored snapshot" if written else snapshot_label(plan.stored))
+    decision = scope.why + (
+        f": asked the {len(plan.asked)} eligible symbol(s) whose stored profile is missing "
+        f"or older than {max_age:g} days"
+        if scope.fetch
+        else ""
+    )
+    snapshot = (
+        f"{written} profiles fetched {refresh.fetched_at:%Y-%m-%d %H:%M} UTC for session {plan.session}; "
+        f"{len(refresh.kept)} kept from the stored snapshot"
+        if written
+        else snapshot_label(plan.stored)
+    )
     return {
         **table_metadata(t.company_profiles),
         "requests": refresh.requests,
@@ -237,15 +278,22 @@ def refresh_metadata(scope: RefreshScope, refresh: ProfileRefresh, written: int,
     backfill_policy=BackfillPolicy.single_run(),
     group_name="market_data",
     check_specs=[
-        AssetCheckSpec("profile_requests_bounded", asset="company_profiles",
-                       description="Checked before any request is sent: the symbols asked are eligible symbols of "
-                                   "the sessions the run covers, each asked once, never PRIVATE, synthetic, options "
-                                   "or funds. A plan that breaks this fails the run and sends nothing."),
-        AssetCheckSpec("profile_refresh", asset="company_profiles", blocking=False,
-                       description="Every symbol asked was answered and the stored snapshot holds what the run "
-                                   "stored and nothing else (WARN): a provider that fails, is unreachable or runs "
-                                   "out of its time budget keeps the stored snapshot of the symbols it failed for, "
-                                   "named here with the reason."),
+        AssetCheckSpec(
+            "profile_requests_bounded",
+            asset="company_profiles",
+            description="Checked before any request is sent: the symbols asked are eligible symbols of "
+            "the sessions the run covers, each asked once, never PRIVATE, synthetic, options "
+            "or funds. A plan that breaks this fails the run and sends nothing.",
+        ),
+        AssetCheckSpec(
+            "profile_refresh",
+            asset="company_profiles",
+            blocking=False,
+            description="Every symbol asked was answered and the stored snapshot holds what the run "
+            "stored and nothing else (WARN): a provider that fails, is unreachable or runs "
+            "out of its time budget keeps the stored snapshot of the symbols it failed for, "
+            "named here with the reason.",
+        ),
     ],
 )
 def company_profiles(context: AssetExecutionContext, store: StoreResource, market_data: MarketDataResource):
@@ -253,7 +301,7 @@ def company_profiles(context: AssetExecutionContext, store: StoreResource, marke
     by a run whose range ends at the latest session (at most once per symbol, and only when
     the stored profile is missing or older than SIGMASIGHT_PROFILE_MAX_AGE_DAYS)."""
     scope = refresh_scope(context.run.tags, daily_partitions.get_last_partition_key())
-    engine, now, max_age = store.engine(), datetime.now(timezone.utc), profile_max_age_days()
+    engine, now, max_age = store.engine(), datetime.now(UTC), profile_max_age_days()
     with engine.connect() as conn:
         plan = plan_refresh(conn, scope.first, scope.last, now, max_age)
     if not scope.fetch:
@@ -264,19 +312,26 @@ def company_profiles(context: AssetExecutionContext, store: StoreResource, marke
         yield bounded_check(bounds, 0)
         raise Failure(f"profile_requests_bounded: {bounds.description()}; nothing sent, nothing written")
     source = make_profile_source(market_data.source_spec())
-    context.log.info(f"company_profiles: {len(plan.asked)} of {len(plan.candidates)} symbols asked of {source.name} "
-                     f"({len(plan.fresh)} fresh, under {max_age:g} days; skipped "
-                     f"{sum(map(len, plan.skipped.values()))})")
+    context.log.info(
+        f"company_profiles: {len(plan.asked)} of {len(plan.candidates)} symbols asked of {source.name} "
+        f"({len(plan.fresh)} fresh, under {max_age:g} days; skipped "
+        f"{sum(map(len, plan.skipped.values()))})"
+    )
     refresh = fetch_planned(plan, source, now, context.log)
 
     def write(conn) -> dict:
         written = store_refresh(conn, refresh)
         return refresh_metadata(scope, refresh, written, profile_count(conn))
 
-    checks = [lambda conn: bounded_check(bounds, refresh.requests),
-              lambda conn: refresh_check(refresh, profile_count(conn))]
-    version = (DataVersion(f"fetched {refresh.fetched_at.isoformat()}") if len(refresh.rows)
-               else DataVersion(snapshot_label(plan.stored)))
+    checks = [
+        lambda conn: bounded_check(bounds, refresh.requests),
+        lambda conn: refresh_check(refresh, profile_count(conn)),
+    ]
+    version = (
+        DataVersion(f"fetched {refresh.fetched_at.isoformat()}")
+        if len(refresh.rows)
+        else DataVersion(snapshot_label(plan.stored))
+    )
     yield from write_checked(engine, write, checks, version)
 
 
@@ -287,10 +342,12 @@ def missing_profiles_hint(unknown: list[str], profiles: pd.DataFrame) -> str | N
         return None
     shown = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
     stored = "no company profile is stored at all" if profiles.empty else f"{len(profiles)} profiles are stored"
-    return (f"{len(unknown)} held symbol(s) have no stored company profile ({shown}), so their positions are tagged "
-            f"\"Unknown\": {stored}. Profiles are fetched by a run that reaches the latest session (the daily run, "
-            "or a backfill up to it) or by `sigmasight profiles refresh`; then materialize sector_tags again for "
-            "these sessions.")
+    return (
+        f"{len(unknown)} held symbol(s) have no stored company profile ({shown}), so their positions are tagged "
+        f'"Unknown": {stored}. Profiles are fetched by a run that reaches the latest session (the daily run, '
+        "or a backfill up to it) or by `sigmasight profiles refresh`; then materialize sector_tags again for "
+        "these sessions."
+    )
 
 
 def store_sector_tags(conn, source, tagged: pd.DataFrame, lo: date, hi: date) -> tuple[int, pd.DataFrame]:
@@ -299,19 +356,31 @@ def store_sector_tags(conn, source, tagged: pd.DataFrame, lo: date, hi: date) ->
     exposure sums per (portfolio, session, sector, tag basis) through the same join.
     Returns the rows written and the sums."""
     keys = sa.Table(
-        "_sigmasight_sector_keys", sa.MetaData(),
-        sa.Column("symbol", sa.String(64)), sa.Column("risk_symbol", sa.String(64)),
-        sa.Column("investment_class", sa.String(16)), sa.Column("sector", sa.String(100)),
-        sa.Column("industry", sa.String(200)), sa.Column("tag_basis", sa.String(16)),
+        "_sigmasight_sector_keys",
+        sa.MetaData(),
+        sa.Column("symbol", sa.String(64)),
+        sa.Column("risk_symbol", sa.String(64)),
+        sa.Column("investment_class", sa.String(16)),
+        sa.Column("sector", sa.String(100)),
+        sa.Column("industry", sa.String(200)),
+        sa.Column("tag_basis", sa.String(16)),
         prefixes=["TEMPORARY"],
     )
     keys.create(conn)
     try:
         bulk_insert(conn, keys, tagged)
         # a full scan returns position_values in storage order: about (position_id, date) already
-        n = replace_window_from_select(conn, t.position_sector_tags, "date", lo, hi, TAG_ROW_COLUMNS,
-                                       tag_rows(source, keys, lo, hi), count_position_rows(conn, lo, hi),
-                                       ordered=source is t.position_values)
+        n = replace_window_from_select(
+            conn,
+            t.position_sector_tags,
+            "date",
+            lo,
+            hi,
+            TAG_ROW_COLUMNS,
+            tag_rows(source, keys, lo, hi),
+            count_position_rows(conn, lo, hi),
+            ordered=source is t.position_values,
+        )
         return n, read_sector_sums(conn, source, keys, lo, hi)
     finally:
         keys.drop(conn)
@@ -354,12 +423,19 @@ def sector_tags(context: AssetExecutionContext, store: StoreResource):
         n, sums = store_sector_tags(conn, source, tagged, lo, hi)
         exposures = sector_exposures(sums, equity)
         m = replace_window(conn, t.sector_exposures, "date", lo, hi, exposures)
-        context.log.info(f"sector_tags {window.label()}: {n} position rows, {m} exposure rows, "
-                         f"{len(unknown)} symbols without a profile")
-        at_end = exposures[exposures["date"] == window.end].groupby("sector", as_index=False)[
-            ["net_exposure", "gross_exposure"]].sum().sort_values("gross_exposure", ascending=False)
-        session_metadata(context, window.sessions, sector_session_numbers(sums, exposures),
-                         last={"sectors": markdown_table(at_end)})
+        context.log.info(
+            f"sector_tags {window.label()}: {n} position rows, {m} exposure rows, "
+            f"{len(unknown)} symbols without a profile"
+        )
+        at_end = (
+            exposures[exposures["date"] == window.end]
+            .groupby("sector", as_index=False)[["net_exposure", "gross_exposure"]]
+            .sum()
+            .sort_values("gross_exposure", ascending=False)
+        )
+        session_metadata(
+            context, window.sessions, sector_session_numbers(sums, exposures), last={"sectors": markdown_table(at_end)}
+        )
         return {
             **table_metadata(t.position_sector_tags, t.sector_exposures),
             "window": window.label(),

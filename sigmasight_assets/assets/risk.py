@@ -92,8 +92,15 @@ __all__ = ["HISTORY_SESSIONS", "coverage_check", "risk_analytics"]
 
 COVERAGE_WINDOW = 90
 """The beta window whose coverage the ``risk_coverage`` check reports."""
-TABLES = (t.symbol_market_betas, t.symbol_factor_exposures, t.symbol_volatility, t.portfolio_market_betas,
-          t.portfolio_volatility, t.portfolio_correlation_summary, t.correlations)
+TABLES = (
+    t.symbol_market_betas,
+    t.symbol_factor_exposures,
+    t.symbol_volatility,
+    t.portfolio_market_betas,
+    t.portfolio_volatility,
+    t.portfolio_correlation_summary,
+    t.correlations,
+)
 """The tables written. Their column schemas are the asset's definition metadata (once, not
 copied onto every session's materialization: seven schemas would more than double each
 event); each materialization names them and carries the first one's schema."""
@@ -128,8 +135,9 @@ def read_inputs(engine: Engine, window: Window) -> RiskInputs:
         actions = read_actions(conn, universe, window.end)
         snapshots = read_snapshots(conn, first, window.end)
         provider = read_provider_betas(conn, symbols)
-    return RiskInputs(book, symbols, universe, sessions_between(first, window.end), prices, actions, snapshots,
-                      provider)
+    return RiskInputs(
+        book, symbols, universe, sessions_between(first, window.end), prices, actions, snapshots, provider
+    )
 
 
 def portfolio_risk(
@@ -157,14 +165,18 @@ def portfolio_risk(
     parts = []
     for done, (ids, values) in enumerate(prefetched(batch_values()), start=1):
         parts.append(batch_risk(ids, values, stats, inputs.provider, grid, ols, returns, window.start, window.end))
-        context.log.info(f"risk_analytics: portfolio batch {done}/{len(batches)} ({len(ids)} portfolios, "
-                         f"{len(values)} position rows) done")
+        context.log.info(
+            f"risk_analytics: portfolio batch {done}/{len(batches)} ({len(ids)} portfolios, "
+            f"{len(values)} position rows) done"
+        )
         del values
     book = combine_batches(parts)
     stale = sorted(book.held - set(inputs.symbols))
     if stale:
-        raise ValueError(f"position_values of {window.label()} hold symbols the book no longer has: {stale[:10]}: "
-                         "materialize position_values for this range first")
+        raise ValueError(
+            f"position_values of {window.label()} hold symbols the book no longer has: {stale[:10]}: "
+            "materialize position_values for this range first"
+        )
     unsnapped = missing_snapshots(book.portfolio_sessions, grid)
     if len(unsnapped):
         sample = ", ".join(f"{r.portfolio_id} {r.date.date()}" for r in unsnapped.head(5).itertuples())
@@ -179,17 +191,24 @@ def per_session(sessions: pd.DatetimeIndex, tables: dict, book: BatchRisk) -> pd
     """Each session's own numbers: the rows written to each table (``rows_<table>``) and in
     all (``dagster/row_count``), the symbols with statistics, the PRIVATE positions left
     out, and the book's equity-weighted beta per window (``risk.portfolio.book_betas``)."""
-    rows = pd.DataFrame({
-        f"rows_{table.name}": session_totals(frame, "date")["dagster/row_count"].reindex(sessions, fill_value=0)
-        for table, frame in tables.items()
-    })
-    return pd.concat([
-        rows.sum(axis=1).rename("dagster/row_count").to_frame(),
-        rows,
-        rows["rows_symbol_volatility"].rename("symbols_computed"),
-        book.private_by_session.reindex(sessions, fill_value=0).astype("int64").rename("private_positions_excluded"),
-        book_betas(book.betas).reindex(sessions).round(6),
-    ], axis=1)
+    rows = pd.DataFrame(
+        {
+            f"rows_{table.name}": session_totals(frame, "date")["dagster/row_count"].reindex(sessions, fill_value=0)
+            for table, frame in tables.items()
+        }
+    )
+    return pd.concat(
+        [
+            rows.sum(axis=1).rename("dagster/row_count").to_frame(),
+            rows,
+            rows["rows_symbol_volatility"].rename("symbols_computed"),
+            book.private_by_session.reindex(sessions, fill_value=0)
+            .astype("int64")
+            .rename("private_positions_excluded"),
+            book_betas(book.betas).reindex(sessions).round(6),
+        ],
+        axis=1,
+    )
 
 
 @asset(
@@ -227,8 +246,10 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
     preturns = portfolio_returns(inputs.snapshots, inputs.sessions)
     ols = portfolio_ols_betas(preturns, returns[MARKET_PROXY], window.start, window.end)
     pvol = portfolio_volatility(preturns, grid, window.start, window.end)
-    context.log.info(f"risk_analytics {window.label()}: statistics of {len(inputs.symbols)} symbols from "
-                     f"{len(inputs.prices)} closes ({off_session} off-session, ignored), {time.perf_counter() - started:.2f}s")
+    context.log.info(
+        f"risk_analytics {window.label()}: statistics of {len(inputs.symbols)} symbols from "
+        f"{len(inputs.prices)} closes ({off_session} off-session, ignored), {time.perf_counter() - started:.2f}s"
+    )
     book = portfolio_risk(context, engine, window, inputs, stats, grid, ols, returns)
     stats = statistics_of(stats, book.held)
     corr_rows, corr_def = correlation_rows(returns, sorted(book.held_at_end), window.end)
@@ -240,15 +261,21 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
         t.portfolio_volatility: pvol,
         t.portfolio_correlation_summary: book.summaries,
     }
-    run = {"history_start": str(inputs.sessions[0].date()), "off_session_closes_ignored": off_session,
-           "split_sessions_in_history": len(ratios), "dividend_sessions_in_history": len(dividends),
-           "compute_seconds": round(time.perf_counter() - started, 3)}
+    run = {
+        "history_start": str(inputs.sessions[0].date()),
+        "off_session_closes_ignored": off_session,
+        "split_sessions_in_history": len(ratios),
+        "dividend_sessions_in_history": len(dividends),
+        "compute_seconds": round(time.perf_counter() - started, 3),
+    }
     last = {"portfolios": markdown_table(portfolio_risk_at(book.betas, pvol, book.summaries, window.end), ",.3f")}
     definitions = metric_definitions(stats, corr_def, book.summary_definition, FACTOR_ETFS)
 
     def write(conn: Connection) -> dict:
-        counts = {table.name: replace_window(conn, table, "date", window.start.date(), window.end.date(), frame)
-                  for table, frame in tables.items()}
+        counts = {
+            table.name: replace_window(conn, table, "date", window.start.date(), window.end.date(), frame)
+            for table, frame in tables.items()
+        }
         corr_written, corr_note = write_correlations(conn, corr_rows, window.end)
         context.log.info(f"wrote {counts}; correlations: {corr_note}")
         written = per_session(window.sessions, {**tables, t.correlations: corr_written}, book)
@@ -294,18 +321,32 @@ def coverage_check(window: Window):
         no_row = [s for s, n in lacking.items() if n is None]
         short = {s: n for s, n in lacking.items() if n is not None}
         day = window.end.date()
-        parts = [f"{len(no_row)} held symbol(s) without any {COVERAGE_WINDOW}-session beta row at {day}: "
-                 + ", ".join(no_row)] if no_row else []
-        parts += [f"{len(short)} held symbol(s) without a {COVERAGE_WINDOW}-session beta at {day} (need "
-                  f"{BETA_MIN_OBS} returns; n_obs shown): " + ", ".join(f"{s} ({n})" for s, n in short.items())
-                  ] if short else []
+        parts = (
+            [
+                f"{len(no_row)} held symbol(s) without any {COVERAGE_WINDOW}-session beta row at {day}: "
+                + ", ".join(no_row)
+            ]
+            if no_row
+            else []
+        )
+        parts += (
+            [
+                f"{len(short)} held symbol(s) without a {COVERAGE_WINDOW}-session beta at {day} (need "
+                f"{BETA_MIN_OBS} returns; n_obs shown): " + ", ".join(f"{s} ({n})" for s, n in short.items())
+            ]
+            if short
+            else []
+        )
         return AssetCheckResult(
             check_name="risk_coverage",
             passed=not lacking,
             severity=AssetCheckSeverity.ERROR if no_row else AssetCheckSeverity.WARN,
             description="; ".join(parts) or f"every held symbol has a {COVERAGE_WINDOW}-session beta at {day}",
-            metadata={"symbols_lacking_history": MetadataValue.json(short),
-                      "symbols_without_rows": MetadataValue.json(no_row), "min_obs": BETA_MIN_OBS},
+            metadata={
+                "symbols_lacking_history": MetadataValue.json(short),
+                "symbols_without_rows": MetadataValue.json(no_row),
+                "min_obs": BETA_MIN_OBS,
+            },
         )
 
     return check

@@ -217,27 +217,56 @@ def build_book() -> dict[str, list[list[str]]]:
         if event is not None:
             closed = quantity if event[3] is None else event[3]
             exit_date = event[2] if closed == quantity else ""
-            event_rows.append([f"{pid}:close-{event[2]}", pid, event[2], _fmt(closed), _money(_close(closes, symbol, event[2]))])
+            event_rows.append(
+                [f"{pid}:close-{event[2]}", pid, event[2], _fmt(closed), _money(_close(closes, symbol, event[2]))]
+            )
         multiplier = DEFAULT_OPTION_MULTIPLIER if contract else 1.0
-        pos_rows.append([
-            pid, portfolio, symbol, ptype, iclass, _fmt(quantity), _money(entry_price), entry, exit_date,
-            _fmt(multiplier) if contract else "",
-            contract.underlying if contract else "",
-            _fmt(contract.strike) if contract else "",
-            contract.expiration.isoformat() if contract else "",
-            "",
-        ])
+        pos_rows.append(
+            [
+                pid,
+                portfolio,
+                symbol,
+                ptype,
+                iclass,
+                _fmt(quantity),
+                _money(entry_price),
+                entry,
+                exit_date,
+                _fmt(multiplier) if contract else "",
+                contract.underlying if contract else "",
+                _fmt(contract.strike) if contract else "",
+                contract.expiration.isoformat() if contract else "",
+                "",
+            ]
+        )
         lots[pid] = (portfolio, symbol, ptype, quantity, entry, entry_price, multiplier, _is_private(spec))
 
     return {
         "users.csv": [["id", "email", "full_name"], *[list(u) for u in USERS]],
         "portfolios.csv": [
             ["id", "user_id", "name", "opening_equity", "inception_date"],
-            *[[pid, user, name, _money(_opening_equity(pid, lots, closes)), INCEPTION.isoformat()] for pid, user, name in PORTFOLIOS],
+            *[
+                [pid, user, name, _money(_opening_equity(pid, lots, closes)), INCEPTION.isoformat()]
+                for pid, user, name in PORTFOLIOS
+            ],
         ],
         "positions.csv": [
-            ["id", "portfolio_id", "symbol", "position_type", "investment_class", "quantity", "entry_price",
-             "entry_date", "exit_date", "multiplier", "underlying_symbol", "strike_price", "expiration_date", "deleted_at"],
+            [
+                "id",
+                "portfolio_id",
+                "symbol",
+                "position_type",
+                "investment_class",
+                "quantity",
+                "entry_price",
+                "entry_date",
+                "exit_date",
+                "multiplier",
+                "underlying_symbol",
+                "strike_price",
+                "expiration_date",
+                "deleted_at",
+            ],
             *pos_rows,
         ],
         "realized_events.csv": [["id", "position_id", "trade_date", "quantity_closed", "price"], *event_rows],

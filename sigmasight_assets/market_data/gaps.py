@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -88,9 +88,7 @@ def collapse(symbols: list[str], sessions: pd.DatetimeIndex, gaps: np.ndarray) -
     has = gaps.any(axis=1)
     first = gaps.argmax(axis=1)
     last = gaps.shape[1] - 1 - gaps[:, ::-1].argmax(axis=1)
-    return {
-        symbols[i]: (sessions[first[i]].date(), sessions[last[i]].date()) for i in np.flatnonzero(has)
-    }
+    return {symbols[i]: (sessions[first[i]].date(), sessions[last[i]].date()) for i in np.flatnonzero(has)}
 
 
 def gap_expiry() -> timedelta:
@@ -102,7 +100,7 @@ def gap_expiry() -> timedelta:
 def aware(now: datetime) -> pd.Timestamp:
     """``now`` as a UTC timestamp; a naive value is taken to be UTC."""
     stamp = pd.Timestamp(now)
-    return stamp.tz_localize(timezone.utc) if stamp.tzinfo is None else stamp.tz_convert(timezone.utc)
+    return stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
 
 
 def recent_cutoff(now: datetime, n: int = RECENT_SESSIONS) -> date:
@@ -113,8 +111,9 @@ def recent_cutoff(now: datetime, n: int = RECENT_SESSIONS) -> date:
     return upto[max(len(upto) - n, 0)].date()
 
 
-def unexpired(records: pd.DataFrame, now: datetime, expiry: timedelta | None = None,
-              recent_expiry: timedelta = RECENT_GAP_EXPIRY) -> pd.DataFrame:
+def unexpired(
+    records: pd.DataFrame, now: datetime, expiry: timedelta | None = None, recent_expiry: timedelta = RECENT_GAP_EXPIRY
+) -> pd.DataFrame:
     """Records still valid at ``now``: asked less than ``expiry`` ago, or less than
     ``recent_expiry`` ago when the record reaches into the latest sessions."""
     if records.empty:
@@ -130,8 +129,8 @@ def utc(values: pd.Series) -> pd.Series:
     """Datetimes as UTC; naive values (SQLite drops the zone) are taken to be UTC."""
     stamps = pd.to_datetime(values)
     if stamps.dt.tz is None:
-        return stamps.dt.tz_localize(timezone.utc)
-    return stamps.dt.tz_convert(timezone.utc)
+        return stamps.dt.tz_localize(UTC)
+    return stamps.dt.tz_convert(UTC)
 
 
 def read_coverage(

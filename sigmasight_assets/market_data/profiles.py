@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import sqlalchemy as sa
@@ -43,15 +43,68 @@ FUND_QUOTE_TYPES = frozenset({"ETF", "MUTUALFUND", "INDEX", "CLOSEDENDFUND", "MO
 FUND_SYMBOLS = frozenset(
     {
         # broad market and factor ETFs
-        "SPY", "IVV", "VOO", "VTI", "QQQ", "DIA", "IWM", "IWB", "IWF", "IWD", "VTV", "VUG",
-        "MTUM", "QUAL", "USMV", "SPLV", "VB", "VO", "VEA", "VWO", "EFA", "EEM", "ACWI", "VXUS",
+        "SPY",
+        "IVV",
+        "VOO",
+        "VTI",
+        "QQQ",
+        "DIA",
+        "IWM",
+        "IWB",
+        "IWF",
+        "IWD",
+        "VTV",
+        "VUG",
+        "MTUM",
+        "QUAL",
+        "USMV",
+        "SPLV",
+        "VB",
+        "VO",
+        "VEA",
+        "VWO",
+        "EFA",
+        "EEM",
+        "ACWI",
+        "VXUS",
         # sector ETFs
-        "XLF", "XLE", "XLK", "XLV", "XLI", "XLP", "XLY", "XLU", "XLB", "XLRE", "XLC", "SMH",
+        "XLF",
+        "XLE",
+        "XLK",
+        "XLV",
+        "XLI",
+        "XLP",
+        "XLY",
+        "XLU",
+        "XLB",
+        "XLRE",
+        "XLC",
+        "SMH",
         # bond ETFs
-        "BND", "AGG", "TLT", "IEF", "SHY", "LQD", "HYG", "VCIT", "VCSH", "TIP", "BIL", "SGOV",
+        "BND",
+        "AGG",
+        "TLT",
+        "IEF",
+        "SHY",
+        "LQD",
+        "HYG",
+        "VCIT",
+        "VCSH",
+        "TIP",
+        "BIL",
+        "SGOV",
         # commodities, real estate, leveraged and inverse
-        "GLD", "SLV", "VNQ", "TQQQ", "SQQQ", "SPXL", "SPXS", "SH", "UVXY",
-        *FACTOR_ETFS.values(), MARKET_PROXY,
+        "GLD",
+        "SLV",
+        "VNQ",
+        "TQQQ",
+        "SQQQ",
+        "SPXL",
+        "SPXS",
+        "SH",
+        "UVXY",
+        *FACTOR_ETFS.values(),
+        MARKET_PROXY,
     }
 )
 
@@ -67,7 +120,9 @@ def profile_max_age_days(environ=None) -> float:
     return config.env_number(ENV_MAX_AGE_DAYS, DEFAULT_MAX_AGE_DAYS, cast=float, environ=environ)
 
 
-def profile_candidates(eligible_symbols: Iterable[str], known_funds: Iterable[str] = ()) -> tuple[list[str], dict[str, list[str]]]:
+def profile_candidates(
+    eligible_symbols: Iterable[str], known_funds: Iterable[str] = ()
+) -> tuple[list[str], dict[str, list[str]]]:
     """Split provider-eligible symbols (already without PRIVATE and synthetic ones) into
     the symbols to profile and the skipped ones by reason."""
     funds = FUND_SYMBOLS | set(known_funds)
@@ -88,7 +143,7 @@ def profile_candidates(eligible_symbols: Iterable[str], known_funds: Iterable[st
 def _utc(values: pd.Series) -> pd.Series:
     """Datetimes as UTC; naive values (SQLite drops the zone) are taken to be UTC."""
     stamps = pd.to_datetime(values)
-    return stamps.dt.tz_localize(timezone.utc) if stamps.dt.tz is None else stamps.dt.tz_convert(timezone.utc)
+    return stamps.dt.tz_localize(UTC) if stamps.dt.tz is None else stamps.dt.tz_convert(UTC)
 
 
 def stored_profiles(conn) -> pd.DataFrame:
@@ -136,8 +191,9 @@ class ProfilePlan:
         return "; ".join(why) or None
 
 
-def plan_refresh(conn, start: date, end: date, now: datetime, max_age_days: float | None,
-                 session: date | None = None) -> ProfilePlan:
+def plan_refresh(
+    conn, start: date, end: date, now: datetime, max_age_days: float | None, session: date | None = None
+) -> ProfilePlan:
     """The plan of a refresh for the symbols eligible in [start, end] (``price_universe``),
     the snapshot being for ``session`` (default ``end``)."""
     stored = stored_profiles(conn)
@@ -148,19 +204,33 @@ def plan_refresh(conn, start: date, end: date, now: datetime, max_age_days: floa
     if max_age_days is None:
         fresh = {}
     else:
-        cutoff = pd.Timestamp(now).tz_convert(timezone.utc) - timedelta(days=max_age_days)
+        cutoff = pd.Timestamp(now).tz_convert(UTC) - timedelta(days=max_age_days)
         fresh = {s: fetched[s] for s in candidates if s in fetched and fetched[s] > cutoff}
     asked = [s for s in candidates if s not in fresh]
-    private = {r[0] for r in conn.execute(
-        sa.select(t.positions.c.symbol).where(t.positions.c.investment_class == "PRIVATE").distinct())}
-    problems = sorted({
-        s for s in asked
-        if s in private or not is_provider_eligible(s) or parse_occ(s) is not None or s in FUND_SYMBOLS
-    })
+    private = {
+        r[0]
+        for r in conn.execute(
+            sa.select(t.positions.c.symbol).where(t.positions.c.investment_class == "PRIVATE").distinct()
+        )
+    }
+    problems = sorted(
+        {
+            s
+            for s in asked
+            if s in private or not is_provider_eligible(s) or parse_occ(s) is not None or s in FUND_SYMBOLS
+        }
+    )
     return ProfilePlan(
-        session=session or end, window=(start, end), eligible=list(eligible["symbol"]),
-        skipped={**skipped, **more_skipped}, candidates=list(candidates), fresh=fresh, asked=asked,
-        stored=stored, max_age_days=max_age_days, problems=problems,
+        session=session or end,
+        window=(start, end),
+        eligible=list(eligible["symbol"]),
+        skipped={**skipped, **more_skipped},
+        candidates=list(candidates),
+        fresh=fresh,
+        asked=asked,
+        stored=stored,
+        max_age_days=max_age_days,
+        problems=problems,
     )
 
 
@@ -196,8 +266,14 @@ class ProfileRefresh:
         return sorted(s for s in self.failed if s in self.stored_before)
 
     def summary(self) -> dict[str, int]:
-        return {"fresh": len(self.plan.fresh), "asked": len(self.plan.asked), "stored": len(self.rows),
-                "kept": len(self.kept), "missing": len(self.missing), "failed": len(self.failed)}
+        return {
+            "fresh": len(self.plan.fresh),
+            "asked": len(self.plan.asked),
+            "stored": len(self.rows),
+            "kept": len(self.kept),
+            "missing": len(self.missing),
+            "failed": len(self.failed),
+        }
 
     def failure_text(self, limit: int = 10) -> str:
         """The failed symbols and why, on one line (empty when none failed)."""
@@ -206,8 +282,9 @@ class ProfileRefresh:
         names = sorted(self.failed)
         shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
         kept = self.kept_after_failure
-        keeping = (f"stored snapshot kept for {len(kept)}" + (f", {len(names) - len(kept)} without a stored profile"
-                                                               if len(kept) < len(names) else ""))
+        keeping = f"stored snapshot kept for {len(kept)}" + (
+            f", {len(names) - len(kept)} without a stored profile" if len(kept) < len(names) else ""
+        )
         if self.error is not None:
             return f"profile source {self.source} failed for {len(names)} symbol(s) ({shown}): {self.error}; {keeping}"
         reasons = "; ".join(f"{s}: {self.failed[s]}" for s in names[:limit])
@@ -218,7 +295,7 @@ def fetch_planned(plan: ProfilePlan, source: ProfileSource, now: datetime | None
     """Ask ``source`` once for ``plan.asked`` (nothing when empty or the plan has problems);
     a PriceSourceError of the source (unreachable, time budget spent, a bad file) becomes
     ``error`` with every asked symbol in ``failed``: never raised."""
-    fetched_at = now or datetime.now(timezone.utc)
+    fetched_at = now or datetime.now(UTC)
     empty = pd.DataFrame(columns=[*PROFILE_COLUMNS, "source", "fetched_at", "as_of_session"])
     refresh = ProfileRefresh(plan, source.name, fetched_at, empty)
     if not plan.asked or plan.problems:
@@ -227,7 +304,7 @@ def fetch_planned(plan: ProfilePlan, source: ProfileSource, now: datetime | None
         result = source.fetch_profiles(list(plan.asked))
     except PriceSourceError as exc:
         refresh.error = str(exc)
-        refresh.failed = {s: refresh.error for s in plan.asked}
+        refresh.failed = dict.fromkeys(plan.asked, refresh.error)
         refresh.requests = int(getattr(exc, "requests", 0) or 0)
         _log(log, f"profile source {source.name} failed, stored snapshot kept: {exc}", warning=True)
         return refresh
@@ -263,12 +340,19 @@ def book_window(conn, end: date) -> tuple[date, date]:
     return min(first, end), end
 
 
-def refresh_profiles(engine, source: ProfileSource, start: date | None, end: date,
-                     max_age_days: float | None = None, now: datetime | None = None, log=None) -> ProfileRefresh:
+def refresh_profiles(
+    engine,
+    source: ProfileSource,
+    start: date | None,
+    end: date,
+    max_age_days: float | None = None,
+    now: datetime | None = None,
+    log=None,
+) -> ProfileRefresh:
     """Plan, fetch and store a snapshot for the symbols eligible in [start, end] (``start``
     None: every symbol the book has held, ``book_window``), for session ``end``. A plan that
     would send a symbol that must never be asked raises ValueError and sends nothing."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     with engine.connect() as conn:
         window = book_window(conn, end) if start is None else (start, end)
         plan = plan_refresh(conn, window[0], window[1], now, max_age_days, session=end)

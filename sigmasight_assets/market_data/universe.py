@@ -54,8 +54,13 @@ def active_positions(conn: Connection, start: date, end: date) -> pd.DataFrame:
     p = positions.c
     stmt = (
         sa.select(
-            p.id, p.symbol, p.position_type, p.investment_class, p.quantity,
-            p.underlying_symbol, sa.func.coalesce(closed.c.closed, 0.0).label("closed"),
+            p.id,
+            p.symbol,
+            p.position_type,
+            p.investment_class,
+            p.quantity,
+            p.underlying_symbol,
+            sa.func.coalesce(closed.c.closed, 0.0).label("closed"),
         )
         .select_from(positions.outerjoin(closed, closed.c.position_id == p.id))
         .where(p.entry_date <= end, sa.or_(p.deleted_at.is_(None), p.deleted_at >= start))
@@ -94,17 +99,11 @@ def classify(needed: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     symbols = needed["symbol"].drop_duplicates()
     synthetic = {s for s in symbols if s not in private and not is_provider_eligible(s)}
     skipped = {
-        reason: sorted(names)
-        for reason, names in ((SKIP_PRIVATE, private), (SKIP_SYNTHETIC, synthetic))
-        if names
+        reason: sorted(names) for reason, names in ((SKIP_PRIVATE, private), (SKIP_SYNTHETIC, synthetic)) if names
     }
     keep = needed[~needed["symbol"].isin(private | synthetic)].copy()
     keep["rank"] = keep["kind"].map({k: i for i, k in enumerate(KINDS)})
-    eligible = (
-        keep.sort_values(["symbol", "rank"])
-        .drop_duplicates("symbol")[["symbol", "kind"]]
-        .reset_index(drop=True)
-    )
+    eligible = keep.sort_values(["symbol", "rank"]).drop_duplicates("symbol")[["symbol", "kind"]].reset_index(drop=True)
     return eligible, skipped
 
 

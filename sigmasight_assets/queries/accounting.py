@@ -66,8 +66,9 @@ def stored_exposures(conn: Connection, start, end) -> pd.DataFrame:
             sa.func.count().label("position_count"),
             sa.func.sum(sa.case((pv.is_priced == sa.false(), 1), else_=0)).label("unpriced_count"),
             # Σ q · price · m from the other stored columns, for the NMV check
-            sa.func.sum(sa.case((pv.is_priced == sa.true(), pv.quantity * pv.price * pv.multiplier), else_=0.0))
-            .label("recomputed_net_market_value"),
+            sa.func.sum(sa.case((pv.is_priced == sa.true(), pv.quantity * pv.price * pv.multiplier), else_=0.0)).label(
+                "recomputed_net_market_value"
+            ),
         )
         .where(pv.date >= lo, pv.date <= hi)
         .group_by(pv.portfolio_id, pv.date)

@@ -28,8 +28,10 @@ def read_book(conn: Connection, end, *, live_after) -> Book:
     every portfolio (one query per table)."""
     end = pd.Timestamp(end).date()
     p = t.positions
-    live = sa.true() if live_after is None else sa.or_(
-        p.c.deleted_at.is_(None), p.c.deleted_at > pd.Timestamp(live_after).date()
+    live = (
+        sa.true()
+        if live_after is None
+        else sa.or_(p.c.deleted_at.is_(None), p.c.deleted_at > pd.Timestamp(live_after).date())
     )
     positions = read_frame(
         conn,
@@ -42,7 +44,9 @@ def read_book(conn: Connection, end, *, live_after) -> Book:
         conn, sa.select(e).where(e.c.trade_date <= end, e.c.position_id.in_(ids)), parse_dates=["trade_date"]
     )
     m = t.position_marks
-    marks = read_frame(conn, sa.select(m).where(m.c.mark_date <= end, m.c.position_id.in_(ids)), parse_dates=["mark_date"])
+    marks = read_frame(
+        conn, sa.select(m).where(m.c.mark_date <= end, m.c.position_id.in_(ids)), parse_dates=["mark_date"]
+    )
     c = t.equity_changes
     changes = read_frame(conn, sa.select(c).where(c.c.change_date <= end), parse_dates=["change_date"])
     return Book(read_portfolios(conn), positions, events, changes, marks)
@@ -69,7 +73,11 @@ def read_priced_book(conn: Connection, end, first, *, live_after) -> PricedBook:
     prices = read_prices(conn, names, start, end)
     expired = pos[pos["expiration_session"] < start]
     if len(expired):
-        older = read_prices(conn, expired["risk_symbol"], valuation_start(expired["expiration_session"].min()),
-                            start - timedelta(days=1))
+        older = read_prices(
+            conn,
+            expired["risk_symbol"],
+            valuation_start(expired["expiration_session"].min()),
+            start - timedelta(days=1),
+        )
         prices = pd.concat([older, prices]).drop_duplicates(["symbol", "date"]).reset_index(drop=True)
     return PricedBook(book, prices, read_actions(conn, names, end), symbols)

@@ -19,8 +19,7 @@ from sigmasight_assets import schema as t
 from sigmasight_assets.market_data.profiles import stored_profiles
 from sigmasight_assets.store import read_frame
 
-__all__ = ["count_position_rows", "profile_count", "read_sector_sums", "read_tag_keys", "stored_profiles",
-           "tag_rows"]
+__all__ = ["count_position_rows", "profile_count", "read_sector_sums", "read_tag_keys", "stored_profiles", "tag_rows"]
 
 TAG_ROW_COLUMNS = ["position_id", "portfolio_id", "date", "symbol", "sector", "industry", "tag_basis", "market_value"]
 """The columns of position_sector_tags that ``tag_rows`` selects, in its order."""
@@ -39,8 +38,9 @@ def read_tag_keys(conn: Connection, source, lo: date, hi: date) -> pd.DataFrame:
     """The distinct (symbol, risk_symbol, investment_class) of the position rows in
     [lo, hi], sorted."""
     pv = source.c
-    keys = read_frame(conn, sa.select(pv.symbol, pv.risk_symbol, pv.investment_class).distinct()
-                      .where(_in_window(source, lo, hi)))
+    keys = read_frame(
+        conn, sa.select(pv.symbol, pv.risk_symbol, pv.investment_class).distinct().where(_in_window(source, lo, hi))
+    )
     return keys.sort_values(["symbol", "risk_symbol", "investment_class"]).reset_index(drop=True)
 
 
@@ -52,16 +52,21 @@ def count_position_rows(conn: Connection, lo: date, hi: date) -> int:
 
 def _joined(source, keys: sa.Table):
     k, pv = keys.c, source.c
-    return source.join(keys, sa.and_(k.symbol == pv.symbol, k.risk_symbol == pv.risk_symbol,
-                                     k.investment_class == pv.investment_class))
+    return source.join(
+        keys, sa.and_(k.symbol == pv.symbol, k.risk_symbol == pv.risk_symbol, k.investment_class == pv.investment_class)
+    )
 
 
 def tag_rows(source, keys: sa.Table, lo: date, hi: date) -> sa.Select:
     """Every position row of [lo, hi] with its key's tag (``TAG_ROW_COLUMNS``)."""
     k, pv = keys.c, source.c
-    return (sa.select(pv.position_id, pv.portfolio_id, pv.date, pv.symbol, k.sector, k.industry, k.tag_basis,
-                      pv.market_value)
-            .select_from(_joined(source, keys)).where(_in_window(source, lo, hi)))
+    return (
+        sa.select(
+            pv.position_id, pv.portfolio_id, pv.date, pv.symbol, k.sector, k.industry, k.tag_basis, pv.market_value
+        )
+        .select_from(_joined(source, keys))
+        .where(_in_window(source, lo, hi))
+    )
 
 
 def read_sector_sums(conn: Connection, source, keys: sa.Table, lo: date, hi: date) -> pd.DataFrame:
@@ -73,7 +78,10 @@ def read_sector_sums(conn: Connection, source, keys: sa.Table, lo: date, hi: dat
     mv = sa.case((pv.is_priced == sa.true(), sa.func.coalesce(pv.market_value, 0.0)), else_=0.0)
     statement = (
         sa.select(
-            pv.portfolio_id, pv.date, k.sector, k.tag_basis,
+            pv.portfolio_id,
+            pv.date,
+            k.sector,
+            k.tag_basis,
             sa.func.sum(sa.case((mv > 0, mv), else_=0.0)).label("long_exposure"),
             sa.func.sum(sa.case((mv < 0, mv), else_=0.0)).label("short_exposure"),
             sa.func.sum(mv).label("net_exposure"),
@@ -81,7 +89,8 @@ def read_sector_sums(conn: Connection, source, keys: sa.Table, lo: date, hi: dat
             sa.func.count().label("position_count"),
             sa.func.sum(sa.case((pv.is_priced == sa.false(), 1), else_=0)).label("unpriced_count"),
         )
-        .select_from(_joined(source, keys)).where(_in_window(source, lo, hi))
+        .select_from(_joined(source, keys))
+        .where(_in_window(source, lo, hi))
         .group_by(pv.portfolio_id, pv.date, k.sector, k.tag_basis)
     )
     return read_frame(conn, statement, parse_dates=["date"])

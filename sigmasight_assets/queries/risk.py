@@ -69,9 +69,7 @@ def read_provider_betas(conn: Connection, symbols) -> pd.Series:
     """Provider beta per symbol of ``symbols`` from its latest company profile (symbols
     without one, or whose latest profile has no beta, are absent; empty if none stored)."""
     p = t.company_profiles.c
-    frame = read_frame(
-        conn, sa.select(p.symbol, p.beta, p.as_of_session).where(p.symbol.in_(sorted(set(symbols))))
-    )
+    frame = read_frame(conn, sa.select(p.symbol, p.beta, p.as_of_session).where(p.symbol.in_(sorted(set(symbols)))))
     if frame.empty:
         return pd.Series(dtype=float)
     latest = frame.sort_values(["symbol", "as_of_session"]).groupby("symbol").tail(1)

@@ -42,7 +42,7 @@ def trailing_sums(values: np.ndarray, window: int, lo: int, hi: int) -> np.ndarr
     """
     first = max(lo - window + 1, 0)
     c = np.cumsum(values[first:hi], axis=0)
-    c = np.concatenate([np.zeros((1,) + c.shape[1:], dtype=c.dtype), c], axis=0)
+    c = np.concatenate([np.zeros((1, *c.shape[1:]), dtype=c.dtype), c], axis=0)
     t = np.arange(lo, hi)
     ends = t + 1 - first
     starts = np.maximum(t - window + 1, first) - first
@@ -110,7 +110,7 @@ def rolling_ols(
     n = sums[..., 0]
     sx = sums[..., 1 : 1 + k]
     sy = sums[..., 1 + k]
-    sxx = np.empty(n.shape + (k, k))
+    sxx = np.empty((*n.shape, k, k))
     sxx[..., iu, ju] = sums[..., 2 + k : 2 + k + n_tri]
     sxx[..., ju, iu] = sums[..., 2 + k : 2 + k + n_tri]
     sxy = sums[..., 2 + k + n_tri : 2 + 2 * k + n_tri]
@@ -146,9 +146,7 @@ def rolling_ols(
     return coef, r2, n_obs
 
 
-def long_frame(
-    symbols: pd.Index, dates: pd.DatetimeIndex, columns: dict[str, np.ndarray]
-) -> pd.DataFrame:
+def long_frame(symbols: pd.Index, dates: pd.DatetimeIndex, columns: dict[str, np.ndarray]) -> pd.DataFrame:
     """Long (symbol, date, ...) frame from (D, S) arrays, ordered by symbol then date."""
     n_dates, n_sym = len(dates), len(symbols)
     data = {

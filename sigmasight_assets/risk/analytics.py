@@ -5,7 +5,14 @@ from __future__ import annotations
 import pandas as pd
 
 from .correlation import CORR_WINDOW, MIN_OVERLAP, correlation_matrix, correlation_summary
-from .regression import BETA_MIN_OBS, BETA_WINDOWS, FACTOR_MIN_OBS, FACTOR_WINDOW, market_betas, rolling_factor_exposures
+from .regression import (
+    BETA_MIN_OBS,
+    BETA_WINDOWS,
+    FACTOR_MIN_OBS,
+    FACTOR_WINDOW,
+    market_betas,
+    rolling_factor_exposures,
+)
 from .returns import total_returns
 from .volatility import volatility_metrics
 
@@ -42,7 +49,5 @@ def symbol_risk_metrics(
     if factor_symbols:
         present = {name: sym for name, sym in factor_symbols.items() if sym in returns}
         factors = pd.DataFrame({name: returns[sym] for name, sym in present.items()}, index=returns.index)
-        out["factor_exposures"] = rolling_factor_exposures(
-            returns, factors, FACTOR_WINDOW, FACTOR_MIN_OBS, start, end
-        )
+        out["factor_exposures"] = rolling_factor_exposures(returns, factors, FACTOR_WINDOW, FACTOR_MIN_OBS, start, end)
     return out

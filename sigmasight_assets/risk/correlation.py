@@ -36,8 +36,7 @@ MIN_OVERLAP = 30
 
 DEFINITIONS = {
     "correlation_matrix": {
-        "formula": "Pearson correlation of simple daily returns over the trailing window, "
-        "pairwise complete",
+        "formula": "Pearson correlation of simple daily returns over the trailing window, pairwise complete",
         "window": CORR_WINDOW,
         "min_overlap": MIN_OVERLAP,
         "missing": "NaN when overlap < min_overlap or a series is constant on the overlap",
@@ -227,8 +226,13 @@ def grouped_correlation_summaries(
         for key, cols, wv in prepared:
             rows[key].append(
                 _summary_from_stats(
-                    np.asfortranarray(r[:, cols]), np.asfortranarray(m[:, cols]), n[cols],
-                    np.asfortranarray(z[:, cols]), ss[cols], wv[t - lo], min_overlap,
+                    np.asfortranarray(r[:, cols]),
+                    np.asfortranarray(m[:, cols]),
+                    n[cols],
+                    np.asfortranarray(z[:, cols]),
+                    ss[cols],
+                    wv[t - lo],
+                    min_overlap,
                 )
             )
     columns = ["n_symbols", "n_excluded", "n_pairs", "n_pairs_missing", "avg_pairwise_corr", "effective_bets"]
@@ -278,7 +282,15 @@ def correlation_summary(
     ]
     out = pd.DataFrame(
         rows,
-        columns=["date", "n_symbols", "n_excluded", "n_pairs", "n_pairs_missing", "avg_pairwise_corr", "effective_bets"],
+        columns=[
+            "date",
+            "n_symbols",
+            "n_excluded",
+            "n_pairs",
+            "n_pairs_missing",
+            "avg_pairwise_corr",
+            "effective_bets",
+        ],
     )
     out.attrs["definition"] = {
         **DEFINITIONS["correlation_summary"],

@@ -39,8 +39,15 @@ window is the trailing HISTORY_SESSIONS returns ending at it, i.e. HISTORY_SESSI
 closes. (HAR's 22 lags are taken inside its 252-session estimation window.)"""
 
 VOLATILITY_COLUMNS = [
-    "realized_vol_21d", "realized_vol_63d", "realized_vol_252d", "har_forecast_1d", "har_forecast_21d",
-    "n_obs_21d", "n_obs_63d", "n_obs_252d", "har_n_obs",
+    "realized_vol_21d",
+    "realized_vol_63d",
+    "realized_vol_252d",
+    "har_forecast_1d",
+    "har_forecast_21d",
+    "n_obs_21d",
+    "n_obs_63d",
+    "n_obs_252d",
+    "har_n_obs",
 ]
 """The stored volatility columns (symbol_volatility, portfolio_volatility), after the key
 and the date."""

@@ -21,15 +21,32 @@ from .regression import BETA_MIN_OBS, BETA_WINDOWS, market_betas
 from .volatility import volatility_metrics
 
 PORTFOLIO_BETA_COLUMNS = [
-    "portfolio_id", "date", "window_days", "beta_weighted", "beta_ols", "alpha_ols", "r_squared_ols", "n_obs_ols",
-    "provider_beta_weighted", "n_positions_with_beta", "n_positions_without", "weight_without_beta",
-    "n_positions_with_provider_beta", "equity_balance",
+    "portfolio_id",
+    "date",
+    "window_days",
+    "beta_weighted",
+    "beta_ols",
+    "alpha_ols",
+    "r_squared_ols",
+    "n_obs_ols",
+    "provider_beta_weighted",
+    "n_positions_with_beta",
+    "n_positions_without",
+    "weight_without_beta",
+    "n_positions_with_provider_beta",
+    "equity_balance",
 ]
 """The columns of ``portfolio_betas`` rows (the table portfolio_market_betas)."""
 CORRELATION_COLUMNS = ["date", "symbol_a", "symbol_b", "correlation", "n_obs"]
 """The columns of ``correlation_rows`` (the table correlations)."""
 CORRELATION_SUMMARY_COLUMNS = [
-    "portfolio_id", "date", "avg_pairwise_corr", "effective_bets", "n_symbols", "n_excluded", "n_pairs",
+    "portfolio_id",
+    "date",
+    "avg_pairwise_corr",
+    "effective_bets",
+    "n_symbols",
+    "n_excluded",
+    "n_pairs",
     "n_pairs_missing",
 ]
 """The columns of ``correlation_summaries`` rows (the table portfolio_correlation_summary)."""
@@ -151,16 +168,20 @@ def beta_sums(values: pd.DataFrame, beta: pd.Series) -> pd.DataFrame:
     abs_without = Σ |MV_i| over the others (0 for those without a market value)."""
     mv = values["market_value"]
     has = mv.notna() & beta.notna()
-    return pd.DataFrame(
-        {
-            "portfolio_id": values["portfolio_id"],
-            "date": values["date"],
-            "contrib": np.where(has, mv * beta, 0.0),
-            "n_positions_with_beta": has.astype(int),
-            "n_positions_without": (~has).astype(int),
-            "abs_without": np.where(~has, mv.abs().fillna(0.0), 0.0),
-        }
-    ).groupby(_KEY, as_index=False).sum()
+    return (
+        pd.DataFrame(
+            {
+                "portfolio_id": values["portfolio_id"],
+                "date": values["date"],
+                "contrib": np.where(has, mv * beta, 0.0),
+                "n_positions_with_beta": has.astype(int),
+                "n_positions_without": (~has).astype(int),
+                "abs_without": np.where(~has, mv.abs().fillna(0.0), 0.0),
+            }
+        )
+        .groupby(_KEY, as_index=False)
+        .sum()
+    )
 
 
 def equity_weighted_betas(sums: pd.DataFrame) -> pd.DataFrame:
@@ -200,8 +221,13 @@ def portfolio_betas(
         rows = equity_weighted_betas(rows)
         rows["window_days"] = w
         o = ols.loc[ols["window_days"] == w, ["symbol", "date", "beta", "alpha", "r_squared", "n_obs"]].rename(
-            columns={"symbol": "portfolio_id", "beta": "beta_ols", "alpha": "alpha_ols",
-                     "r_squared": "r_squared_ols", "n_obs": "n_obs_ols"}
+            columns={
+                "symbol": "portfolio_id",
+                "beta": "beta_ols",
+                "alpha": "alpha_ols",
+                "r_squared": "r_squared_ols",
+                "n_obs": "n_obs_ols",
+            }
         )
         rows = rows.merge(o, on=_KEY, how="left")
         rows["n_obs_ols"] = rows["n_obs_ols"].fillna(0).astype(np.int64)
@@ -412,6 +438,8 @@ def metric_definitions(stats: dict[str, pd.DataFrame], matrix: dict, summary: di
         "correlation_summary": summary,
         "portfolio_beta": PORTFOLIO_BETA_DEFINITION,
         "storage": CORRELATION_STORAGE,
-        "history": {"sessions_before_window": HISTORY_SESSIONS,
-                    "close": "as traded (market_data_cache.close) with corporate_actions splits and cash dividends"},
+        "history": {
+            "sessions_before_window": HISTORY_SESSIONS,
+            "close": "as traded (market_data_cache.close) with corporate_actions splits and cash dividends",
+        },
     }

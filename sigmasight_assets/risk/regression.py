@@ -56,9 +56,7 @@ def _regress(returns: pd.DataFrame, x: np.ndarray, window: int, min_obs: int, lo
     per_symbol = 8 * span * (k * (k + 1) // 2 + 2 * k + 3) * 3
     for cols in symbol_blocks(n_sym, per_symbol):
         xb = np.broadcast_to(x[:, None, :], (t_rows, cols.stop - cols.start, k))
-        coef[:, cols], r2[:, cols], n_obs[:, cols] = rolling_ols(
-            y[:, cols], xb, window, lo, hi, min_obs
-        )
+        coef[:, cols], r2[:, cols], n_obs[:, cols] = rolling_ols(y[:, cols], xb, window, lo, hi, min_obs)
     return coef, r2, n_obs
 
 
@@ -161,9 +159,7 @@ def rolling_factor_exposures(
     return out
 
 
-def weighted_beta(
-    weights: pd.Series | pd.DataFrame, betas: pd.Series | pd.DataFrame
-) -> pd.Series | pd.DataFrame:
+def weighted_beta(weights: pd.Series | pd.DataFrame, betas: pd.Series | pd.DataFrame) -> pd.Series | pd.DataFrame:
     """Portfolio beta = Σ_i w_i beta_i (w signed: shorts negative), over keys with a beta.
 
     ``weights`` and ``betas``: Series keyed by position/symbol (one date), or wide frames

@@ -132,7 +132,7 @@ def _har_recursion(coef: np.ndarray, hist: np.ndarray, horizon: int) -> np.ndarr
     at once with running 5- and 22-session sums. hist: y_{t-21..t} as (22, D, S);
     returns (D, S, horizon)."""
     c, b1, b5, b22 = (coef[..., j] for j in range(4))
-    seq = np.concatenate([hist, np.empty((horizon,) + hist.shape[1:])], axis=0)
+    seq = np.concatenate([hist, np.empty((horizon, *hist.shape[1:]))], axis=0)
     s5 = hist[17:].sum(axis=0)
     s22 = hist.sum(axis=0)
     for h in range(1, horizon + 1):

@@ -30,7 +30,7 @@ def parse_source_spec(spec: str) -> SourceSpec:
     if text in ("demo", "yahoo"):
         return SourceSpec(text)
     if text.startswith("csv:"):
-        path = text[len("csv:"):].strip()
+        path = text[len("csv:") :].strip()
         if not path:
             raise ValueError(f"price source {spec!r} names no file: expected 'csv:PATH'")
         return SourceSpec("csv", path)

@@ -88,7 +88,9 @@ class CsvPriceSource:
             examples = ", ".join(f"{s} {d.date()}" for s, d in sample.itertuples(index=False))
             log.warning(
                 "price file %s: ignored %d row(s) dated on a non-session (e.g. %s)",
-                self.path, self.ignored_non_session_rows, examples,
+                self.path,
+                self.ignored_non_session_rows,
+                examples,
             )
         prices = select_requested(frame[on_session], requests)
         served = set(prices["symbol"])
@@ -114,16 +116,19 @@ class CsvProfileSource:
         others missing; PriceSourceError naming the file (and the row and field of a bad
         number) when it is malformed."""
         if not self.path.exists():
-            return ProfileResult(pd.DataFrame(columns=PROFILE_COLUMNS),
-                                 {s: f"no profile file {self.path}" for s in symbols}, 0)
+            return ProfileResult(
+                pd.DataFrame(columns=PROFILE_COLUMNS), dict.fromkeys(symbols, f"no profile file {self.path}"), 0
+            )
         try:
             frame = pd.read_csv(self.path, dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise PriceSourceError(f"{self.path}: malformed profile file: {exc}") from exc
         unknown = sorted(set(frame.columns) - set(PROFILE_COLUMNS))
         if "symbol" not in frame.columns or unknown:
-            raise PriceSourceError(f"{self.path}: header must be a subset of {','.join(PROFILE_COLUMNS)} with "
-                                   f"'symbol'; unknown columns {unknown}")
+            raise PriceSourceError(
+                f"{self.path}: header must be a subset of {','.join(PROFILE_COLUMNS)} with "
+                f"'symbol'; unknown columns {unknown}"
+            )
         frame = frame.reindex(columns=PROFILE_COLUMNS).replace("", None)
         for column in ("beta", "market_cap"):
             values = pd.to_numeric(frame[column], errors="coerce")
@@ -133,12 +138,11 @@ class CsvProfileSource:
                 raise PriceSourceError(f"{self.path} row {line}, field '{column}': not a number")
             frame[column] = values
         found = frame[frame["symbol"].isin(symbols)].drop_duplicates("symbol", keep="last")
-        missing = {s: f"not in {self.path}" for s in sorted(set(symbols) - set(found["symbol"]))}
+        missing = dict.fromkeys(sorted(set(symbols) - set(found["symbol"])), f"not in {self.path}")
         return ProfileResult(found.reset_index(drop=True), missing, 1)
 
 
-def select_requested(frame: pd.DataFrame, requests: Mapping[str, tuple[date, date]],
-                     on: str = "date") -> pd.DataFrame:
+def select_requested(frame: pd.DataFrame, requests: Mapping[str, tuple[date, date]], on: str = "date") -> pd.DataFrame:
     """Rows of ``frame`` whose symbol is requested and whose ``on`` date is inside its range."""
     if not requests:
         return frame.iloc[0:0].reset_index(drop=True)

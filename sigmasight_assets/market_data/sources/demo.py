@@ -53,7 +53,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -103,48 +103,422 @@ _SECTORS = {
 # symbol: (name, quote_type, sector, industry, market_cap, close on ANCHOR_SESSION,
 #          beta, idio daily vol, alpha per session, {style: loading})
 _CURATED: dict[str, tuple] = {
-    "AAPL": ("Apple Inc.", "EQUITY", "Technology", "Consumer Electronics", 3.06e12, 205.17, 1.15, 0.013, 0.0002, {"Growth": 0.35, "Quality": 0.40}),
-    "MSFT": ("Microsoft Corporation", "EQUITY", "Technology", "Software - Infrastructure", 3.70e12, 497.41, 1.05, 0.011, 0.0003, {"Growth": 0.40, "Quality": 0.50}),
-    "AMZN": ("Amazon.com, Inc.", "EQUITY", "Consumer Cyclical", "Internet Retail", 2.33e12, 219.39, 1.25, 0.015, 0.0002, {"Growth": 0.60}),
-    "GOOGL": ("Alphabet Inc.", "EQUITY", "Communication Services", "Internet Content & Information", 2.14e12, 176.23, 1.10, 0.015, 0.0002, {"Growth": 0.40, "Value": 0.10}),
-    "META": ("Meta Platforms, Inc.", "EQUITY", "Communication Services", "Internet Content & Information", 1.86e12, 738.09, 1.30, 0.018, 0.0003, {"Growth": 0.50, "Momentum": 0.40}),
-    "NVDA": ("NVIDIA Corporation", "EQUITY", "Technology", "Semiconductors", 3.85e12, 157.99, 1.75, 0.022, 0.0006, {"Growth": 0.70, "Momentum": 0.60}),
-    "TSLA": ("Tesla, Inc.", "EQUITY", "Consumer Cyclical", "Auto Manufacturers", 1.02e12, 317.66, 2.00, 0.026, 0.0001, {"Growth": 0.80, "Size": 0.30}),
-    "AVGO": ("Broadcom Inc.", "EQUITY", "Technology", "Semiconductors", 1.30e12, 275.65, 1.45, 0.019, 0.0005, {"Growth": 0.40, "Momentum": 0.50}),
-    "AMD": ("Advanced Micro Devices, Inc.", "EQUITY", "Technology", "Semiconductors", 2.30e11, 141.90, 1.80, 0.024, 0.0002, {"Growth": 0.60, "Momentum": 0.30}),
-    "NFLX": ("Netflix, Inc.", "EQUITY", "Communication Services", "Entertainment", 5.70e11, 1339.13, 1.20, 0.018, 0.0003, {"Growth": 0.50, "Momentum": 0.40}),
-    "INTC": ("Intel Corporation", "EQUITY", "Technology", "Semiconductors", 9.8e10, 22.40, 1.30, 0.024, -0.0002, {"Value": 0.40, "Momentum": -0.40}),
-    "CRM": ("Salesforce, Inc.", "EQUITY", "Technology", "Software - Application", 2.61e11, 272.69, 1.20, 0.017, 0.0, {"Growth": 0.40}),
-    "ADBE": ("Adobe Inc.", "EQUITY", "Technology", "Software - Application", 1.65e11, 386.88, 1.20, 0.017, -0.0001, {"Growth": 0.40, "Quality": 0.30}),
-    "SHOP": ("Shopify Inc.", "EQUITY", "Technology", "Software - Application", 1.50e11, 115.35, 1.90, 0.026, 0.0002, {"Growth": 0.80, "Size": 0.20}),
-    "ROKU": ("Roku, Inc.", "EQUITY", "Communication Services", "Entertainment", 1.29e10, 87.89, 1.80, 0.028, 0.0, {"Growth": 0.50, "Size": 0.60}),
-    "RIVN": ("Rivian Automotive, Inc.", "EQUITY", "Consumer Cyclical", "Auto Manufacturers", 1.62e10, 13.74, 1.90, 0.030, -0.0003, {"Growth": 0.50, "Size": 0.70}),
-    "JNJ": ("Johnson & Johnson", "EQUITY", "Healthcare", "Drug Manufacturers - General", 3.68e11, 152.75, 0.55, 0.010, 0.0001, {"Value": 0.40, "Low Volatility": 0.60}),
-    "UNH": ("UnitedHealth Group Incorporated", "EQUITY", "Healthcare", "Healthcare Plans", 2.83e11, 311.97, 0.75, 0.018, -0.0002, {"Value": 0.30, "Quality": 0.20}),
-    "LLY": ("Eli Lilly and Company", "EQUITY", "Healthcare", "Drug Manufacturers - General", 7.39e11, 779.53, 0.80, 0.018, 0.0003, {"Growth": 0.30, "Momentum": 0.50}),
-    "JPM": ("JPMorgan Chase & Co.", "EQUITY", "Financial Services", "Banks - Diversified", 8.06e11, 289.91, 1.10, 0.012, 0.0002, {"Value": 0.60}),
-    "V": ("Visa Inc.", "EQUITY", "Financial Services", "Credit Services", 6.87e11, 355.05, 0.95, 0.011, 0.0002, {"Quality": 0.50, "Growth": 0.20}),
-    "BRK.B": ("Berkshire Hathaway Inc.", "EQUITY", "Financial Services", "Insurance - Diversified", 1.05e12, 485.77, 0.85, 0.009, 0.0001, {"Value": 0.60, "Low Volatility": 0.30}),
-    "PG": ("The Procter & Gamble Company", "EQUITY", "Consumer Defensive", "Household & Personal Products", 3.73e11, 159.32, 0.45, 0.010, 0.0, {"Low Volatility": 0.70, "Quality": 0.30}),
-    "KO": ("The Coca-Cola Company", "EQUITY", "Consumer Defensive", "Beverages - Non-Alcoholic", 3.05e11, 70.75, 0.50, 0.009, 0.0, {"Low Volatility": 0.70, "Value": 0.20}),
-    "COST": ("Costco Wholesale Corporation", "EQUITY", "Consumer Defensive", "Discount Stores", 4.39e11, 989.94, 0.80, 0.012, 0.0002, {"Quality": 0.50, "Low Volatility": 0.30}),
-    "HD": ("The Home Depot, Inc.", "EQUITY", "Consumer Cyclical", "Home Improvement Retail", 3.65e11, 366.64, 1.00, 0.012, 0.0001, {"Quality": 0.30, "Value": 0.20}),
-    "XOM": ("Exxon Mobil Corporation", "EQUITY", "Energy", "Oil & Gas Integrated", 4.65e11, 107.80, 0.70, 0.015, 0.0, {"Value": 0.70, "Momentum": -0.20}),
-    "CVX": ("Chevron Corporation", "EQUITY", "Energy", "Oil & Gas Integrated", 2.50e11, 143.19, 0.75, 0.015, 0.0, {"Value": 0.70}),
-    "F": ("Ford Motor Company", "EQUITY", "Consumer Cyclical", "Auto Manufacturers", 4.32e10, 10.85, 1.25, 0.020, -0.0001, {"Value": 0.60, "Size": 0.30}),
+    "AAPL": (
+        "Apple Inc.",
+        "EQUITY",
+        "Technology",
+        "Consumer Electronics",
+        3.06e12,
+        205.17,
+        1.15,
+        0.013,
+        0.0002,
+        {"Growth": 0.35, "Quality": 0.40},
+    ),
+    "MSFT": (
+        "Microsoft Corporation",
+        "EQUITY",
+        "Technology",
+        "Software - Infrastructure",
+        3.70e12,
+        497.41,
+        1.05,
+        0.011,
+        0.0003,
+        {"Growth": 0.40, "Quality": 0.50},
+    ),
+    "AMZN": (
+        "Amazon.com, Inc.",
+        "EQUITY",
+        "Consumer Cyclical",
+        "Internet Retail",
+        2.33e12,
+        219.39,
+        1.25,
+        0.015,
+        0.0002,
+        {"Growth": 0.60},
+    ),
+    "GOOGL": (
+        "Alphabet Inc.",
+        "EQUITY",
+        "Communication Services",
+        "Internet Content & Information",
+        2.14e12,
+        176.23,
+        1.10,
+        0.015,
+        0.0002,
+        {"Growth": 0.40, "Value": 0.10},
+    ),
+    "META": (
+        "Meta Platforms, Inc.",
+        "EQUITY",
+        "Communication Services",
+        "Internet Content & Information",
+        1.86e12,
+        738.09,
+        1.30,
+        0.018,
+        0.0003,
+        {"Growth": 0.50, "Momentum": 0.40},
+    ),
+    "NVDA": (
+        "NVIDIA Corporation",
+        "EQUITY",
+        "Technology",
+        "Semiconductors",
+        3.85e12,
+        157.99,
+        1.75,
+        0.022,
+        0.0006,
+        {"Growth": 0.70, "Momentum": 0.60},
+    ),
+    "TSLA": (
+        "Tesla, Inc.",
+        "EQUITY",
+        "Consumer Cyclical",
+        "Auto Manufacturers",
+        1.02e12,
+        317.66,
+        2.00,
+        0.026,
+        0.0001,
+        {"Growth": 0.80, "Size": 0.30},
+    ),
+    "AVGO": (
+        "Broadcom Inc.",
+        "EQUITY",
+        "Technology",
+        "Semiconductors",
+        1.30e12,
+        275.65,
+        1.45,
+        0.019,
+        0.0005,
+        {"Growth": 0.40, "Momentum": 0.50},
+    ),
+    "AMD": (
+        "Advanced Micro Devices, Inc.",
+        "EQUITY",
+        "Technology",
+        "Semiconductors",
+        2.30e11,
+        141.90,
+        1.80,
+        0.024,
+        0.0002,
+        {"Growth": 0.60, "Momentum": 0.30},
+    ),
+    "NFLX": (
+        "Netflix, Inc.",
+        "EQUITY",
+        "Communication Services",
+        "Entertainment",
+        5.70e11,
+        1339.13,
+        1.20,
+        0.018,
+        0.0003,
+        {"Growth": 0.50, "Momentum": 0.40},
+    ),
+    "INTC": (
+        "Intel Corporation",
+        "EQUITY",
+        "Technology",
+        "Semiconductors",
+        9.8e10,
+        22.40,
+        1.30,
+        0.024,
+        -0.0002,
+        {"Value": 0.40, "Momentum": -0.40},
+    ),
+    "CRM": (
+        "Salesforce, Inc.",
+        "EQUITY",
+        "Technology",
+        "Software - Application",
+        2.61e11,
+        272.69,
+        1.20,
+        0.017,
+        0.0,
+        {"Growth": 0.40},
+    ),
+    "ADBE": (
+        "Adobe Inc.",
+        "EQUITY",
+        "Technology",
+        "Software - Application",
+        1.65e11,
+        386.88,
+        1.20,
+        0.017,
+        -0.0001,
+        {"Growth": 0.40, "Quality": 0.30},
+    ),
+    "SHOP": (
+        "Shopify Inc.",
+        "EQUITY",
+        "Technology",
+        "Software - Application",
+        1.50e11,
+        115.35,
+        1.90,
+        0.026,
+        0.0002,
+        {"Growth": 0.80, "Size": 0.20},
+    ),
+    "ROKU": (
+        "Roku, Inc.",
+        "EQUITY",
+        "Communication Services",
+        "Entertainment",
+        1.29e10,
+        87.89,
+        1.80,
+        0.028,
+        0.0,
+        {"Growth": 0.50, "Size": 0.60},
+    ),
+    "RIVN": (
+        "Rivian Automotive, Inc.",
+        "EQUITY",
+        "Consumer Cyclical",
+        "Auto Manufacturers",
+        1.62e10,
+        13.74,
+        1.90,
+        0.030,
+        -0.0003,
+        {"Growth": 0.50, "Size": 0.70},
+    ),
+    "JNJ": (
+        "Johnson & Johnson",
+        "EQUITY",
+        "Healthcare",
+        "Drug Manufacturers - General",
+        3.68e11,
+        152.75,
+        0.55,
+        0.010,
+        0.0001,
+        {"Value": 0.40, "Low Volatility": 0.60},
+    ),
+    "UNH": (
+        "UnitedHealth Group Incorporated",
+        "EQUITY",
+        "Healthcare",
+        "Healthcare Plans",
+        2.83e11,
+        311.97,
+        0.75,
+        0.018,
+        -0.0002,
+        {"Value": 0.30, "Quality": 0.20},
+    ),
+    "LLY": (
+        "Eli Lilly and Company",
+        "EQUITY",
+        "Healthcare",
+        "Drug Manufacturers - General",
+        7.39e11,
+        779.53,
+        0.80,
+        0.018,
+        0.0003,
+        {"Growth": 0.30, "Momentum": 0.50},
+    ),
+    "JPM": (
+        "JPMorgan Chase & Co.",
+        "EQUITY",
+        "Financial Services",
+        "Banks - Diversified",
+        8.06e11,
+        289.91,
+        1.10,
+        0.012,
+        0.0002,
+        {"Value": 0.60},
+    ),
+    "V": (
+        "Visa Inc.",
+        "EQUITY",
+        "Financial Services",
+        "Credit Services",
+        6.87e11,
+        355.05,
+        0.95,
+        0.011,
+        0.0002,
+        {"Quality": 0.50, "Growth": 0.20},
+    ),
+    "BRK.B": (
+        "Berkshire Hathaway Inc.",
+        "EQUITY",
+        "Financial Services",
+        "Insurance - Diversified",
+        1.05e12,
+        485.77,
+        0.85,
+        0.009,
+        0.0001,
+        {"Value": 0.60, "Low Volatility": 0.30},
+    ),
+    "PG": (
+        "The Procter & Gamble Company",
+        "EQUITY",
+        "Consumer Defensive",
+        "Household & Personal Products",
+        3.73e11,
+        159.32,
+        0.45,
+        0.010,
+        0.0,
+        {"Low Volatility": 0.70, "Quality": 0.30},
+    ),
+    "KO": (
+        "The Coca-Cola Company",
+        "EQUITY",
+        "Consumer Defensive",
+        "Beverages - Non-Alcoholic",
+        3.05e11,
+        70.75,
+        0.50,
+        0.009,
+        0.0,
+        {"Low Volatility": 0.70, "Value": 0.20},
+    ),
+    "COST": (
+        "Costco Wholesale Corporation",
+        "EQUITY",
+        "Consumer Defensive",
+        "Discount Stores",
+        4.39e11,
+        989.94,
+        0.80,
+        0.012,
+        0.0002,
+        {"Quality": 0.50, "Low Volatility": 0.30},
+    ),
+    "HD": (
+        "The Home Depot, Inc.",
+        "EQUITY",
+        "Consumer Cyclical",
+        "Home Improvement Retail",
+        3.65e11,
+        366.64,
+        1.00,
+        0.012,
+        0.0001,
+        {"Quality": 0.30, "Value": 0.20},
+    ),
+    "XOM": (
+        "Exxon Mobil Corporation",
+        "EQUITY",
+        "Energy",
+        "Oil & Gas Integrated",
+        4.65e11,
+        107.80,
+        0.70,
+        0.015,
+        0.0,
+        {"Value": 0.70, "Momentum": -0.20},
+    ),
+    "CVX": (
+        "Chevron Corporation",
+        "EQUITY",
+        "Energy",
+        "Oil & Gas Integrated",
+        2.50e11,
+        143.19,
+        0.75,
+        0.015,
+        0.0,
+        {"Value": 0.70},
+    ),
+    "F": (
+        "Ford Motor Company",
+        "EQUITY",
+        "Consumer Cyclical",
+        "Auto Manufacturers",
+        4.32e10,
+        10.85,
+        1.25,
+        0.020,
+        -0.0001,
+        {"Value": 0.60, "Size": 0.30},
+    ),
     "SPY": ("SPDR S&P 500 ETF Trust", "ETF", None, None, None, 617.85, 1.00, 0.0, 0.0, {}),
     "VTV": ("Vanguard Value ETF", "ETF", None, None, None, 176.79, 0.90, 0.0, 0.0, {"Value": 1.0}),
     "VUG": ("Vanguard Growth ETF", "ETF", None, None, None, 438.44, 1.10, 0.0, 0.0, {"Growth": 1.0}),
-    "MTUM": ("iShares MSCI USA Momentum Factor ETF", "ETF", None, None, None, 244.88, 1.05, 0.0, 0.0, {"Momentum": 1.0}),
+    "MTUM": (
+        "iShares MSCI USA Momentum Factor ETF",
+        "ETF",
+        None,
+        None,
+        None,
+        244.88,
+        1.05,
+        0.0,
+        0.0,
+        {"Momentum": 1.0},
+    ),
     "QUAL": ("iShares MSCI USA Quality Factor ETF", "ETF", None, None, None, 183.53, 1.00, 0.0, 0.0, {"Quality": 1.0}),
     "IWM": ("iShares Russell 2000 ETF", "ETF", None, None, None, 215.79, 1.15, 0.0, 0.0, {"Size": 1.0}),
-    "USMV": ("iShares MSCI USA Min Vol Factor ETF", "ETF", None, None, None, 94.26, 0.70, 0.0, 0.0, {"Low Volatility": 1.0}),
+    "USMV": (
+        "iShares MSCI USA Min Vol Factor ETF",
+        "ETF",
+        None,
+        None,
+        None,
+        94.26,
+        0.70,
+        0.0,
+        0.0,
+        {"Low Volatility": 1.0},
+    ),
     "VOO": ("Vanguard S&P 500 ETF", "ETF", None, None, None, 568.03, 1.00, 0.0005, 0.0, {}),
     "VTI": ("Vanguard Total Stock Market ETF", "ETF", None, None, None, 303.93, 1.02, 0.0010, 0.0, {"Size": 0.10}),
     "QQQ": ("Invesco QQQ Trust", "ETF", None, None, None, 551.64, 1.15, 0.0025, 0.0001, {"Growth": 0.70}),
-    "SCHD": ("Schwab U.S. Dividend Equity ETF", "ETF", None, None, None, 26.50, 0.80, 0.0030, 0.0, {"Value": 0.60, "Low Volatility": 0.30}),
-    "VNQ": ("Vanguard Real Estate ETF", "ETF", None, None, None, 89.05, 0.85, 0.0080, 0.0, {"Value": 0.30, "Size": 0.20}),
-    "VXUS": ("Vanguard Total International Stock ETF", "ETF", None, None, None, 67.30, 0.75, 0.0060, 0.0, {"Value": 0.20}),
+    "SCHD": (
+        "Schwab U.S. Dividend Equity ETF",
+        "ETF",
+        None,
+        None,
+        None,
+        26.50,
+        0.80,
+        0.0030,
+        0.0,
+        {"Value": 0.60, "Low Volatility": 0.30},
+    ),
+    "VNQ": (
+        "Vanguard Real Estate ETF",
+        "ETF",
+        None,
+        None,
+        None,
+        89.05,
+        0.85,
+        0.0080,
+        0.0,
+        {"Value": 0.30, "Size": 0.20},
+    ),
+    "VXUS": (
+        "Vanguard Total International Stock ETF",
+        "ETF",
+        None,
+        None,
+        None,
+        67.30,
+        0.75,
+        0.0060,
+        0.0,
+        {"Value": 0.20},
+    ),
     "ARKK": ("ARK Innovation ETF", "ETF", None, None, None, 70.36, 1.70, 0.0150, 0.0, {"Growth": 0.90, "Size": 0.50}),
     "BND": ("Vanguard Total Bond Market ETF", "ETF", None, None, None, 73.32, 0.05, 0.0030, 0.0, {}),
     "TLT": ("iShares 20+ Year Treasury Bond ETF", "ETF", None, None, None, 88.25, -0.10, 0.0085, 0.0, {}),
@@ -186,9 +560,42 @@ _KNOWN_ETFS = frozenset(
     {s for s, row in _CURATED.items() if row[1] == "ETF"}
     | set(FACTOR_ETFS.values())
     | {
-        "AGG", "DIA", "EEM", "EFA", "HYG", "IEF", "IEFA", "IEMG", "IJH", "IJR", "IVV", "LQD",
-        "RSP", "SCHX", "SHY", "SLV", "SMH", "SOXX", "USO", "VB", "VEA", "VIG", "VO", "VWO",
-        "VYM", "XLB", "XLC", "XLE", "XLF", "XLI", "XLK", "XLP", "XLRE", "XLU", "XLV", "XLY",
+        "AGG",
+        "DIA",
+        "EEM",
+        "EFA",
+        "HYG",
+        "IEF",
+        "IEFA",
+        "IEMG",
+        "IJH",
+        "IJR",
+        "IVV",
+        "LQD",
+        "RSP",
+        "SCHX",
+        "SHY",
+        "SLV",
+        "SMH",
+        "SOXX",
+        "USO",
+        "VB",
+        "VEA",
+        "VIG",
+        "VO",
+        "VWO",
+        "VYM",
+        "XLB",
+        "XLC",
+        "XLE",
+        "XLF",
+        "XLI",
+        "XLK",
+        "XLP",
+        "XLRE",
+        "XLU",
+        "XLV",
+        "XLY",
     }
 )
 
@@ -223,7 +630,7 @@ def _quote_type(symbol: str) -> str:
     return "INDEX" if symbol.startswith("^") else "EQUITY"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _params(symbol: str) -> _Params:
     if symbol in _CURATED:
         *_, price, beta, idio, alpha, styles = _CURATED[symbol]
@@ -328,19 +735,19 @@ def _closes(symbols: list[str]) -> dict[str, np.ndarray]:
     return {s: _CLOSES[s] for s in symbols}
 
 
-@lru_cache(maxsize=None)
+@cache
 def split_factors(symbol: str) -> np.ndarray:
     """``F(symbol, d)`` on every calendar session (aligned with ``all_sessions()``): the
     product of the ratios of ``SPLITS[symbol]`` with ex-session <= d; 1 before the first."""
     sessions = all_sessions()
     factor = np.ones(len(sessions))
     for ex_date, ratio in SPLITS.get(symbol, ()):
-        factor[sessions.searchsorted(pd.Timestamp(ex_date), side="left"):] *= ratio
+        factor[sessions.searchsorted(pd.Timestamp(ex_date), side="left") :] *= ratio
     factor.setflags(write=False)
     return factor
 
 
-@lru_cache(maxsize=None)
+@cache
 def demo_actions(symbol: str) -> pd.DataFrame:
     """Every action of ``symbol`` over the calendar (ACTION_COLUMNS, sorted by ex_date): its
     ``SPLITS`` and its ``DIVIDENDS`` on the first session on or after (year, month, day) of
@@ -349,20 +756,34 @@ def demo_actions(symbol: str) -> pd.DataFrame:
     rows = [empty_actions()]
     splits = SPLITS.get(symbol, ())
     if splits:
-        rows.append(pd.DataFrame({
-            "symbol": symbol, "ex_date": pd.DatetimeIndex([pd.Timestamp(d) for d, _ in splits]).as_unit("ns"),
-            "action_type": SPLIT, "ratio": [float(r) for _, r in splits], "amount": np.nan,
-        }))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "symbol": symbol,
+                    "ex_date": pd.DatetimeIndex([pd.Timestamp(d) for d, _ in splits]).as_unit("ns"),
+                    "action_type": SPLIT,
+                    "ratio": [float(r) for _, r in splits],
+                    "amount": np.nan,
+                }
+            )
+        )
     if symbol in DIVIDENDS:
         amount, months, day = DIVIDENDS[symbol]
         years = range(sessions[0].year, sessions[-1].year + 1)
         due = pd.DatetimeIndex([pd.Timestamp(y, m, day) for y in years for m in months])
         at = sessions.searchsorted(due, side="left")
         at = np.unique(at[(due >= sessions[0]) & (at < len(sessions))])
-        rows.append(pd.DataFrame({
-            "symbol": symbol, "ex_date": sessions[at].as_unit("ns"), "action_type": CASH_DIVIDEND,
-            "ratio": np.nan, "amount": np.round(amount / split_factors(symbol)[at], 4),
-        }))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "symbol": symbol,
+                    "ex_date": sessions[at].as_unit("ns"),
+                    "action_type": CASH_DIVIDEND,
+                    "ratio": np.nan,
+                    "amount": np.round(amount / split_factors(symbol)[at], 4),
+                }
+            )
+        )
     frame = pd.concat([r for r in rows if len(r)] or rows[:1], ignore_index=True)
     return frame[ACTION_COLUMNS].sort_values(["ex_date", "action_type"]).reset_index(drop=True)
 
@@ -438,8 +859,7 @@ class DemoPriceSource:
         closes = _closes(list(stocks) + underlyings)
         frames = [self._stock_rows(sessions, closes, stocks), self._option_rows(sessions, closes, options)]
         prices = pd.concat([f for f in frames if not f.empty] or [frames[0]], ignore_index=True)
-        return FetchResult(prices=prices, missing=missing, requests=evaluated,
-                           actions=self._actions(sessions, stocks))
+        return FetchResult(prices=prices, missing=missing, requests=evaluated, actions=self._actions(sessions, stocks))
 
     @staticmethod
     def _actions(sessions: pd.DatetimeIndex, windows: dict[str, tuple[int, int]]) -> pd.DataFrame:
@@ -478,7 +898,9 @@ class DemoPriceSource:
         contracts = {s: parse_occ(s) for s in windows}
         counts = [hi - lo for lo, hi in windows.values()]
         idx = np.concatenate([np.arange(lo, hi) for lo, hi in windows.values()])
-        spot = np.concatenate([closes[c.underlying][lo:hi] for c, (lo, hi) in zip(contracts.values(), windows.values())])
+        spot = np.concatenate(
+            [closes[c.underlying][lo:hi] for c, (lo, hi) in zip(contracts.values(), windows.values())]
+        )
         strike = np.repeat([c.strike for c in contracts.values()], counts)
         vol = np.repeat([implied_vol(c.underlying) for c in contracts.values()], counts)
         right = np.repeat([c.right for c in contracts.values()], counts)
@@ -501,17 +923,33 @@ def demo_profile(symbol: str) -> dict:
         kind = "Call" if contract.right == "C" else "Put"
         return {
             "name": f"{underlying} {contract.expiration.isoformat()} {contract.strike:.2f} {kind}",
-            "quote_type": "OPTION", "sector": None, "industry": None, "beta": None, "market_cap": None,
+            "quote_type": "OPTION",
+            "sector": None,
+            "industry": None,
+            "beta": None,
+            "market_cap": None,
         }
     beta = round(float(_params(symbol).beta), 2)
     if symbol in _CURATED:
         name, quote_type, sector, industry, market_cap = _CURATED[symbol][:5]
-        return {"name": name, "quote_type": quote_type, "sector": sector, "industry": industry,
-                "beta": beta, "market_cap": market_cap}
+        return {
+            "name": name,
+            "quote_type": quote_type,
+            "sector": sector,
+            "industry": industry,
+            "beta": beta,
+            "market_cap": market_cap,
+        }
     quote_type = _quote_type(symbol)
     if quote_type != "EQUITY":
-        return {"name": f"{symbol} {quote_type.title()}", "quote_type": quote_type, "sector": None,
-                "industry": None, "beta": beta, "market_cap": None}
+        return {
+            "name": f"{symbol} {quote_type.title()}",
+            "quote_type": quote_type,
+            "sector": None,
+            "industry": None,
+            "beta": beta,
+            "market_cap": None,
+        }
     u = _uniforms("profile", symbol)
     sectors = sorted(_SECTORS)
     sector = sectors[int(u[0] * (len(sectors) - 1e-9))]

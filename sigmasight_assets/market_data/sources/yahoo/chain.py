@@ -126,8 +126,9 @@ class ProviderChain:
         self.providers = providers
         self.clock = clock
 
-    def _ask(self, wanted: Mapping[str, object],
-             call: Callable[[str, ProviderSession, dict], Mapping[str, Outcome]]) -> Ledger:
+    def _ask(
+        self, wanted: Mapping[str, object], call: Callable[[str, ProviderSession, dict], Mapping[str, Outcome]]
+    ) -> Ledger:
         """``call(provider, session, todo)`` per provider for the symbols not yet served;
         PriceSourceError naming the budget and the symbols left once the budget is spent."""
         started = self.clock()
@@ -180,9 +181,7 @@ class ProviderChain:
         failures = [o for per in ledger.outcomes.values() for o in per.values()]
         nothing_answered = not any(isinstance(o, (Served, Empty)) for o in failures)
         all_unreachable = all(isinstance(o, Failed) and o.unreachable for o in failures)
-        tried = ", ".join(
-            f"{p} ({ledger.first_error(p) or 'not asked'})" for p in self.providers
-        )
+        tried = ", ".join(f"{p} ({ledger.first_error(p) or 'not asked'})" for p in self.providers)
         if nothing_answered and all_unreachable:
             proxy = env_proxy()
             via = f"; requests went through the proxy {proxy} set in the environment" if proxy else ""
@@ -201,5 +200,9 @@ def _reason(outcome: Outcome) -> str:
     if isinstance(outcome, Empty):
         return outcome.reason
     if isinstance(outcome, Failed):
-        return describe(outcome.error) if outcome.asked else f"not asked after an earlier failure ({describe(outcome.error)})"
+        return (
+            describe(outcome.error)
+            if outcome.asked
+            else f"not asked after an earlier failure ({describe(outcome.error)})"
+        )
     return "served"

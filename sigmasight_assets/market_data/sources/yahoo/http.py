@@ -45,7 +45,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
@@ -120,9 +120,14 @@ class ProviderSession(curl_requests.Session):
 
     Tests subclass it and override ``send`` to answer from recorded payloads."""
 
-    def __init__(self, provider: str, timeout_s: float, deadline: float,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        provider: str,
+        timeout_s: float,
+        deadline: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         super().__init__(impersonate="chrome")
         self.provider = provider
         self.timeout_s = timeout_s
@@ -153,8 +158,7 @@ class ProviderSession(curl_requests.Session):
                     log.warning("%s: %s %s answered HTTP %s: %s", self.provider, method, url, status, note)
                 self.answers.append(Answer(method, url, status, attempts, response, note))
                 return response
-            log.warning("%s: %s %s answered HTTP %s; sending again in %.2f s", self.provider, method,
-                        url, status, wait)
+            log.warning("%s: %s %s answered HTTP %s; sending again in %.2f s", self.provider, method, url, status, wait)
             self.waits.append(wait)
             self.sleep(wait)
 
@@ -199,7 +203,7 @@ class ProviderSession(curl_requests.Session):
 
     @staticmethod
     def _now_utc() -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def send(self, method, url, *args, **kwargs):
         """One HTTP request over the wire (curl_cffi); the seam tests override."""
@@ -222,7 +226,7 @@ def retry_after_s(headers, now: datetime) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return max((when - now).total_seconds(), 0.0)
 
 
@@ -277,9 +281,7 @@ def is_unreachable(exc: BaseException) -> bool:
 def provider_down(exc: BaseException) -> bool:
     """Unreachable, or answering 429/5xx even after the re-sends: asking this provider for
     further symbols of the fetch would likely only fail again."""
-    return is_unreachable(exc) or (
-        isinstance(exc, ProviderResponseError) and exc.status in RETRY_STATUSES
-    )
+    return is_unreachable(exc) or (isinstance(exc, ProviderResponseError) and exc.status in RETRY_STATUSES)
 
 
 class StopRule:

@@ -63,7 +63,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -105,11 +105,15 @@ def chart_problem(session: ProviderSession, since: int, symbol: str, provider: s
     if answer.status not in (200, 404):
         attempts = sum(a.attempts for a in charts if a.url == answer.url)  # yfinance re-requests once itself
         tries = f" after {attempts} attempts" if attempts > 1 else ""
-        notes = [a.note for a in charts if a.url == answer.url and a.note and ("Retry-After" in a.note or "budget" in a.note)]
+        notes = [
+            a.note for a in charts if a.url == answer.url and a.note and ("Retry-After" in a.note or "budget" in a.note)
+        ]
         note = f" ({notes[0]})" if notes else ""
         return ProviderResponseError(f"HTTP {answer.status} for {where}{tries}{note}", answer.status)
-    defect = chart_payload_defect(getattr(answer.response, "content", b"") or b"",
-                                  (getattr(answer.response, "headers", None) or {}).get("Content-Type"))
+    defect = chart_payload_defect(
+        getattr(answer.response, "content", b"") or b"",
+        (getattr(answer.response, "headers", None) or {}).get("Content-Type"),
+    )
     if defect is None:
         return None
     return ProviderResponseError(f"HTTP {answer.status} for {where}: {defect}", answer.status)
@@ -123,7 +127,9 @@ def chart_payload_defect(body: bytes, content_type: str | None = None) -> str | 
         data = json.loads(body)
     except ValueError as exc:
         snippet = body[:60].decode("utf-8", "replace").replace("\n", " ")
-        where = f"{exc.msg} at byte {exc.pos} of {len(body)}" if isinstance(exc, json.JSONDecodeError) else describe(exc)
+        where = (
+            f"{exc.msg} at byte {exc.pos} of {len(body)}" if isinstance(exc, json.JSONDecodeError) else describe(exc)
+        )
         return f"body is not valid JSON ({where}; {content_type or 'no content type'}: {snippet!r})"
     chart = data.get("chart") if isinstance(data, dict) else None
     if not isinstance(chart, dict) or not ({"result", "error"} & set(chart)):
@@ -152,7 +158,8 @@ def chart_payload_defect(body: bytes, content_type: str | None = None) -> str | 
     off = {k: n for k, n in lengths.items() if n != len(stamps)}
     if off:
         return f"chart arrays disagree: {len(stamps)} timestamp(s) but " + ", ".join(
-            f"{n} {k}" for k, n in sorted(off.items()))
+            f"{n} {k}" for k, n in sorted(off.items())
+        )
     return events_defect(first.get("events"))
 
 
@@ -176,8 +183,10 @@ def events_defect(events) -> str | None:
             if not isinstance(event, dict) or not _positive(event.get("date")):
                 return f"chart events.{kind}[{key}] has no date"
             if kind == "splits" and not (_positive(event.get("numerator")) and _positive(event.get("denominator"))):
-                return (f"chart events.splits[{key}] is not a split of positive numbers "
-                        f"({event.get('numerator')!r}:{event.get('denominator')!r})")
+                return (
+                    f"chart events.splits[{key}] is not a split of positive numbers "
+                    f"({event.get('numerator')!r}:{event.get('denominator')!r})"
+                )
     return None
 
 
@@ -234,8 +243,13 @@ class ChartEvents:
         good = np.isfinite(amount.to_numpy(float)) & (amount.to_numpy(float) > 0)
         if not good.all():
             dropped = sorted({d.date().isoformat() for d in when[~good]})
-            log.warning("%s: %s: dropped %d dividend(s) whose amount is not a positive number: %s", provider,
-                        symbol, len(dropped), ", ".join(dropped))
+            log.warning(
+                "%s: %s: dropped %d dividend(s) whose amount is not a positive number: %s",
+                provider,
+                symbol,
+                len(dropped),
+                ", ".join(dropped),
+            )
         paid = pd.Series(amount.to_numpy(float)[good], index=when[good]).groupby(level=0).sum()
         return cls(split.index.to_numpy(), split.to_numpy(float), paid.index.to_numpy(), paid.to_numpy(float))
 
@@ -253,15 +267,18 @@ class ChartEvents:
         s_in = (self.split_dates >= lo_) & (self.split_dates <= hi_)
         d_in = (self.dividend_dates >= lo_) & (self.dividend_dates <= hi_)
         d_dates = self.dividend_dates[d_in]
-        frame = pd.DataFrame({
-            "symbol": symbol,
-            "ex_date": np.concatenate([self.split_dates[s_in], d_dates]).astype("datetime64[ns]"),
-            "action_type": [SPLIT] * int(s_in.sum()) + [CASH_DIVIDEND] * int(d_in.sum()),
-            "ratio": np.concatenate([self.ratios[s_in], np.full(len(d_dates), np.nan)]),
-            "amount": np.concatenate([np.full(int(s_in.sum()), np.nan),
-                                      self.amounts[d_in] * self.factor_after(d_dates)]),
-            "source": provider,
-        })
+        frame = pd.DataFrame(
+            {
+                "symbol": symbol,
+                "ex_date": np.concatenate([self.split_dates[s_in], d_dates]).astype("datetime64[ns]"),
+                "action_type": [SPLIT] * int(s_in.sum()) + [CASH_DIVIDEND] * int(d_in.sum()),
+                "ratio": np.concatenate([self.ratios[s_in], np.full(len(d_dates), np.nan)]),
+                "amount": np.concatenate(
+                    [np.full(int(s_in.sum()), np.nan), self.amounts[d_in] * self.factor_after(d_dates)]
+                ),
+                "source": provider,
+            }
+        )
         return frame.sort_values(["ex_date", "action_type"]).reset_index(drop=True)
 
 
@@ -278,7 +295,7 @@ class YahooPriceSource(ProviderChain):
         session_factory: SessionFactory | None = None,
         providers: tuple[str, ...] = PROVIDERS,
         clock: Callable[[], float] = time.monotonic,
-        utcnow: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        utcnow: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         super().__init__(_FETCHERS, providers, timeout_s, budget_s, session_factory, clock)
         self.utcnow = utcnow
@@ -291,36 +308,52 @@ class YahooPriceSource(ProviderChain):
         wanted = {s: (pd.Timestamp(a).date(), pd.Timestamp(b).date()) for s, (a, b) in requests.items()}
         last = self.providers[-1]
         ledger = self._ask(
-            wanted, lambda provider, session, todo: _FETCHERS[provider](
-                session, todo, self.timeout_s, self.utcnow(), last=provider == last)
+            wanted,
+            lambda provider, session, todo: _FETCHERS[provider](
+                session, todo, self.timeout_s, self.utcnow(), last=provider == last
+            ),
         )
         return self._result(wanted, ledger)
 
     def _result(self, wanted: Mapping[str, tuple[date, date]], ledger: Ledger) -> FetchResult:
-        frames = [
-            o.frame for per in ledger.outcomes.values() for o in per.values() if isinstance(o, Served)
-        ]
+        frames = [o.frame for per in ledger.outcomes.values() for o in per.values() if isinstance(o, Served)]
         missing, unresolved = self._missing(wanted, ledger)
         if unresolved and not ledger.any_answer():
             self._raise_unresolved(unresolved, ledger)
         failed = {s: ledger.failure(s) for s in sorted(unresolved)}
         if failed:
-            log.warning("price providers failed for %d symbol(s) while others were answered: %s", len(failed),
-                        "; ".join(f"{s}: {r}" for s, r in list(failed.items())[:5]))
+            log.warning(
+                "price providers failed for %d symbol(s) while others were answered: %s",
+                len(failed),
+                "; ".join(f"{s}: {r}" for s, r in list(failed.items())[:5]),
+            )
         prices = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
         served = [
-            o.actions for per in ledger.outcomes.values() for o in per.values()
+            o.actions
+            for per in ledger.outcomes.values()
+            for o in per.values()
             if isinstance(o, Served) and o.actions is not None and len(o.actions)
         ]
-        actions = (pd.concat(served, ignore_index=True) if served
-                   else empty_actions().assign(source=pd.Series(dtype=object)))
-        return FetchResult(prices=prices, missing=missing, requests=ledger.requests, actions=actions,
-                                failed=failed)
+        actions = (
+            pd.concat(served, ignore_index=True) if served else empty_actions().assign(source=pd.Series(dtype=object))
+        )
+        return FetchResult(prices=prices, missing=missing, requests=ledger.requests, actions=actions, failed=failed)
 
 
-def closes_frame(symbol: str, provider: str, dates, close, open_=None, high=None, low=None,
-                 volume=None, lo: date | None = None, hi: date | None = None,
-                 now: datetime | None = None, events: ChartEvents | None = None) -> pd.DataFrame:
+def closes_frame(
+    symbol: str,
+    provider: str,
+    dates,
+    close,
+    open_=None,
+    high=None,
+    low=None,
+    volume=None,
+    lo: date | None = None,
+    hi: date | None = None,
+    now: datetime | None = None,
+    events: ChartEvents | None = None,
+) -> pd.DataFrame:
     """Provider columns as COLUMNS rows, as traded: NYSE sessions inside [lo, hi] whose
     close has happened by ``now``, with a finite positive close; nothing else is kept. With
     ``events`` the prices of session d are multiplied and the volume divided by
@@ -330,14 +363,22 @@ def closes_frame(symbol: str, provider: str, dates, close, open_=None, high=None
     n = len(dates)
 
     def col(values):
-        return np.full(n, np.nan) if values is None else pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float)
+        return (
+            np.full(n, np.nan) if values is None else pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float)
+        )
 
-    frame = pd.DataFrame({
-        "symbol": symbol,
-        "date": pd.DatetimeIndex(pd.to_datetime(list(dates))).normalize(),
-        "close": col(close), "open": col(open_), "high": col(high), "low": col(low),
-        "volume": col(volume), "source": provider,
-    })
+    frame = pd.DataFrame(
+        {
+            "symbol": symbol,
+            "date": pd.DatetimeIndex(pd.to_datetime(list(dates))).normalize(),
+            "close": col(close),
+            "open": col(open_),
+            "high": col(high),
+            "low": col(low),
+            "volume": col(volume),
+            "source": provider,
+        }
+    )
     if events is not None and len(events.ratios):
         factor = events.factor_after(frame["date"])
         for price in ("close", "open", "high", "low"):
@@ -357,8 +398,13 @@ def closes_frame(symbol: str, provider: str, dates, close, open_=None, high=None
     keep = wanted & valid
     dropped = sorted({d.date().isoformat() for d in frame.loc[wanted & ~valid, "date"]})
     if dropped:
-        log.warning("%s: %s: dropped %d row(s) whose close is not a positive number: %s", provider, symbol,
-                    len(dropped), ", ".join(dropped[:10]) + (" …" if len(dropped) > 10 else ""))
+        log.warning(
+            "%s: %s: dropped %d row(s) whose close is not a positive number: %s",
+            provider,
+            symbol,
+            len(dropped),
+            ", ".join(dropped[:10]) + (" …" if len(dropped) > 10 else ""),
+        )
     out = frame[keep].drop_duplicates(["symbol", "date"], keep="last")
     out = out[COLUMNS].reset_index(drop=True)
     out.attrs["dropped"] = dropped
@@ -368,8 +414,9 @@ def closes_frame(symbol: str, provider: str, dates, close, open_=None, high=None
 # --- yfinance ------------------------------------------------------------------------------
 
 
-def fetch_yfinance(session, todo: Mapping[str, tuple[date, date]], timeout_s: float,
-                   now: datetime, last: bool = False) -> dict[str, Outcome]:
+def fetch_yfinance(
+    session, todo: Mapping[str, tuple[date, date]], timeout_s: float, now: datetime, last: bool = False
+) -> dict[str, Outcome]:
     """``Ticker(symbol, session).history(start, through now)`` per symbol (``_through``), the
     chart answer checked (``chart_problem``), its closes converted to as traded and its
     events read (``ChartEvents``); after a connection-level failure or a persistent 429/5xx
@@ -382,8 +429,9 @@ def fetch_yfinance(session, todo: Mapping[str, tuple[date, date]], timeout_s: fl
         release_yfinance()
 
 
-def _yfinance_each(yf, session, todo: Mapping[str, tuple[date, date]], timeout_s: float,
-                   now: datetime, rule: StopRule) -> dict[str, Outcome]:
+def _yfinance_each(
+    yf, session, todo: Mapping[str, tuple[date, date]], timeout_s: float, now: datetime, rule: StopRule
+) -> dict[str, Outcome]:
     out: dict[str, Outcome] = {}
     symbols = list(todo)
     for i, symbol in enumerate(symbols):
@@ -391,8 +439,12 @@ def _yfinance_each(yf, session, todo: Mapping[str, tuple[date, date]], timeout_s
         since = len(session.answers)
         try:
             hist = yf.Ticker(symbol, session=session).history(
-                start=lo.isoformat(), end=_through(hi, now).isoformat(), interval="1d",
-                auto_adjust=False, actions=False, timeout=timeout_s,
+                start=lo.isoformat(),
+                end=_through(hi, now).isoformat(),
+                interval="1d",
+                auto_adjust=False,
+                actions=False,
+                timeout=timeout_s,
             )
         except BudgetExhausted:
             raise
@@ -408,7 +460,7 @@ def _yfinance_each(yf, session, todo: Mapping[str, tuple[date, date]], timeout_s
             log.warning("yfinance: %s failed: %s", symbol, describe(error))
             out[symbol] = Failed(error)
             if rule.stop_after(error):
-                out.update({rest: Failed(error, asked=False) for rest in symbols[i + 1:]})
+                out.update({rest: Failed(error, asked=False) for rest in symbols[i + 1 :]})
                 break
             continue
         problem = chart_problem(session, since, symbol, "yfinance")
@@ -416,15 +468,25 @@ def _yfinance_each(yf, session, todo: Mapping[str, tuple[date, date]], timeout_s
             log.warning("yfinance: %s failed: %s", symbol, describe(problem))
             out[symbol] = Failed(problem)
             if rule.stop_after(problem):
-                out.update({rest: Failed(problem, asked=False) for rest in symbols[i + 1:]})
+                out.update({rest: Failed(problem, asked=False) for rest in symbols[i + 1 :]})
                 break
             continue
         rule.answered()
         dates = hist.index.tz_localize(None) if getattr(hist.index, "tz", None) is not None else hist.index
         events = ChartEvents.of(last_chart(session, since), symbol, "yfinance")
         frame = closes_frame(
-            symbol, "yfinance", dates, hist.get("Close"), hist.get("Open"), hist.get("High"),
-            hist.get("Low"), hist.get("Volume"), lo, hi, now, events,
+            symbol,
+            "yfinance",
+            dates,
+            hist.get("Close"),
+            hist.get("Open"),
+            hist.get("High"),
+            hist.get("Low"),
+            hist.get("Volume"),
+            lo,
+            hi,
+            now,
+            events,
         )
         out[symbol] = _served_or_empty(frame, lo, hi, events.actions(symbol, lo, hi, "yfinance"))
     return out
@@ -433,7 +495,7 @@ def _yfinance_each(yf, session, todo: Mapping[str, tuple[date, date]], timeout_s
 def _through(hi: date, now: datetime) -> date:
     """The ``end`` of a chart request for a range ending ``hi``: the day after the later of
     ``hi`` and ``now`` (so the answer carries every split up to now)."""
-    return max(hi, now.astimezone(timezone.utc).date()) + timedelta(days=1)
+    return max(hi, now.astimezone(UTC).date()) + timedelta(days=1)
 
 
 def _served_or_empty(frame: pd.DataFrame, lo: date, hi: date, actions: pd.DataFrame | None = None) -> Outcome:
@@ -447,8 +509,9 @@ def _served_or_empty(frame: pd.DataFrame, lo: date, hi: date, actions: pd.DataFr
 # --- yahooquery ----------------------------------------------------------------------------
 
 
-def fetch_yahooquery(session, todo: Mapping[str, tuple[date, date]], timeout_s: float,
-                     now: datetime, last: bool = False) -> dict[str, Outcome]:
+def fetch_yahooquery(
+    session, todo: Mapping[str, tuple[date, date]], timeout_s: float, now: datetime, last: bool = False
+) -> dict[str, Outcome]:
     """One ``Ticker`` (one crumb request), then ``history`` per symbol through now: one chart
     request each, its answer checked (``chart_problem``) before the rows are read, converted
     to as traded and its events read (``ChartEvents``); after a connection-level failure or
@@ -483,7 +546,7 @@ def fetch_yahooquery(session, todo: Mapping[str, tuple[date, date]], timeout_s: 
             log.warning("yahooquery: %s failed: %s", symbol, describe(error))
             out[symbol] = Failed(error)
             if rule.stop_after(error):
-                out.update({rest: Failed(error, asked=False) for rest in symbols[i + 1:]})
+                out.update({rest: Failed(error, asked=False) for rest in symbols[i + 1 :]})
                 break
             continue
         rule.answered()
@@ -492,8 +555,9 @@ def fetch_yahooquery(session, todo: Mapping[str, tuple[date, date]], timeout_s: 
     return out
 
 
-def _yahooquery_outcomes(hist, symbols: list[str], lo: date, hi: date, now: datetime,
-                         events: ChartEvents | None = None) -> dict[str, Outcome]:
+def _yahooquery_outcomes(
+    hist, symbols: list[str], lo: date, hi: date, now: datetime, events: ChartEvents | None = None
+) -> dict[str, Outcome]:
     out: dict[str, Outcome] = {}
     has_rows = isinstance(hist, pd.DataFrame) and isinstance(hist.index, pd.MultiIndex) and len(hist)
     for symbol in symbols:
@@ -504,8 +568,18 @@ def _yahooquery_outcomes(hist, symbols: list[str], lo: date, hi: date, now: date
         closed_days = [d for d in rows.index if isinstance(d, date) and not isinstance(d, datetime)]
         rows = rows.loc[closed_days] if closed_days else rows.iloc[0:0]
         frame = closes_frame(
-            symbol, "yahooquery", list(rows.index), rows.get("close"), rows.get("open"),
-            rows.get("high"), rows.get("low"), rows.get("volume"), lo, hi, now, events,
+            symbol,
+            "yahooquery",
+            list(rows.index),
+            rows.get("close"),
+            rows.get("open"),
+            rows.get("high"),
+            rows.get("low"),
+            rows.get("volume"),
+            lo,
+            hi,
+            now,
+            events,
         )
         actions = (events or ChartEvents.none()).actions(symbol, lo, hi, "yahooquery")
         out[symbol] = _served_or_empty(frame, lo, hi, actions)

@@ -82,17 +82,21 @@ class YahooProfileSource(ProviderChain):
         if unresolved and not ledger.any_answer():
             self._raise_unresolved(unresolved, ledger)
         failed = {s: ledger.failure(s) for s in sorted(unresolved)}
-        served = [
-            o.frame for s in wanted for o in ledger.outcomes.get(s, {}).values() if isinstance(o, Served)
-        ]
+        served = [o.frame for s in wanted for o in ledger.outcomes.get(s, {}).values() if isinstance(o, Served)]
         frame = pd.concat(served, ignore_index=True) if served else pd.DataFrame(columns=PROFILE_COLUMNS)
         frame = frame.reindex(columns=PROFILE_COLUMNS)
         for column in ("beta", "market_cap"):
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-        log.info("profiles: %d served, %d missing, %d failed, %d request(s)", len(frame), len(missing), len(failed),
-                 ledger.requests)
-        return ProfileResult(profiles=frame, missing=dict(sorted(missing.items())), requests=ledger.requests,
-                             failed=failed)
+        log.info(
+            "profiles: %d served, %d missing, %d failed, %d request(s)",
+            len(frame),
+            len(missing),
+            len(failed),
+            ledger.requests,
+        )
+        return ProfileResult(
+            profiles=frame, missing=dict(sorted(missing.items())), requests=ledger.requests, failed=failed
+        )
 
 
 def _text(*values) -> str | None:
@@ -178,7 +182,7 @@ def profile_yahooquery(session: ProviderSession, symbols: list[str]) -> dict[str
             log.warning("yahooquery: profile of %s failed: %s", symbol, describe(exc))
             out[symbol] = Failed(exc)
             if is_unreachable(exc):
-                out.update({rest: Failed(exc, asked=False) for rest in symbols[i + 1:]})
+                out.update({rest: Failed(exc, asked=False) for rest in symbols[i + 1 :]})
                 break
             continue
         out[symbol] = _yahooquery_profile(symbol, data, session.last_status)
@@ -218,7 +222,7 @@ def profile_yfinance(session: ProviderSession, symbols: list[str]) -> dict[str, 
                 log.warning("yfinance: profile of %s failed: %s", symbol, describe(exc))
                 out[symbol] = Failed(exc)
                 if is_unreachable(exc):
-                    out.update({rest: Failed(exc, asked=False) for rest in symbols[i + 1:]})
+                    out.update({rest: Failed(exc, asked=False) for rest in symbols[i + 1 :]})
                     break
                 continue
             out[symbol] = _profile_outcome(symbol, info_profile(info or {}))
