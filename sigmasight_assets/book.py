@@ -27,6 +27,7 @@ an expiration date, from its column or its OCC symbol. The store must be initial
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from sigmasight_assets import recompute, schema
@@ -150,7 +152,12 @@ def _read(directory: Traversable, spec: BookFile, problems: list[Problem]) -> pd
             problems.append(Problem(spec.name, None, None, "required file is missing"))
             return None
         return pd.DataFrame(columns=[*spec.columns, "_line"])
-    with source.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
+    # Text over the binary stream: Traversable.open takes TextIOWrapper's arguments, but its
+    # stubs omit ``newline``, which csv needs.
+    with (
+        source.open("rb") as raw,
+        io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle,
+    ):
         reader = csv.reader(handle)
         header = [_printable(h.strip()) for h in next(reader, [])]
         body: list[list[str]] = []
@@ -836,15 +843,15 @@ def _upsert(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> int:
     if frame.empty:
         return 0
     dialect = conn.dialect.name
+    statement: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        statement = postgresql.insert(table)
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        statement = sqlite.insert(table)
     else:
         raise ValueError(f"book import supports SQLite and PostgreSQL stores, not {dialect}")
     columns = [c.name for c in table.columns if c.name in frame.columns]
     keys = [c.name for c in table.primary_key.columns]
-    statement = insert(table)
     updates = {
         c: statement.excluded[c] for c in columns if c not in keys and c not in _PRESERVED.get(table.name, set())
     }

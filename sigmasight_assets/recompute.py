@@ -85,7 +85,7 @@ def clear(conn: Connection, start: date, end: date, up_to_id: int) -> int:
 
 
 def last_request_id(conn: Connection) -> int:
-    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.recompute_requests.c.id), 0))).scalar())
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.recompute_requests.c.id), 0))).scalar_one())
 
 
 def earliest_change(stored: dict[str, pd.DataFrame], incoming: dict[str, pd.DataFrame]) -> pd.Timestamp | None:

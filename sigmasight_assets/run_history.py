@@ -50,6 +50,8 @@ def run_summaries(instance: DagsterInstance, last: int = 10) -> list[dict]:
         started: dict[str, float] = {}
         for entry in instance.all_logs(run.run_id, of_type=EVENTS):
             event, step = entry.dagster_event, entry.step_key
+            if step is None:  # Dagster emits every event of EVENTS from a step (DagsterEvent.from_step)
+                raise ValueError(f"run {run.run_id}: a {event.event_type} event without a step key")
             kind = event.event_type
             if kind == DagsterEventType.STEP_START:
                 started[step] = entry.timestamp

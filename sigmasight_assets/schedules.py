@@ -102,7 +102,11 @@ def last_materialized(instance: DagsterInstance, keys: Sequence[str], before: da
         cursor = None
         while True:
             page = instance.fetch_materializations(records_filter, limit=1000, cursor=cursor)
-            found.update(r.asset_materialization.partition for r in page.records if r.asset_materialization)
+            found.update(
+                r.asset_materialization.partition
+                for r in page.records
+                if r.asset_materialization and r.asset_materialization.partition is not None
+            )
             if not page.has_more:
                 break
             cursor = page.cursor

@@ -46,6 +46,8 @@ from sigmasight_assets.symbols import DEFAULT_OPTION_MULTIPLIER, OPTION_TYPES, P
 LOOKBACK_DAYS = 10
 SPLIT_ADJUSTED_TYPES = ("LONG", "SHORT")
 """Position types whose quantity follows a split of their symbol (options never do)."""
+NO_KIND = np.array(None, dtype=object)
+"""No kind: None in an object array (what np.where makes of a bare None, which numpy's stubs reject)."""
 
 
 def prepare_positions(positions: pd.DataFrame) -> pd.DataFrame:
@@ -136,7 +138,7 @@ def terminal_closes(
         rows = at_exit.rename(columns={"id": "position_id"}).assign(date=at_exit["exit_session"])
         rows["k"] = split_scale(rows, factors)
         price[at_exit.index] = attach_prices(rows, prices, marks, factors)["pnl_price"].to_numpy(dtype=float)
-    kind = np.where(by_exit, "exit", np.where(settle.notna(), "expiry", None))
+    kind = np.where(by_exit, "exit", np.where(settle.notna(), "expiry", NO_KIND))
     return pd.DataFrame({"terminal_session": session, "terminal_price": price, "terminal_kind": kind})
 
 
@@ -312,7 +314,7 @@ def attach_prices(grid: pd.DataFrame, prices: pd.DataFrame, marks: pd.DataFrame,
         ),
         index=out.index,
     ).astype("datetime64[ns]")
-    out["price_kind"] = np.where(private, np.where(has_mark, "mark", "cost"), np.where(within, "close", None))
+    out["price_kind"] = np.where(private, np.where(has_mark, "mark", "cost"), np.where(within, "close", NO_KIND))
     out["is_priced"] = private | within
     out["stale_days"] = (out["date"] - out["price_date"]).dt.days.astype("Int64")
     out["is_filled"] = out["is_priced"] & out["price_date"].ne(out["date"])

@@ -13,6 +13,8 @@ recompute requests cleared); the step-wide metadata, copied to every partition o
 range, is only the table's name and schema and the window.
 """
 
+from typing import TypedDict
+
 import numpy as np
 import pandas as pd
 from dagster import (
@@ -24,6 +26,7 @@ from dagster import (
     BackfillPolicy,
     MetadataValue,
     TimeWindowPartitionMapping,
+    TimeWindowPartitionsDefinition,
     asset,
 )
 from sqlalchemy.engine import Engine
@@ -53,7 +56,16 @@ from sigmasight_assets.queries.book import read_portfolios, read_priced_book
 from sigmasight_assets.resources import StoreResource
 from sigmasight_assets.store import replace_window, replace_window_chunks, update_from_frame
 
-PARTITIONED = dict(
+
+class _Partitioned(TypedDict):
+    """The ``@asset`` arguments every accounting asset shares (typed, for ``**`` unpacking)."""
+
+    partitions_def: TimeWindowPartitionsDefinition
+    backfill_policy: BackfillPolicy
+    group_name: str
+
+
+PARTITIONED = _Partitioned(
     partitions_def=daily_partitions, backfill_policy=BackfillPolicy.single_run(), group_name="accounting"
 )
 ROW_COUNT = "dagster/row_count"

@@ -104,7 +104,7 @@ def session_metadata(
     columns = list(frame.columns)
     integers = [pd.api.types.is_integer_dtype(frame[c]) for c in columns]
     for session, row in zip(sessions, frame.itertuples(index=False)):
-        metadata = {
+        metadata: dict[str, MetadataValue] = {
             name: MetadataValue.int(int(value)) if integer else MetadataValue.float(float(value))
             for name, integer, value in zip(columns, integers, row)
             if integer or np.isfinite(value)

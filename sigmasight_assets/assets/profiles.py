@@ -241,6 +241,8 @@ def refresh_metadata(scope: RefreshScope, refresh: ProfileRefresh, written: int,
     """What a company_profiles run decided, asked and stored (``stored``: the snapshot's
     profiles after the write)."""
     plan, max_age = refresh.plan, refresh.plan.max_age_days
+    if max_age is None:  # company_profiles always plans with profile_max_age_days()
+        raise ValueError("company_profiles refresh planned without a max age: no metadata for it")
     decision = scope.why + (
         f": asked the {len(plan.asked)} eligible symbol(s) whose stored profile is missing "
         f"or older than {max_age:g} days"
@@ -300,7 +302,10 @@ def company_profiles(context: AssetExecutionContext, store: StoreResource, marke
     """Sector, industry, beta and market cap of the listed single names held, fetched only
     by a run whose range ends at the latest session (at most once per symbol, and only when
     the stored profile is missing or older than SIGMASIGHT_PROFILE_MAX_AGE_DAYS)."""
-    scope = refresh_scope(context.run.tags, daily_partitions.get_last_partition_key())
+    latest = daily_partitions.get_last_partition_key()
+    if latest is None:
+        raise ValueError("daily_partitions has no partition yet: no latest session to scope a profile refresh")
+    scope = refresh_scope(context.run.tags, latest)
     engine, now, max_age = store.engine(), datetime.now(UTC), profile_max_age_days()
     with engine.connect() as conn:
         plan = plan_refresh(conn, scope.first, scope.last, now, max_age)

@@ -16,6 +16,7 @@ import csv
 import math
 from datetime import date
 from pathlib import Path
+from typing import TypeGuard
 
 import pandas as pd
 
@@ -45,7 +46,9 @@ PORTFOLIOS = [
 ]
 
 # (portfolio, symbol, position_type, quantity, entry_date[, unit cost for PRIVATE])
-POSITIONS = [
+ListedPosition = tuple[str, str, str, int, str]
+PrivatePosition = tuple[str, str, str, int, str, float]
+POSITIONS: list[ListedPosition | PrivatePosition] = [
     ("individual-balanced", "AAPL", "LONG", 300, "2024-11-15"),
     ("individual-balanced", "MSFT", "LONG", 120, "2024-11-15"),
     ("individual-balanced", "AMZN", "LONG", 200, "2025-01-10"),
@@ -166,7 +169,7 @@ def position_id(portfolio: str, symbol: str) -> str:
     return f"{portfolio}:{_slug(symbol)}"
 
 
-def _is_private(spec: tuple) -> bool:
+def _is_private(spec: ListedPosition | PrivatePosition) -> TypeGuard[PrivatePosition]:
     return len(spec) == 6
 
 

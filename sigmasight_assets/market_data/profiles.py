@@ -126,7 +126,8 @@ def profile_candidates(
     """Split provider-eligible symbols (already without PRIVATE and synthetic ones) into
     the symbols to profile and the skipped ones by reason."""
     funds = FUND_SYMBOLS | set(known_funds)
-    wanted, skipped = [], {SKIP_FUND: [], SKIP_OPTION: []}
+    wanted: list[str] = []
+    skipped: dict[str, list[str]] = {SKIP_FUND: [], SKIP_OPTION: []}
     for symbol in sorted(set(eligible_symbols)):
         if parse_occ(symbol) is not None:
             skipped[SKIP_OPTION].append(symbol)

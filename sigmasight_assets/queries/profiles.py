@@ -27,7 +27,7 @@ TAG_ROW_COLUMNS = ["position_id", "portfolio_id", "date", "symbol", "sector", "i
 
 def profile_count(conn: Connection) -> int:
     """How many profiles are stored (the size of the snapshot)."""
-    return int(conn.execute(sa.select(sa.func.count()).select_from(t.company_profiles)).scalar())
+    return int(conn.execute(sa.select(sa.func.count()).select_from(t.company_profiles)).scalar_one())
 
 
 def _in_window(source, lo: date, hi: date):
@@ -47,7 +47,7 @@ def read_tag_keys(conn: Connection, source, lo: date, hi: date) -> pd.DataFrame:
 def count_position_rows(conn: Connection, lo: date, hi: date) -> int:
     """How many position_values rows [lo, hi] holds."""
     pv = t.position_values
-    return int(conn.execute(sa.select(sa.func.count()).select_from(pv).where(_in_window(pv, lo, hi))).scalar())
+    return int(conn.execute(sa.select(sa.func.count()).select_from(pv).where(_in_window(pv, lo, hi))).scalar_one())
 
 
 def _joined(source, keys: sa.Table):

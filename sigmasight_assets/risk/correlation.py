@@ -26,6 +26,8 @@ every symbol has gaps; memory stays O(W·N + N·N_gappy).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -34,7 +36,7 @@ from ._window import as_frame, output_rows
 CORR_WINDOW = 90
 MIN_OVERLAP = 30
 
-DEFINITIONS = {
+DEFINITIONS: dict[str, dict[str, Any]] = {
     "correlation_matrix": {
         "formula": "Pearson correlation of simple daily returns over the trailing window, pairwise complete",
         "window": CORR_WINDOW,

@@ -8,6 +8,8 @@ of masked products and a batched solve (see ``_window.rolling_ols``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -18,7 +20,7 @@ BETA_MIN_OBS = 60
 FACTOR_WINDOW = 252
 FACTOR_MIN_OBS = 126
 
-DEFINITIONS = {
+DEFINITIONS: dict[str, dict[str, Any]] = {
     "market_beta": {
         "formula": "OLS r_i,t = alpha + beta * r_m,t + e over the trailing window",
         "windows": list(BETA_WINDOWS),

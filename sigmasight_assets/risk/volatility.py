@@ -19,6 +19,8 @@ variance forecast is negative (never floored to a made-up number).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
@@ -32,7 +34,7 @@ HAR_WINDOW = 252
 HAR_MIN_OBS = 126
 HAR_HORIZON = 21
 
-DEFINITIONS = {
+DEFINITIONS: dict[str, dict[str, Any]] = {
     "realized_vol": {
         "formula": "std(r over trailing window, ddof=1) * sqrt(252)",
         "windows": list(REALIZED_WINDOWS),

@@ -27,14 +27,23 @@ class SourceSpec:
 def parse_source_spec(spec: str) -> SourceSpec:
     """The kind (and file) ``spec`` names; ValueError naming ``spec`` and the valid forms."""
     text = (spec or "").strip()
-    if text in ("demo", "yahoo"):
-        return SourceSpec(text)
+    if text == "demo":
+        return SourceSpec("demo")
+    if text == "yahoo":
+        return SourceSpec("yahoo")
     if text.startswith("csv:"):
         path = text[len("csv:") :].strip()
         if not path:
             raise ValueError(f"price source {spec!r} names no file: expected 'csv:PATH'")
         return SourceSpec("csv", path)
     raise ValueError(f"unknown price source {spec!r}: expected {VALID_SPECS}")
+
+
+def _csv_path(parsed: SourceSpec, spec: str) -> str:
+    """The price file of a parsed ``csv:PATH`` spec (``parse_source_spec`` always sets it)."""
+    if parsed.path is None:
+        raise ValueError(f"price source {spec!r} names no file: expected 'csv:PATH'")
+    return parsed.path
 
 
 def make_price_source(spec: str) -> PriceSource:
@@ -50,7 +59,7 @@ def make_price_source(spec: str) -> PriceSource:
         return YahooPriceSource()
     from sigmasight_assets.market_data.sources.csv_file import CsvPriceSource
 
-    return CsvPriceSource(parsed.path)
+    return CsvPriceSource(_csv_path(parsed, spec))
 
 
 def make_profile_source(spec: str) -> ProfileSource:
@@ -67,4 +76,4 @@ def make_profile_source(spec: str) -> ProfileSource:
         return YahooProfileSource()
     from sigmasight_assets.market_data.sources.csv_file import CsvProfileSource
 
-    return CsvProfileSource(parsed.path)
+    return CsvProfileSource(_csv_path(parsed, spec))

@@ -31,6 +31,10 @@ class PriceSourceError(RuntimeError):
     """The source itself failed (unreachable providers, exhausted time budget, malformed
     price or profile file): the run must fail with this message."""
 
+    # The HTTP requests sent before the failure, when the source counts them (the Yahoo
+    # provider chain sets it, for the metadata); None otherwise.
+    requests: int | None = None
+
 
 @dataclass
 class FetchResult:

@@ -61,7 +61,7 @@ import pandas as pd
 from sigmasight_assets.accounting.actions import ACTION_COLUMNS, CASH_DIVIDEND, SPLIT, empty_actions
 from sigmasight_assets.calendar import all_sessions
 from sigmasight_assets.market_data.sources.base import PRICE_COLUMNS, PROFILE_COLUMNS, FetchResult, ProfileResult
-from sigmasight_assets.symbols import FACTOR_ETFS, is_listed_symbol, parse_occ
+from sigmasight_assets.symbols import FACTOR_ETFS, OptionContract, is_listed_symbol, parse_occ
 
 SEED_NAMESPACE = "sigmasight-demo/v3"
 """Prefix of every sha256 seed; v3 was picked because its market path looks ordinary (SPY about
@@ -837,6 +837,7 @@ class DemoPriceSource:
         missing: dict[str, str] = {}
         stocks: dict[str, tuple[int, int]] = {}
         options: dict[str, tuple[int, int]] = {}
+        contracts: dict[str, OptionContract] = {}  # of the symbols of ``options``
         los, his = _windows(sessions, requests)
         for (symbol, (start, end)), lo, hi in zip(requests.items(), los.tolist(), his.tolist()):
             if not is_listed_symbol(symbol):
@@ -854,10 +855,11 @@ class DemoPriceSource:
                 missing[symbol] = f"option expired on {contract.expiration}: no prices after expiry"
                 continue
             options[symbol] = (lo, min(hi, last))
+            contracts[symbol] = contract
         evaluated = sum(1 for s in requests if is_listed_symbol(s))
-        underlyings = [parse_occ(s).underlying for s in options]
+        underlyings = [contracts[s].underlying for s in options]
         closes = _closes(list(stocks) + underlyings)
-        frames = [self._stock_rows(sessions, closes, stocks), self._option_rows(sessions, closes, options)]
+        frames = [self._stock_rows(sessions, closes, stocks), self._option_rows(sessions, closes, options, contracts)]
         prices = pd.concat([f for f in frames if not f.empty] or [frames[0]], ignore_index=True)
         return FetchResult(prices=prices, missing=missing, requests=evaluated, actions=self._actions(sessions, stocks))
 
@@ -890,12 +892,15 @@ class DemoPriceSource:
         symbols = np.repeat(np.array(list(windows), dtype=object), [hi - lo for lo, hi in windows.values()])
         return self._frame(symbols, sessions[idx], close)
 
-    def _option_rows(self, sessions, closes, windows: dict[str, tuple[int, int]]) -> pd.DataFrame:
+    def _option_rows(
+        self, sessions, closes, windows: dict[str, tuple[int, int]], parsed: Mapping[str, OptionContract]
+    ) -> pd.DataFrame:
         """C or P by Black–Scholes on each session d: S = demo close of the underlying on d,
-        T = (expiration − d) calendar days / 365, σ = implied_vol(underlying)."""
+        T = (expiration − d) calendar days / 365, σ = implied_vol(underlying). ``parsed``
+        holds the contract of each symbol of ``windows``."""
         if not windows:
             return self._frame(np.array([], dtype=object), sessions[:0], np.array([], dtype=float))
-        contracts = {s: parse_occ(s) for s in windows}
+        contracts = {s: parsed[s] for s in windows}
         counts = [hi - lo for lo, hi in windows.values()]
         idx = np.concatenate([np.arange(lo, hi) for lo, hi in windows.values()])
         spot = np.concatenate(

@@ -235,7 +235,10 @@ def env_proxy(url: str = "https://query2.finance.yahoo.com/") -> str | None:
     ``all_proxy``, either case, unless ``no_proxy`` covers the host), without credentials."""
     parts = urlsplit(url)
     proxies = urllib.request.getproxies_environment()
-    if parts.hostname and urllib.request.proxy_bypass_environment(parts.hostname, proxies):
+    # proxy_bypass_environment is in urllib.request on every platform, undocumented and absent
+    # from typeshed's stubs.
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    if parts.hostname and bypass(parts.hostname, proxies):
         return None
     if parts.scheme == "http":  # libcurl reads only the lower-case http_proxy
         proxy = os.environ.get("http_proxy") or proxies.get("all")

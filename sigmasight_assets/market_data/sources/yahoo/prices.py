@@ -146,7 +146,9 @@ def chart_payload_defect(body: bytes, content_type: str | None = None) -> str | 
         return "chart timestamp is not a list"
     if not stamps:
         return None
-    indicators = first.get("indicators") if isinstance(first.get("indicators"), dict) else {}
+    indicators = first.get("indicators")
+    if not isinstance(indicators, dict):
+        indicators = {}
     quotes = indicators.get("quote") or [{}]
     quote = quotes[0] if isinstance(quotes, list) and isinstance(quotes[0], dict) else {}
     lengths = {k: len(v) for k, v in quote.items() if isinstance(v, list)}
@@ -224,10 +226,14 @@ class ChartEvents:
     def of(cls, result: dict | None, symbol: str = "", provider: str = "") -> ChartEvents:
         """The events of a chart result (``last_chart``), checked by ``events_defect``;
         dividends without a positive finite amount are dropped and logged."""
-        events = (result or {}).get("events")
+        if result is None:
+            return cls.none()
+        events = result.get("events")
         if not isinstance(events, dict) or events_defect(events) is not None:
             return cls.none()
-        meta = result.get("meta") if isinstance(result.get("meta"), dict) else {}
+        meta = result.get("meta")
+        if not isinstance(meta, dict):
+            meta = {}
         tz = meta.get("exchangeTimezoneName") or EXCHANGE_TZ
 
         def days(stamps: list) -> pd.DatetimeIndex:
@@ -533,6 +539,7 @@ def fetch_yahooquery(
         lo, hi = todo[symbol]
         ticker.symbols = [symbol]  # one chart request either way; one answer checked per symbol
         since = len(session.answers)
+        error: Exception | None
         try:
             hist = ticker.history(start=lo.isoformat(), end=_through(hi, now).isoformat(), interval="1d")
             error = chart_problem(session, since, symbol, "yahooquery")
