@@ -26,8 +26,16 @@ CLOSES = {
 }
 
 POSITION_DEFAULTS = dict(
-    portfolio_id="p1", investment_class="PUBLIC", entry_date="2025-08-01", exit_date=None, multiplier=None,
-    underlying_symbol=None, strike_price=None, expiration_date=None, deleted_at=None, exit_price=None,
+    portfolio_id="p1",
+    investment_class="PUBLIC",
+    entry_date="2025-08-01",
+    exit_date=None,
+    multiplier=None,
+    underlying_symbol=None,
+    strike_price=None,
+    expiration_date=None,
+    deleted_at=None,
+    exit_price=None,
 )
 
 
@@ -40,22 +48,45 @@ class World:
     opening_equity: float = 10_000.0
     inception_date: str = "2025-08-28"
 
-    def position(self, id, symbol, position_type, quantity, entry_price, **kw) -> "World":
-        self.positions.append({**POSITION_DEFAULTS, "id": id, "symbol": symbol, "position_type": position_type,
-                               "quantity": float(quantity), "entry_price": float(entry_price), **kw})
+    def position(self, id, symbol, position_type, quantity, entry_price, **kw) -> World:
+        self.positions.append(
+            {
+                **POSITION_DEFAULTS,
+                "id": id,
+                "symbol": symbol,
+                "position_type": position_type,
+                "quantity": float(quantity),
+                "entry_price": float(entry_price),
+                **kw,
+            }
+        )
         return self
 
-    def sell(self, position_id, trade_date, quantity, price) -> "World":
-        self.events.append({"id": f"e{len(self.events)}", "position_id": position_id, "trade_date": trade_date,
-                            "quantity_closed": float(quantity), "price": float(price)})
+    def sell(self, position_id, trade_date, quantity, price) -> World:
+        self.events.append(
+            {
+                "id": f"e{len(self.events)}",
+                "position_id": position_id,
+                "trade_date": trade_date,
+                "quantity_closed": float(quantity),
+                "price": float(price),
+            }
+        )
         return self
 
-    def flow(self, change_type, amount, change_date) -> "World":
-        self.changes.append({"id": f"c{len(self.changes)}", "portfolio_id": "p1", "change_type": change_type,
-                             "amount": float(amount), "change_date": change_date})
+    def flow(self, change_type, amount, change_date) -> World:
+        self.changes.append(
+            {
+                "id": f"c{len(self.changes)}",
+                "portfolio_id": "p1",
+                "change_type": change_type,
+                "amount": float(amount),
+                "change_date": change_date,
+            }
+        )
         return self
 
-    def mark(self, position_id, mark_date, price) -> "World":
+    def mark(self, position_id, mark_date, price) -> World:
         self.marks.append({"position_id": position_id, "mark_date": mark_date, "price": float(price)})
         return self
 
@@ -67,13 +98,28 @@ class World:
             return df
 
         return {
-            "portfolios": pd.DataFrame([{"id": "p1", "user_id": "u1", "name": "P1",
-                                         "opening_equity": self.opening_equity,
-                                         "inception_date": pd.Timestamp(self.inception_date)}]),
-            "positions": frame(self.positions, ["id", *POSITION_DEFAULTS, "symbol", "position_type", "quantity",
-                                                "entry_price"], ["entry_date", "exit_date", "expiration_date", "deleted_at"]),
-            "events": frame(self.events, ["id", "position_id", "trade_date", "quantity_closed", "price"], ["trade_date"]),
-            "changes": frame(self.changes, ["id", "portfolio_id", "change_type", "amount", "change_date"], ["change_date"]),
+            "portfolios": pd.DataFrame(
+                [
+                    {
+                        "id": "p1",
+                        "user_id": "u1",
+                        "name": "P1",
+                        "opening_equity": self.opening_equity,
+                        "inception_date": pd.Timestamp(self.inception_date),
+                    }
+                ]
+            ),
+            "positions": frame(
+                self.positions,
+                ["id", *POSITION_DEFAULTS, "symbol", "position_type", "quantity", "entry_price"],
+                ["entry_date", "exit_date", "expiration_date", "deleted_at"],
+            ),
+            "events": frame(
+                self.events, ["id", "position_id", "trade_date", "quantity_closed", "price"], ["trade_date"]
+            ),
+            "changes": frame(
+                self.changes, ["id", "portfolio_id", "change_type", "amount", "change_date"], ["change_date"]
+            ),
             "marks": frame(self.marks, ["position_id", "mark_date", "price"], ["mark_date"]),
         }
 
@@ -83,23 +129,35 @@ def prices_frame(closes: dict = CLOSES) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["symbol", "date", "close"])
 
 
-def run(world: World, start="2025-08-28", end="2025-09-03", stored_prev: pd.DataFrame | None = None,
-        prices: pd.DataFrame | None = None, actions: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+def run(
+    world: World,
+    start="2025-08-28",
+    end="2025-09-03",
+    stored_prev: pd.DataFrame | None = None,
+    prices: pd.DataFrame | None = None,
+    actions: pd.DataFrame | None = None,
+) -> dict[str, pd.DataFrame]:
     """The accounting chain over [start, end] (``pipeline``, as the assets call it, on the
     whole book at once; the exposures from the position values, which the snapshots asset
     has the store sum)."""
     book = pipeline.Book(**world.frames())
-    priced = pipeline.priced_book(book, prices_frame() if prices is None else prices,
-                                  empty_actions() if actions is None else actions)
+    priced = pipeline.priced_book(
+        book, prices_frame() if prices is None else prices, empty_actions() if actions is None else actions
+    )
     sessions = sessions_between(start, end)
     grid, _ = pipeline.price(priced, sessions)
     values = pipeline.value(grid, sessions[0], sessions[-1]).values
     pos_pnl, daily = pipeline.pnl(grid, priced, sessions)
     equity = pipeline.equity(daily, book.portfolios, sessions, stored_prev)
     inception = pipeline.inception_sessions(book.portfolios, sessions[-1])
-    return {"values": values, "position_pnl": pos_pnl, "daily": daily, "equity": equity,
-            "snapshots": pipeline.snapshots(equity, daily, exposures(values)),
-            "expected_cumulative": pipeline.expected_cumulative_pnl(priced, inception, sessions[-1])}
+    return {
+        "values": values,
+        "position_pnl": pos_pnl,
+        "daily": daily,
+        "equity": equity,
+        "snapshots": pipeline.snapshots(equity, daily, exposures(values)),
+        "expected_cumulative": pipeline.expected_cumulative_pnl(priced, inception, sessions[-1]),
+    }
 
 
 def at(frame: pd.DataFrame, day: str, **keys) -> pd.Series:

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -35,7 +35,7 @@ CHART = "/v8/finance/chart/"
 QUOTE_SUMMARY = "/v10/finance/quoteSummary/"
 CRUMB = "/v1/test/getcrumb"
 JULY = (date(2025, 7, 1), date(2025, 7, 10))
-AFTER_THE_FACT = datetime(2025, 11, 24, tzinfo=timezone.utc)
+AFTER_THE_FACT = datetime(2025, 11, 24, tzinfo=UTC)
 
 
 @dataclass
@@ -111,8 +111,13 @@ class FixtureYahoo(FakeYahooServer):
     ``fail_replies[status]`` where given, else an HTML page. Records (provider, path, query)
     of every request in ``log``."""
 
-    def __init__(self, prefix: str, stem: str, fail_replies: dict[int, Reply] | None = None,
-                 routes: dict[str, Route] | None = None):
+    def __init__(
+        self,
+        prefix: str,
+        stem: str,
+        fail_replies: dict[int, Reply] | None = None,
+        routes: dict[str, Route] | None = None,
+    ):
         super().__init__(routes)
         self.prefix, self.stem = prefix, stem
         self.fail_replies = fail_replies or {}
@@ -136,8 +141,11 @@ class FixtureYahoo(FakeYahooServer):
     def symbols(self, provider: str | None = None, with_param: str | None = None) -> list[str]:
         """Symbols of the ``prefix`` requests of ``provider`` (all providers: None), only those
         with the query parameter ``with_param`` if given."""
-        return [path.rsplit("/", 1)[-1] for p, path, query in self.log
-                if path.startswith(self.prefix) and provider in (None, p) and with_param in (None, *query)]
+        return [
+            path.rsplit("/", 1)[-1]
+            for p, path, query in self.log
+            if path.startswith(self.prefix) and provider in (None, p) and with_param in (None, *query)
+        ]
 
     def requests_of(self, provider: str) -> int:
         return sum(1 for p, _, _ in self.log if p == provider)
@@ -234,8 +242,12 @@ def price_source(port: int, sessions: list | None = None, **kw) -> YahooPriceSou
     """A YahooPriceSource routed to the fake server on ``port`` (5 s timeout, 30 s budget and
     a clock well after the requested sessions unless given)."""
     kw.setdefault("utcnow", lambda: AFTER_THE_FACT)
-    return YahooPriceSource(session_factory=routed_factory(port, sessions),
-                            timeout_s=kw.pop("timeout_s", 5), budget_s=kw.pop("budget_s", 30), **kw)
+    return YahooPriceSource(
+        session_factory=routed_factory(port, sessions),
+        timeout_s=kw.pop("timeout_s", 5),
+        budget_s=kw.pop("budget_s", 30),
+        **kw,
+    )
 
 
 def closes(result, symbol) -> dict[str, float]:

@@ -16,8 +16,15 @@ from sigmasight_assets.resources import MarketDataResource, StoreResource
 EXAMPLE_BOOK = Path(__file__).parent / "fixtures" / "example_book"
 
 
-def materialize_range(assets, url: str, start: str, end: str, price_spec: str = "demo", raise_on_error=True,
-                      instance: DagsterInstance | None = None):
+def materialize_range(
+    assets,
+    url: str,
+    start: str,
+    end: str,
+    price_spec: str = "demo",
+    raise_on_error=True,
+    instance: DagsterInstance | None = None,
+):
     """One run of ``assets`` over [start, end] against the store at ``url`` (in ``instance``,
     default a new ephemeral one)."""
     return materialize(
@@ -34,7 +41,7 @@ def load_prices_csv(engine: sa.Engine, path: Path) -> None:
     prices = pd.read_csv(path)
     prices["date"] = pd.to_datetime(prices["date"]).dt.date
     prices["source"] = f"csv:{path.name}"
-    prices["fetched_at"] = dt.datetime(2025, 9, 6, tzinfo=dt.timezone.utc)
+    prices["fetched_at"] = dt.datetime(2025, 9, 6, tzinfo=dt.UTC)
     with engine.begin() as conn:
         conn.execute(t.market_data_cache.insert(), prices.to_dict("records"))
 

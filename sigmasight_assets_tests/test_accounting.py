@@ -36,8 +36,11 @@ def test_short_position_gains_when_price_falls():
 
 
 def test_option_positions_use_the_contract_multiplier_long_and_short():
-    w = World().position("lc", CALL, "LC", 1, 2.5, investment_class="OPTIONS").position(
-        "sc", CALL, "SC", 2, 4.0, investment_class="OPTIONS")
+    w = (
+        World()
+        .position("lc", CALL, "LC", 1, 2.5, investment_class="OPTIONS")
+        .position("sc", CALL, "SC", 2, 4.0, investment_class="OPTIONS")
+    )
     pnl = run(w)["position_pnl"]
     assert at(pnl, "2025-08-28", position_id="lc")["unrealized_pnl"] == pytest.approx(1 * 100 * (3.50 - 3.00))
     assert at(pnl, "2025-08-28", position_id="sc")["unrealized_pnl"] == pytest.approx(-2 * 100 * (3.50 - 3.00))
@@ -163,10 +166,17 @@ def test_twr_index_chains_daily_returns_on_previous_equity():
 
 
 def test_range_split_in_two_gives_the_same_rows_as_one_range():
-    w = World().position("a", "AAA", "LONG", 10, 90).sell("a", "2025-08-29", 4, 101.5).flow("WITHDRAWAL", 50, "2025-08-30")
+    w = (
+        World()
+        .position("a", "AAA", "LONG", 10, 90)
+        .sell("a", "2025-08-29", 4, 101.5)
+        .flow("WITHDRAWAL", 50, "2025-08-30")
+    )
     whole = run(w)["equity"]
     first = run(w, end="2025-08-29")["equity"]
-    prev = first[first["date"] == first["date"].max()][["portfolio_id", "equity_balance", "twr_index", "cumulative_pnl"]]
+    prev = first[first["date"] == first["date"].max()][
+        ["portfolio_id", "equity_balance", "twr_index", "cumulative_pnl"]
+    ]
     second = run(w, start="2025-09-02", stored_prev=prev)["equity"]
     pd.testing.assert_frame_equal(
         pd.concat([first, second], ignore_index=True), whole.reset_index(drop=True), check_exact=False, rtol=1e-12
@@ -174,7 +184,7 @@ def test_range_split_in_two_gives_the_same_rows_as_one_range():
 
 
 def test_range_after_inception_without_a_stored_previous_session_names_what_to_backfill():
-    with pytest.raises(MissingSeedError, match="before 2025-09-02.*p1"):
+    with pytest.raises(MissingSeedError, match=r"before 2025-09-02.*p1"):
         run(World(), start="2025-09-02")
 
 

@@ -34,7 +34,9 @@ def snapshot_equity(engine) -> dict[str, float]:
 def balance(engine):
     with engine.connect() as conn:
         return conn.execute(
-            sa.select(t.portfolios.c.equity_balance, t.portfolios.c.equity_balance_date).where(t.portfolios.c.id == "e1")
+            sa.select(t.portfolios.c.equity_balance, t.portfolios.c.equity_balance_date).where(
+                t.portfolios.c.id == "e1"
+            )
         ).one()
 
 
@@ -48,8 +50,11 @@ def test_example_book_equity_matches_the_hand_computation_to_the_cent(example):
     assert float(balance(engine)[0]) == pytest.approx(EXPECTED["2025-09-05"], abs=0.005)
     evaluations = result.get_asset_check_evaluations()
     assert {e.check_name for e in evaluations} == {
-        "price_coverage", "rollforward_identity", "balance_is_latest_equity",
-        "net_market_value_is_sum_of_positions", "pnl_decomposition",
+        "price_coverage",
+        "rollforward_identity",
+        "balance_is_latest_equity",
+        "net_market_value_is_sum_of_positions",
+        "pnl_decomposition",
     }
     assert all(e.passed for e in evaluations)
 
@@ -140,8 +145,9 @@ def test_a_close_revised_after_its_session_was_computed_fails_the_decomposition_
     before = table_rows(engine, t.portfolio_snapshots)
     c = t.market_data_cache
     with engine.begin() as conn:  # MMM's 08-29 close revised by +1 and 08-29 not recomputed
-        conn.execute(c.update().where(c.c.symbol == "MMM", c.c.date == pd.Timestamp("2025-08-29").date())
-                     .values(close=125.90))
+        conn.execute(
+            c.update().where(c.c.symbol == "MMM", c.c.date == pd.Timestamp("2025-08-29").date()).values(close=125.90)
+        )
     # the next sessions mark m1 (200 shares) from the revised close: the chained cumulative
     # P&L misses 200 · 1 against the closed form from entry to the last close
     result = materialize_range(ACCOUNTING_ASSETS, url, "2025-09-02", "2025-09-05", raise_on_error=False)
@@ -166,8 +172,10 @@ def test_unpriced_positions_warn_naming_their_symbol_and_are_stored_unvalued(exa
     values = table_rows(engine, t.position_values)
     unpriced = values[values["position_id"] == "n1"]
     assert len(unpriced) == 5 and not unpriced["is_priced"].any() and unpriced["market_value"].isna().all()
-    per_session = {m.partition: m.metadata["unpriced_rows"].value
-                   for m in result.asset_materializations_for_node("position_values")}
+    per_session = {
+        m.partition: m.metadata["unpriced_rows"].value
+        for m in result.asset_materializations_for_node("position_values")
+    }
     assert per_session == dict.fromkeys(["2025-08-25", "2025-08-26", "2025-08-27", "2025-08-28", "2025-08-29"], 1)
 
 
@@ -205,8 +213,9 @@ def test_the_stores_exposure_sums_equal_the_pure_exposures_of_the_stored_positio
         stored = stored_exposures(conn, "2025-08-25", "2025-09-05")
     expected = exposures(values).sort_values(["portfolio_id", "date"]).reset_index(drop=True)
     assert len(stored) == len(expected) > 0 and (expected["short_exposure"] < 0).any()
-    pd.testing.assert_frame_equal(stored[expected.columns].reset_index(drop=True), expected, check_dtype=False,
-                                  check_exact=False, atol=1e-9)
+    pd.testing.assert_frame_equal(
+        stored[expected.columns].reset_index(drop=True), expected, check_dtype=False, check_exact=False, atol=1e-9
+    )
 
 
 def test_a_stored_market_value_that_is_not_quantity_times_price_fails_the_snapshots(example):
@@ -217,8 +226,11 @@ def test_a_stored_market_value_that_is_not_quantity_times_price_fails_the_snapsh
     before = table_rows(engine, t.portfolio_snapshots)
     pv = t.position_values
     with engine.begin() as conn:  # a position row whose value is 2 cents off q · price · m
-        conn.execute(pv.update().where(pv.c.position_id == "m1", pv.c.date == pd.Timestamp("2025-08-28").date())
-                     .values(market_value=pv.c.market_value + 0.02))
+        conn.execute(
+            pv.update()
+            .where(pv.c.position_id == "m1", pv.c.date == pd.Timestamp("2025-08-28").date())
+            .values(market_value=pv.c.market_value + 0.02)
+        )
     result = materialize_range([portfolio_snapshots], url, "2025-08-25", "2025-08-29", raise_on_error=False)
     assert not result.success
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
@@ -232,8 +244,10 @@ def partitions(instance, asset: str) -> dict[str, dict]:
     from dagster import AssetKey
 
     records = instance.fetch_materializations(AssetKey(asset), limit=100, ascending=True).records
-    return {r.asset_materialization.partition: {k: v.value for k, v in r.asset_materialization.metadata.items()}
-            for r in records}
+    return {
+        r.asset_materialization.partition: {k: v.value for k, v in r.asset_materialization.metadata.items()}
+        for r in records
+    }
 
 
 def test_each_partition_of_a_range_run_carries_its_own_sessions_rows_and_totals(example):
@@ -259,7 +273,8 @@ def test_each_partition_of_a_range_run_carries_its_own_sessions_rows_and_totals(
     values, by_date = partitions(instance, "position_values"), stored(t.position_values, "market_value")
     pnl = partitions(instance, "daily_pnl")
     stored_pnl = table_rows(engine, t.daily_pnl).assign(
-        total=lambda f: f["unrealized_pnl"] + f["realized_pnl"] + f["dividends"])
+        total=lambda f: f["unrealized_pnl"] + f["realized_pnl"] + f["dividends"]
+    )
     stored_pnl = stored_pnl.groupby(stored_pnl["date"].astype(str))["total"].sum()
     for day in days:
         assert values[day]["dagster/row_count"] == by_date.loc[day, "size"]
@@ -269,9 +284,11 @@ def test_each_partition_of_a_range_run_carries_its_own_sessions_rows_and_totals(
     assert [values[d]["dagster/row_count"] for d in days] == [2, 3, 3]  # the put is entered on 08-26
 
     for asset in (values, pnl, equity, snaps):  # run-wide facts on every partition, per-portfolio tables on the last
-        assert all(m["window"] == "2025-08-25…2025-08-27 (3 sessions)" and "dagster/table_name" in m
-                   for m in asset.values())
+        assert all(
+            m["window"] == "2025-08-25…2025-08-27 (3 sessions)" and "dagster/table_name" in m for m in asset.values()
+        )
         assert {"portfolios", "rows_written"} <= set(asset["2025-08-27"])
-        assert not any(k in ("portfolios", "rows_written") or k.startswith("at ")
-                       for day in days[:-1] for k in asset[day])
+        assert not any(
+            k in ("portfolios", "rows_written") or k.startswith("at ") for day in days[:-1] for k in asset[day]
+        )
         assert asset["2025-08-27"]["rows_written"] == sum(asset[d]["dagster/row_count"] for d in days)

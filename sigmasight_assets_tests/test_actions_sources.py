@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ from sigmasight_assets.market_data.sources.csv_file import CsvPriceSource
 from sigmasight_assets.market_data.sources.yahoo import chart_payload_defect
 from sigmasight_assets_tests.fake_yahoo import CHART, FIXTURES, FixtureYahoo, Reply, closes, price_source
 
-NOW = datetime(2024, 10, 17, 21, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 10, 17, 21, 0, tzinfo=UTC)
 SCHD_CHART = json.loads((FIXTURES / "chart_SCHD.json").read_text())
 PROVIDERS = ["yfinance", "yahooquery"]
 
@@ -65,8 +65,13 @@ def rows(result, symbol="SCHD") -> pd.DataFrame:
 
 def actions(result) -> list[tuple]:
     return [
-        (r.symbol, r.ex_date.strftime("%Y-%m-%d"), r.action_type, None if np.isnan(r.ratio) else r.ratio,
-         None if np.isnan(r.amount) else round(r.amount, 10))
+        (
+            r.symbol,
+            r.ex_date.strftime("%Y-%m-%d"),
+            r.action_type,
+            None if np.isnan(r.ratio) else r.ratio,
+            None if np.isnan(r.amount) else round(r.amount, 10),
+        )
         for r in result.actions.itertuples()
     ]
 
@@ -78,8 +83,18 @@ def actions(result) -> list[tuple]:
 def test_a_split_after_the_range_is_undone_and_the_dividend_before_it_converted_back(yahoo, provider):
     result = fetch(yahoo, {"SCHD": (date(2024, 9, 23), date(2024, 10, 4))}, provider)
     got = rows(result)
-    assert list(got.index) == ["2024-09-23", "2024-09-24", "2024-09-25", "2024-09-26", "2024-09-27",
-                               "2024-09-30", "2024-10-01", "2024-10-02", "2024-10-03", "2024-10-04"]
+    assert list(got.index) == [
+        "2024-09-23",
+        "2024-09-24",
+        "2024-09-25",
+        "2024-09-26",
+        "2024-09-27",
+        "2024-09-30",
+        "2024-10-01",
+        "2024-10-02",
+        "2024-10-03",
+        "2024-10-04",
+    ]
     # Yahoo 28.19 / 28.15 / 28.25 / 28.08 and volume 7,853,400 on 2024-09-23, before the 3:1 split
     assert got.loc["2024-09-23"].tolist() == pytest.approx([84.57, 84.45, 84.75, 84.24, 2_617_800])
     assert got.loc["2024-09-25", "close"] == pytest.approx(83.61)  # 27.87 · 3
@@ -97,10 +112,19 @@ def test_a_split_after_the_range_is_undone_and_the_dividend_before_it_converted_
 def test_a_range_across_the_split_is_as_traded_on_both_sides(yahoo, provider):
     result = fetch(yahoo, {"SCHD": (date(2024, 10, 7), date(2024, 10, 17))}, provider)
     got = rows(result)
-    assert got["close"].to_dict() == pytest.approx({
-        "2024-10-07": 83.67, "2024-10-08": 83.82, "2024-10-09": 84.36, "2024-10-10": 84.21,  # Yahoo's · 3
-        "2024-10-11": 28.36, "2024-10-14": 28.55, "2024-10-15": 28.47, "2024-10-16": 28.79, "2024-10-17": 28.70,
-    })
+    assert got["close"].to_dict() == pytest.approx(
+        {
+            "2024-10-07": 83.67,
+            "2024-10-08": 83.82,
+            "2024-10-09": 84.36,
+            "2024-10-10": 84.21,  # Yahoo's · 3
+            "2024-10-11": 28.36,
+            "2024-10-14": 28.55,
+            "2024-10-15": 28.47,
+            "2024-10-16": 28.79,
+            "2024-10-17": 28.70,
+        }
+    )
     assert got.loc["2024-10-10", "volume"] == pytest.approx(2_496_700)  # 7,490,100 / 3
     assert got.loc["2024-10-11", "volume"] == pytest.approx(21_674_300)  # on and after the ex-date: as Yahoo
     assert actions(result) == [("SCHD", "2024-10-11", SPLIT, 3.0, None)]
@@ -129,7 +153,7 @@ def test_a_row_fetched_before_the_split_equals_the_same_row_fetched_after_it(yah
 
     after = fetch(yahoo, asked, provider)
     yahoo.charts["SCHD"] = before
-    early = fetch(yahoo, asked, provider, now=datetime(2024, 10, 10, 21, 0, tzinfo=timezone.utc))
+    early = fetch(yahoo, asked, provider, now=datetime(2024, 10, 10, 21, 0, tzinfo=UTC))
     pd.testing.assert_frame_equal(rows(early), rows(after), check_exact=False, rtol=1e-12)
     assert actions(early) == actions(after) == [("SCHD", "2024-09-25", CASH_DIVIDEND, None, 0.7545)]
 
@@ -141,7 +165,8 @@ def test_chart_events_are_checked_for_what_the_conversion_needs():
     (event,) = split.values()
     event["denominator"] = 0
     assert "events.splits[1728653400] is not a split of positive numbers (3.0:0)" in chart_payload_defect(
-        json.dumps(good).encode())
+        json.dumps(good).encode()
+    )
     del event["date"]
     assert "has no date" in chart_payload_defect(json.dumps(good).encode())
 
@@ -152,7 +177,9 @@ def test_a_malformed_split_fails_the_symbol_on_both_providers(yahoo):
     event["numerator"] = None
     yahoo.charts["SCHD"] = broken
     with pytest.raises(PriceSourceError) as info:
-        price_source(yahoo.server_address[1], utcnow=lambda: NOW).fetch({"SCHD": (date(2024, 9, 23), date(2024, 10, 4))})
+        price_source(yahoo.server_address[1], utcnow=lambda: NOW).fetch(
+            {"SCHD": (date(2024, 9, 23), date(2024, 10, 4))}
+        )
     message = str(info.value)
     assert "(SCHD)" in message and "is not a split of positive numbers" in message and "yahooquery" in message
 
@@ -165,8 +192,10 @@ def test_a_dividend_without_a_positive_amount_is_dropped_and_logged(yahoo, provi
     yahoo.charts["SCHD"] = odd
     with caplog.at_level(logging.WARNING, logger="sigmasight_assets.market_data.sources.yahoo"):
         result = fetch(yahoo, {"SCHD": (date(2024, 9, 23), date(2024, 10, 17))}, provider)
-    assert actions(result) == [("SCHD", "2024-09-25", CASH_DIVIDEND, None, 0.7545),
-                               ("SCHD", "2024-10-11", SPLIT, 3.0, None)]
+    assert actions(result) == [
+        ("SCHD", "2024-09-25", CASH_DIVIDEND, None, 0.7545),
+        ("SCHD", "2024-10-11", SPLIT, 3.0, None),
+    ]
     assert "dropped 1 dividend(s) whose amount is not a positive number: 2024-10-01" in caplog.text
     assert len(rows(result)) == 19
 
@@ -186,15 +215,18 @@ def csv_source(tmp_path, actions: str | bytes | None, prices: str = PRICES) -> C
 
 
 def test_csv_actions_of_the_requested_symbols_and_ranges_are_returned(tmp_path):
-    source = csv_source(tmp_path, (
-        "symbol,ex_date,action_type,value,note\n"
-        "AAA,2025-07-14,SPLIT,2,2-for-1\n"
-        "AAA,2025-07-05,CASH_DIVIDEND,0.25,a Saturday: belongs to the next session\n"
-        "AAA,2025-07-14,CASH_DIVIDEND,0.1,\n"
-        "AAA,2025-08-01,CASH_DIVIDEND,0.25,outside the range\n"
-        "BBB,2025-07-10,SPLIT,0.2,1-for-5\n"
-        "CCC,2025-07-10,SPLIT,3,not requested\n"
-    ))
+    source = csv_source(
+        tmp_path,
+        (
+            "symbol,ex_date,action_type,value,note\n"
+            "AAA,2025-07-14,SPLIT,2,2-for-1\n"
+            "AAA,2025-07-05,CASH_DIVIDEND,0.25,a Saturday: belongs to the next session\n"
+            "AAA,2025-07-14,CASH_DIVIDEND,0.1,\n"
+            "AAA,2025-08-01,CASH_DIVIDEND,0.25,outside the range\n"
+            "BBB,2025-07-10,SPLIT,0.2,1-for-5\n"
+            "CCC,2025-07-10,SPLIT,3,not requested\n"
+        ),
+    )
     result = source.fetch({"AAA": JULY, "BBB": (date(2025, 7, 1), date(2025, 7, 9))})
     assert actions(result) == [
         ("AAA", "2025-07-05", CASH_DIVIDEND, None, 0.25),
@@ -250,13 +282,12 @@ def test_errors_in_actions_of_symbols_not_requested_still_fail_the_whole_file(tm
 
 
 def test_a_duplicate_action_is_an_error_naming_both_lines(tmp_path):
-    source = csv_source(tmp_path, (
-        f"{HEADER}AAA,2025-07-14,SPLIT,2\nAAA,2025-07-14,CASH_DIVIDEND,0.1\nAAA,2025-07-14,SPLIT,2\n"
-    ))
+    source = csv_source(
+        tmp_path, (f"{HEADER}AAA,2025-07-14,SPLIT,2\nAAA,2025-07-14,CASH_DIVIDEND,0.1\nAAA,2025-07-14,SPLIT,2\n")
+    )
     with pytest.raises(PriceSourceError) as info:
         source.fetch({"AAA": JULY})
-    assert ("line 4, field symbol,ex_date,action_type: duplicate AAA 2025-07-14 SPLIT (lines 2, 4)"
-            in str(info.value))
+    assert "line 4, field symbol,ex_date,action_type: duplicate AAA 2025-07-14 SPLIT (lines 2, 4)" in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -284,5 +315,5 @@ def test_bytes_that_are_not_utf8_are_an_error_naming_line_and_field(tmp_path):
 def test_an_actions_path_that_is_not_a_file_is_an_error(tmp_path):
     (tmp_path / "actions.csv").mkdir()
     (tmp_path / "prices.csv").write_text(PRICES)
-    with pytest.raises(PriceSourceError, match="actions.csv: not a file"):
+    with pytest.raises(PriceSourceError, match=r"actions\.csv: not a file"):
         CsvPriceSource(tmp_path / "prices.csv").fetch({"AAA": JULY})

@@ -44,9 +44,11 @@ def _imports(name: str, path: Path) -> set[str]:
 @pytest.mark.parametrize("package", DOMAIN_PACKAGES)
 def test_domain_packages_import_no_dagster(package):
     modules = [m for m in _modules() if m.startswith(f"sigmasight_assets.{package}")]
-    code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
-            "loaded = sorted(m for m in sys.modules if m == 'dagster' or m.startswith('dagster'))\n"
-            "print(','.join(loaded))")
+    code = (
+        f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
+        "loaded = sorted(m for m in sys.modules if m == 'dagster' or m.startswith('dagster'))\n"
+        "print(','.join(loaded))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert modules and loaded == "", f"importing {package} loads {loaded}"
 
@@ -62,7 +64,7 @@ def test_the_package_has_no_import_cycle():
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return [*stack[stack.index(nxt) :], nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         stack.pop()

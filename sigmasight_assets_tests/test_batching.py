@@ -2,6 +2,7 @@
 (``assets.common.CHUNK_ROWS``); the rows written must not depend on the batch size."""
 
 import pandas as pd
+import pytest
 
 from sigmasight_assets import schema as t
 from sigmasight_assets.assets import common
@@ -13,9 +14,18 @@ from sigmasight_assets_tests.runs import materialize_range, table_rows
 
 START, END = "2025-07-01", "2025-11-06"
 BATCHED_TABLES = [
-    t.position_values, t.position_daily_pnl, t.daily_pnl, t.equity_balances, t.portfolio_snapshots,
-    t.symbol_market_betas, t.symbol_factor_exposures, t.symbol_volatility, t.portfolio_market_betas,
-    t.portfolio_volatility, t.portfolio_correlation_summary, t.correlations,
+    t.position_values,
+    t.position_daily_pnl,
+    t.daily_pnl,
+    t.equity_balances,
+    t.portfolio_snapshots,
+    t.symbol_market_betas,
+    t.symbol_factor_exposures,
+    t.symbol_volatility,
+    t.portfolio_market_betas,
+    t.portfolio_volatility,
+    t.portfolio_correlation_summary,
+    t.correlations,
 ]
 
 
@@ -28,6 +38,7 @@ def test_portfolio_batches_cover_every_portfolio_once_in_order(demo_book):
     assert [pid for batch in batches for pid in batch] == sorted(book.portfolios["id"])
 
 
+@pytest.mark.slow
 def test_rows_are_the_same_whatever_the_batch_size(demo_book, db_url, monkeypatch):
     assets = [prices, *ACCOUNTING_ASSETS, risk_analytics]
     assert materialize_range(assets, db_url, START, END).success

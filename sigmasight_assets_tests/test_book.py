@@ -4,7 +4,7 @@ the store exactly as it was; valid books round-trip and re-imports update in pla
 from __future__ import annotations
 
 import csv
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -19,8 +19,20 @@ HEADERS = {
     "users.csv": ["id", "email", "full_name"],
     "portfolios.csv": ["id", "user_id", "name", "opening_equity", "inception_date"],
     "positions.csv": [
-        "id", "portfolio_id", "symbol", "position_type", "investment_class", "quantity", "entry_price",
-        "entry_date", "exit_date", "multiplier", "underlying_symbol", "strike_price", "expiration_date", "deleted_at",
+        "id",
+        "portfolio_id",
+        "symbol",
+        "position_type",
+        "investment_class",
+        "quantity",
+        "entry_price",
+        "entry_date",
+        "exit_date",
+        "multiplier",
+        "underlying_symbol",
+        "strike_price",
+        "expiration_date",
+        "deleted_at",
         "exit_price",
     ],
     "realized_events.csv": ["id", "position_id", "trade_date", "quantity_closed", "price"],
@@ -34,8 +46,17 @@ def small_book() -> dict[str, list[dict[str, str]]]:
 
     def pos(id, symbol, ptype, iclass, qty, price, entry, **kw):
         row = dict.fromkeys(HEADERS["positions.csv"], "")
-        row.update(id=id, portfolio_id="pf1", symbol=symbol, position_type=ptype, investment_class=iclass,
-                   quantity=qty, entry_price=price, entry_date=entry, **kw)
+        row.update(
+            id=id,
+            portfolio_id="pf1",
+            symbol=symbol,
+            position_type=ptype,
+            investment_class=iclass,
+            quantity=qty,
+            entry_price=price,
+            entry_date=entry,
+            **kw,
+        )
         return row
 
     return {
@@ -46,16 +67,38 @@ def small_book() -> dict[str, list[dict[str, str]]]:
         "positions.csv": [
             pos("s1", "AAPL", "LONG", "PUBLIC", "100", "200.00", "2025-06-02"),  # line 2
             pos("s2", "TSLA", "SHORT", "PUBLIC", "50", "300.5", "2025-06-02"),  # line 3
-            pos("o1", "AAPL251219C00250000", "LC", "OPTIONS", "2", "5.10", "2025-07-01",  # line 4
-                underlying_symbol="AAPL", strike_price="250", expiration_date="2025-12-19"),
+            pos(
+                "o1",
+                "AAPL251219C00250000",
+                "LC",
+                "OPTIONS",
+                "2",
+                "5.10",
+                "2025-07-01",  # line 4
+                underlying_symbol="AAPL",
+                strike_price="250",
+                expiration_date="2025-12-19",
+            ),
             pos("pv1", "PRIVATE_RE_FUND_A", "LONG", "PRIVATE", "1000", "100", "2025-01-15"),  # line 5
         ],
         "realized_events.csv": [
             {"id": "e1", "position_id": "s1", "trade_date": "2025-08-14", "quantity_closed": "40", "price": "210.25"}
         ],
         "equity_changes.csv": [
-            {"id": "c1", "portfolio_id": "pf1", "change_type": "CONTRIBUTION", "amount": "1000", "change_date": "2025-07-04"},
-            {"id": "c2", "portfolio_id": "pf1", "change_type": "WITHDRAWAL", "amount": "500", "change_date": "2025-08-16"},
+            {
+                "id": "c1",
+                "portfolio_id": "pf1",
+                "change_type": "CONTRIBUTION",
+                "amount": "1000",
+                "change_date": "2025-07-04",
+            },
+            {
+                "id": "c2",
+                "portfolio_id": "pf1",
+                "change_type": "WITHDRAWAL",
+                "amount": "500",
+                "change_date": "2025-08-16",
+            },
         ],
         "position_marks.csv": [{"position_id": "pv1", "mark_date": "2025-06-30", "price": "101.5"}],
     }
@@ -75,8 +118,7 @@ def write_book(directory: Path, book: dict[str, list[dict[str, str]]], headers: 
 def store_contents(engine) -> dict[str, list[tuple]]:
     with engine.connect() as conn:
         return {
-            t.name: sorted(tuple(map(str, r)) for r in conn.execute(sa.select(t)).all())
-            for t in schema.BOOK_TABLES
+            t.name: sorted(tuple(map(str, r)) for r in conn.execute(sa.select(t)).all()) for t in schema.BOOK_TABLES
         }
 
 
@@ -287,7 +329,9 @@ REJECTIONS = {
         "realized_events.csv row 2, field 'trade_date': must be on or after the position's entry_date 2025-06-02, got '2025-05-01'",
     ),
     "closing_more_than_the_quantity": (
-        _append("realized_events.csv", id="e2", position_id="s1", trade_date="2025-09-02", quantity_closed="61", price="220"),
+        _append(
+            "realized_events.csv", id="e2", position_id="s1", trade_date="2025-09-02", quantity_closed="61", price="220"
+        ),
         "realized_events.csv row 3, field 'quantity_closed': closes 101 of position 's1' in total, more than its quantity 100",
     ),
     "mark_of_a_public_position": (
@@ -370,14 +414,22 @@ def test_reimported_position_cannot_shrink_below_its_stored_closures(engine, tmp
     book = small_book()
     book["realized_events.csv"] = []
     book["positions.csv"][0]["quantity"] = "30"
-    with pytest.raises(BookValidationError, match=r"positions\.csv row 2, field 'quantity': stored realized events close 40"):
+    with pytest.raises(
+        BookValidationError, match=r"positions\.csv row 2, field 'quantity': stored realized events close 40"
+    ):
         import_book(engine, write_book(tmp_path / "v2", book))
 
 
 def test_error_listing_is_capped_with_a_count_of_the_rest(engine, tmp_path):
     book = small_book()
     book["equity_changes.csv"] = [
-        {"id": f"c{i}", "portfolio_id": "pf1", "change_type": "CONTRIBUTION", "amount": "-1", "change_date": "2025-07-07"}
+        {
+            "id": f"c{i}",
+            "portfolio_id": "pf1",
+            "change_type": "CONTRIBUTION",
+            "amount": "-1",
+            "change_date": "2025-07-07",
+        }
         for i in range(60)
     ]
     with pytest.raises(BookValidationError) as info:
@@ -385,7 +437,9 @@ def test_error_listing_is_capped_with_a_count_of_the_rest(engine, tmp_path):
     lines = str(info.value).splitlines()
     assert "60 problem(s)" in lines[0]
     assert len(info.value.problems) == 60
-    assert lines[1:51] == [f"  equity_changes.csv row {i + 2}, field 'amount': must be > 0, got '-1'" for i in range(50)]
+    assert lines[1:51] == [
+        f"  equity_changes.csv row {i + 2}, field 'amount': must be > 0, got '-1'" for i in range(50)
+    ]
     assert lines[51] == "  ... and 10 more problem(s)"
 
 
@@ -413,8 +467,14 @@ def test_a_failure_while_writing_rolls_back_the_tables_already_written(engine, t
 
 def test_valid_small_book_round_trips(engine, tmp_path):
     summary = import_book(engine, write_book(tmp_path, small_book()))
-    assert summary == {"users": 1, "portfolios": 1, "positions": 4, "position_realized_events": 1,
-                       "equity_changes": 2, "position_marks": 1}
+    assert summary == {
+        "users": 1,
+        "portfolios": 1,
+        "positions": 4,
+        "position_realized_events": 1,
+        "equity_changes": 2,
+        "position_marks": 1,
+    }
     with engine.connect() as conn:
         positions = {r.id: r for r in conn.execute(sa.select(schema.positions))}
         portfolio = conn.execute(sa.select(schema.portfolios)).one()
@@ -426,9 +486,16 @@ def test_valid_small_book_round_trips(engine, tmp_path):
     assert positions["s1"].exit_date is None and positions["s1"].underlying_symbol is None
     option = positions["o1"]
     assert (option.multiplier, option.underlying_symbol, option.strike_price, option.expiration_date) == (
-        100.0, "AAPL", 250.0, date(2025, 12, 19))
+        100.0,
+        "AAPL",
+        250.0,
+        date(2025, 12, 19),
+    )
     assert (portfolio.opening_equity, portfolio.inception_date, portfolio.equity_balance) == (
-        100000.0, date(2025, 7, 1), None)
+        100000.0,
+        date(2025, 7, 1),
+        None,
+    )
     assert (event.quantity_closed, event.price, event.trade_date) == (40.0, 210.25, date(2025, 8, 14))
     assert (mark.position_id, mark.mark_date, mark.price) == ("pv1", date(2025, 6, 30), 101.5)
 
@@ -459,10 +526,15 @@ def test_reimport_updates_rows_instead_of_duplicating(engine, tmp_path):
     import_book(engine, write_book(tmp_path / "v2", book))
     assert row_counts(engine) == counts
     with engine.connect() as conn:
-        assert conn.execute(sa.select(schema.positions.c.quantity).where(schema.positions.c.id == "s1")).scalar() == 150.0
+        assert (
+            conn.execute(sa.select(schema.positions.c.quantity).where(schema.positions.c.id == "s1")).scalar() == 150.0
+        )
         assert conn.execute(sa.select(schema.users.c.full_name)).scalar() == "Renamed"
         assert conn.execute(sa.select(schema.position_marks.c.price)).scalar() == 103.0
-        assert conn.execute(sa.select(schema.equity_changes.c.amount).where(schema.equity_changes.c.id == "c1")).scalar() == 2500.0
+        assert (
+            conn.execute(sa.select(schema.equity_changes.c.amount).where(schema.equity_changes.c.id == "c1")).scalar()
+            == 2500.0
+        )
 
 
 def test_reimport_keeps_the_computed_equity_balance(engine, tmp_path):
@@ -496,9 +568,17 @@ def test_references_resolve_against_rows_already_in_the_store(engine, tmp_path):
 def store_split(engine, symbol: str, ex_date: str, ratio: float) -> None:
     """A SPLIT in the store's corporate_actions, as the prices asset would have fetched it."""
     with engine.begin() as conn:
-        conn.execute(schema.corporate_actions.insert().values(
-            symbol=symbol, ex_date=date.fromisoformat(ex_date), action_type="SPLIT", ratio=ratio, amount=None,
-            source="test", fetched_at=datetime(2025, 11, 1, tzinfo=timezone.utc)))
+        conn.execute(
+            schema.corporate_actions.insert().values(
+                symbol=symbol,
+                ex_date=date.fromisoformat(ex_date),
+                action_type="SPLIT",
+                ratio=ratio,
+                amount=None,
+                source="test",
+                fetched_at=datetime(2025, 11, 1, tzinfo=UTC),
+            )
+        )
 
 
 def positions_by_id(engine) -> dict:
@@ -556,11 +636,17 @@ def test_reimport_of_the_same_ids_updates_exit_price(engine, tmp_path):
     legacy = {"positions.csv": [c for c in HEADERS["positions.csv"] if c != "exit_price"]}
     book["positions.csv"][1]["exit_date"] = "2025-09-03"
     import_book(engine, write_book(tmp_path / "v3", book, legacy))
-    assert (positions_by_id(engine)["s2"].exit_date, positions_by_id(engine)["s2"].exit_price) == (date(2025, 9, 3), 280.0)
+    assert (positions_by_id(engine)["s2"].exit_date, positions_by_id(engine)["s2"].exit_price) == (
+        date(2025, 9, 3),
+        280.0,
+    )
     # ... so it cannot take the exit away under it
     book["positions.csv"][1]["exit_date"] = ""
-    assert "positions.csv row 3, field 'exit_date': is required: the store holds exit_price 280 for position 's2' " \
-           "(a positions.csv with an exit_price column can clear it)" in rejected(engine, write_book(tmp_path / "v4", book, legacy))
+    assert (
+        "positions.csv row 3, field 'exit_date': is required: the store holds exit_price 280 for position 's2' "
+        "(a positions.csv with an exit_price column can clear it)"
+        in rejected(engine, write_book(tmp_path / "v4", book, legacy))
+    )
     # an empty cell clears it
     book["positions.csv"][1]["exit_price"] = ""
     import_book(engine, write_book(tmp_path / "v5", book))
@@ -581,16 +667,20 @@ def test_stored_event_after_a_reimported_exit_is_rejected_naming_the_exit_date(e
     import_book(engine, write_book(tmp_path / "v1", small_book()))  # e1 closes 40 of s1 on 2025-08-14
     later = {name: [] for name in HEADERS}
     later["positions.csv"] = [dict(small_book()["positions.csv"][0], exit_date="2025-08-01")]
-    assert ("positions.csv row 2, field 'exit_date': stored realized event 'e1' trades on 2025-08-14, "
-            "after the new exit session 2025-08-01") in rejected(engine, write_book(tmp_path / "v2", later))
+    assert (
+        "positions.csv row 2, field 'exit_date': stored realized event 'e1' trades on 2025-08-14, "
+        "after the new exit session 2025-08-01"
+    ) in rejected(engine, write_book(tmp_path / "v2", later))
 
 
 def test_stored_event_before_a_reimported_entry_is_rejected_naming_the_entry_date(engine, tmp_path):
     import_book(engine, write_book(tmp_path / "v1", small_book()))  # e1 closes 40 of s1 on 2025-08-14
     later = {name: [] for name in HEADERS}
     later["positions.csv"] = [dict(small_book()["positions.csv"][0], entry_date="2025-08-20")]
-    assert ("positions.csv row 2, field 'entry_date': stored realized event 'e1' trades on 2025-08-14, "
-            "before the new entry_date") in rejected(engine, write_book(tmp_path / "v2", later))
+    assert (
+        "positions.csv row 2, field 'entry_date': stored realized event 'e1' trades on 2025-08-14, "
+        "before the new entry_date"
+    ) in rejected(engine, write_book(tmp_path / "v2", later))
 
 
 def test_event_into_a_stored_exited_position_after_its_exit_is_rejected(engine, tmp_path):
@@ -601,13 +691,17 @@ def test_event_into_a_stored_exited_position_after_its_exit_is_rejected(engine, 
     later["realized_events.csv"] = [
         {"id": "e7", "position_id": "s2", "trade_date": "2025-09-03", "quantity_closed": "10", "price": "300"}
     ]
-    assert ("realized_events.csv row 2, field 'trade_date': must be on or before the position's exit session 2025-09-02, "
-            "got '2025-09-03'") in rejected(engine, write_book(tmp_path / "v2", later))
+    assert (
+        "realized_events.csv row 2, field 'trade_date': must be on or before the position's exit session 2025-09-02, "
+        "got '2025-09-03'"
+    ) in rejected(engine, write_book(tmp_path / "v2", later))
 
 
 def test_over_close_without_a_split_names_the_event(engine, tmp_path):
-    assert ("realized_events.csv row 3, field 'quantity_closed': closes 160 of position 's1' in total, "
-            "more than its quantity 100") in rejected(engine, write_book(tmp_path, _after_split_close("120")))
+    assert (
+        "realized_events.csv row 3, field 'quantity_closed': closes 160 of position 's1' in total, "
+        "more than its quantity 100"
+    ) in rejected(engine, write_book(tmp_path, _after_split_close("120")))
 
 
 def test_close_that_fits_only_because_of_a_stored_2_for_1_split(engine, tmp_path):
@@ -615,29 +709,37 @@ def test_close_that_fits_only_because_of_a_stored_2_for_1_split(engine, tmp_path
     2025-09-02): 60 pre-split shares are 120 after it. Without the split the same book
     closes 160 of 100."""
     book = _after_split_close("120")
-    assert "closes 160 of position 's1' in total, more than its quantity 100" in rejected(
-        engine, write_book(tmp_path / "no_split", book))[0]
+    assert (
+        "closes 160 of position 's1' in total, more than its quantity 100"
+        in rejected(engine, write_book(tmp_path / "no_split", book))[0]
+    )
     store_split(engine, "AAPL", "2025-08-30", 2.0)
     assert import_book(engine, write_book(tmp_path / "split", book))["position_realized_events"] == 2
     with engine.connect() as conn:
-        closed = dict(conn.execute(sa.select(schema.position_realized_events.c.id,
-                                             schema.position_realized_events.c.quantity_closed)).all())
+        closed = dict(
+            conn.execute(
+                sa.select(schema.position_realized_events.c.id, schema.position_realized_events.c.quantity_closed)
+            ).all()
+        )
     assert closed == {"e1": 40.0, "e2": 120.0}
 
 
 def test_split_adjusted_over_close_names_both_quantities_in_post_split_units(engine, tmp_path):
     store_split(engine, "AAPL", "2025-08-30", 2.0)
-    assert ("realized_events.csv row 3, field 'quantity_closed': closes 201 of position 's1' in total, "
-            "more than its quantity 200 (split-adjusted from 100 at entry)") in rejected(
-        engine, write_book(tmp_path, _after_split_close("121")))
+    assert (
+        "realized_events.csv row 3, field 'quantity_closed': closes 201 of position 's1' in total, "
+        "more than its quantity 200 (split-adjusted from 100 at entry)"
+    ) in rejected(engine, write_book(tmp_path, _after_split_close("121")))
 
 
 def test_event_belongs_to_its_session_for_the_split(engine, tmp_path):
     """The ex-session is 2025-09-02: a close on Friday 08-29 is in pre-split units, one
     dated Saturday 08-30 belongs to 09-02 and is in post-split units."""
     store_split(engine, "AAPL", "2025-08-30", 2.0)
-    assert "closes 160 of position 's1' in total, more than its quantity 100" in rejected(
-        engine, write_book(tmp_path / "friday", _after_split_close("120", "2025-08-29")))[0]
+    assert (
+        "closes 160 of position 's1' in total, more than its quantity 100"
+        in rejected(engine, write_book(tmp_path / "friday", _after_split_close("120", "2025-08-29")))[0]
+    )
     assert import_book(engine, write_book(tmp_path / "saturday", _after_split_close("120", "2025-08-30")))
 
 
@@ -650,8 +752,10 @@ def test_reverse_split_turns_a_fine_close_into_an_over_close(engine, tmp_path):
         for table in reversed(schema.BOOK_TABLES):
             conn.execute(table.delete())
     store_split(engine, "AAPL", "2025-09-02", 0.2)
-    assert ("realized_events.csv row 3, field 'quantity_closed': closes 68 of position 's1' in total, "
-            "more than its quantity 20 (split-adjusted from 100 at entry)") in rejected(engine, write_book(tmp_path / "v2", book))
+    assert (
+        "realized_events.csv row 3, field 'quantity_closed': closes 68 of position 's1' in total, "
+        "more than its quantity 20 (split-adjusted from 100 at entry)"
+    ) in rejected(engine, write_book(tmp_path / "v2", book))
     assert sum(row_counts(engine).values()) == 0
     assert import_book(engine, write_book(tmp_path / "v3", _after_split_close("12")))
 
@@ -663,12 +767,16 @@ def test_split_counts_against_stored_events_and_a_reimported_quantity(engine, tm
     later["realized_events.csv"] = [
         {"id": "e3", "position_id": "s1", "trade_date": "2025-09-04", "quantity_closed": "0.5", "price": "1050"}
     ]
-    assert ("realized_events.csv row 2, field 'quantity_closed': closes 20.5 of position 's1' in total, "
-            "more than its quantity 20 (split-adjusted from 100 at entry)") in rejected(engine, write_book(tmp_path / "v2", later))
+    assert (
+        "realized_events.csv row 2, field 'quantity_closed': closes 20.5 of position 's1' in total, "
+        "more than its quantity 20 (split-adjusted from 100 at entry)"
+    ) in rejected(engine, write_book(tmp_path / "v2", later))
     shrunk = {name: [] for name in HEADERS}
     shrunk["positions.csv"] = [dict(small_book()["positions.csv"][0], quantity="90")]
-    assert ("positions.csv row 2, field 'quantity': stored realized events close 20, more than the new quantity 18 "
-            "(split-adjusted from the new 90 at entry)") in rejected(engine, write_book(tmp_path / "v3", shrunk))
+    assert (
+        "positions.csv row 2, field 'quantity': stored realized events close 20, more than the new quantity 18 "
+        "(split-adjusted from the new 90 at entry)"
+    ) in rejected(engine, write_book(tmp_path / "v3", shrunk))
 
 
 def test_options_are_never_split_adjusted(engine, tmp_path):
@@ -677,8 +785,10 @@ def test_options_are_never_split_adjusted(engine, tmp_path):
     book["realized_events.csv"].append(
         {"id": "e2", "position_id": "o1", "trade_date": "2025-09-02", "quantity_closed": "3", "price": "4"}
     )
-    assert ("realized_events.csv row 3, field 'quantity_closed': closes 3 of position 'o1' in total, "
-            "more than its quantity 2") in rejected(engine, write_book(tmp_path, book))
+    assert (
+        "realized_events.csv row 3, field 'quantity_closed': closes 3 of position 'o1' in total, "
+        "more than its quantity 2"
+    ) in rejected(engine, write_book(tmp_path, book))
 
 
 def test_option_with_an_occ_symbol_needs_no_expiration_date(engine, tmp_path):
@@ -698,7 +808,9 @@ def test_import_into_a_missing_or_uninitialised_store_is_a_one_line_error(tmp_pa
     assert not missing.exists()
     empty = tmp_path / "empty.db"
     empty.touch()
-    with pytest.raises(StoreNotReadyError, match=r"is not initialised \(it has no table \w+\): run `sigmasight db init`"):
+    with pytest.raises(
+        StoreNotReadyError, match=r"is not initialised \(it has no table \w+\): run `sigmasight db init`"
+    ):
         import_book(make_engine(f"sqlite:///{empty}"), directory)
 
 

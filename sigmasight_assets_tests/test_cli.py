@@ -23,8 +23,13 @@ def run(args, env, timeout=180):
 def environment(tmp_path, db_url) -> dict[str, str]:
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
-    return {**os.environ, "SIGMASIGHT_DATABASE_URL": db_url, "DAGSTER_HOME": str(home),
-            "SIGMASIGHT_PRICE_SOURCE": "demo", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    return {
+        **os.environ,
+        "SIGMASIGHT_DATABASE_URL": db_url,
+        "DAGSTER_HOME": str(home),
+        "SIGMASIGHT_PRICE_SOURCE": "demo",
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
 
 
 @pytest.fixture
@@ -37,14 +42,33 @@ def cli_env(tmp_path, db_url):
 @pytest.mark.slow
 def test_materialize_everything_over_a_range_is_one_run_in_which_every_asset_runs(cli_env):
     assert run(["sigmasight", "book", "load-demo"], cli_env).returncode == 0
-    out = run(["dagster", "asset", "materialize", "-m", "sigmasight_assets.definitions", "--select", "*",
-               "--partition-range", "2025-07-01...2025-07-10"], cli_env)
+    out = run(
+        [
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "sigmasight_assets.definitions",
+            "--select",
+            "*",
+            "--partition-range",
+            "2025-07-01...2025-07-10",
+        ],
+        cli_env,
+    )
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]
     assert log.count("RUN_SUCCESS") == 1
     assert "STEP_SKIPPED" not in log
-    for asset in ("prices", "company_profiles", "position_values", "daily_pnl", "equity_balances",
-                  "portfolio_snapshots", "sector_tags"):
+    for asset in (
+        "prices",
+        "company_profiles",
+        "position_values",
+        "daily_pnl",
+        "equity_balances",
+        "portfolio_snapshots",
+        "sector_tags",
+    ):
         assert f'Finished execution of step "{asset}"' in log, asset
     equity = run(["sigmasight", "equity", "hedgefund-long-short"], cli_env)
     assert equity.returncode == 0
@@ -99,7 +123,10 @@ def test_book_import_into_an_unreachable_store_fails_in_one_clear_line(tmp_path,
     out = run(["sigmasight", "book", "import", str(EXAMPLE_BOOK)], environment(tmp_path, f"{PG_SERVER}/{name}"))
     assert out.returncode == 1
     assert len(out.stderr.splitlines()) == 1, out.stderr
-    assert out.stderr.startswith("sigmasight: error: cannot open the store ") and f'database "{name}" does not exist' in out.stderr
+    assert (
+        out.stderr.startswith("sigmasight: error: cannot open the store ")
+        and f'database "{name}" does not exist' in out.stderr
+    )
     bad_url = run(["sigmasight", "book", "import", str(EXAMPLE_BOOK)], environment(tmp_path, "not a url"))
     assert bad_url.returncode == 1
     assert bad_url.stderr.splitlines() == [
@@ -111,9 +138,20 @@ def test_explain_purge_and_runs_from_the_command_line(cli_env):
     assert run(["sigmasight", "book", "import", str(EXAMPLE_BOOK)], cli_env).returncode == 0
     prices = f"csv:{EXAMPLE_BOOK / 'prices.csv'}"
     env = {**cli_env, "SIGMASIGHT_PRICE_SOURCE": prices}
-    out = run(["dagster", "asset", "materialize", "-m", "sigmasight_assets.definitions", "--select",
-               "prices,position_values,daily_pnl,equity_balances,portfolio_snapshots",
-               "--partition-range", "2025-08-25...2025-09-05"], env)
+    out = run(
+        [
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "sigmasight_assets.definitions",
+            "--select",
+            "prices,position_values,daily_pnl,equity_balances,portfolio_snapshots",
+            "--partition-range",
+            "2025-08-25...2025-09-05",
+        ],
+        env,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
 
     explained = run(["sigmasight", "explain", "e1", "--date", "2025-09-02"], env)
@@ -124,8 +162,15 @@ def test_explain_purge_and_runs_from_the_command_line(cli_env):
     runs = run(["sigmasight", "runs", "--last", "1"], env)
     assert runs.returncode == 0 and "2025-08-25...2025-09-05" in runs.stdout and "SUCCESS" in runs.stdout
 
-    refused = subprocess.run(["sigmasight", "purge", "--from", "2025-09-02"], cwd=ROOT, env=env, input="",
-                             capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        ["sigmasight", "purge", "--from", "2025-09-02"],
+        cwd=ROOT,
+        env=env,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode == 1 and "nothing deleted" in refused.stdout
     purged = run(["sigmasight", "purge", "--from", "2025-09-02", "--yes"], env)
     assert purged.returncode == 0 and "equity_balances" in purged.stdout and "Dagster:" in purged.stdout
@@ -150,16 +195,28 @@ def test_profiles_refresh_on_the_demo_source_fills_the_sectors_of_a_historical_b
     bad = run(["sigmasight", "profiles", "refresh", "--max-age-days", "-1"], cli_env)
     assert bad.returncode == 2 and "must be a number of days >= 0" in bad.stderr
 
-    backfill = run(["dagster", "asset", "materialize", "-m", "sigmasight_assets.definitions", "--select",
-                    "prices,company_profiles,position_values,daily_pnl,equity_balances,portfolio_snapshots,sector_tags",
-                    "--partition-range", "2025-07-01...2025-07-03"], cli_env)
+    backfill = run(
+        [
+            "dagster",
+            "asset",
+            "materialize",
+            "-m",
+            "sigmasight_assets.definitions",
+            "--select",
+            "prices,company_profiles,position_values,daily_pnl,equity_balances,portfolio_snapshots,sector_tags",
+            "--partition-range",
+            "2025-07-01...2025-07-03",
+        ],
+        cli_env,
+    )
     assert backfill.returncode == 0, (backfill.stdout + backfill.stderr)[-3000:]
     engine = sa.create_engine(db_url)
     try:
         with engine.connect() as conn:
             sectors = {r[0] for r in conn.execute(sa.text("select distinct sector from sector_exposures"))}
-            aapl = conn.execute(sa.text("select distinct sector, tag_basis from position_sector_tags "
-                                        "where symbol = 'AAPL'")).fetchall()
+            aapl = conn.execute(
+                sa.text("select distinct sector, tag_basis from position_sector_tags where symbol = 'AAPL'")
+            ).fetchall()
     finally:
         engine.dispose()
     assert {"Technology", "ETF", "Private"} <= sectors and "Unknown" not in sectors
@@ -217,8 +274,9 @@ def store_states(tmp_path, db_url) -> dict[str, tuple[str, str]]:
 
 
 @pytest.mark.parametrize("command", STORE_COMMANDS, ids=" ".join)
-def test_every_command_on_a_missing_or_uninitialised_store_says_so_in_one_line(command, tmp_path, db_url,
-                                                                               monkeypatch, capsys):
+def test_every_command_on_a_missing_or_uninitialised_store_says_so_in_one_line(
+    command, tmp_path, db_url, monkeypatch, capsys
+):
     """No file, no tables, an unreachable PostgreSQL: exit 1, nothing on stdout, one line on
     stderr naming the store and `sigmasight db init`; nothing created (no SQLite file, no
     data directory)."""
@@ -241,7 +299,9 @@ def test_the_console_script_on_a_missing_store_prints_one_line_and_no_traceback(
     for command in (["equity"], ["report"]):
         out = run(["sigmasight", *command], env)
         assert out.returncode == 1 and out.stdout == ""
-        assert out.stderr == f"sigmasight: error: no store at {tmp_path / 'nowhere.db'}: run `sigmasight db init` first\n"
+        assert (
+            out.stderr == f"sigmasight: error: no store at {tmp_path / 'nowhere.db'}: run `sigmasight db init` first\n"
+        )
 
 
 def test_db_init_on_an_unreachable_store_says_so_in_one_line(tmp_path, monkeypatch, capsys):
@@ -251,7 +311,9 @@ def test_db_init_on_an_unreachable_store_says_so_in_one_line(tmp_path, monkeypat
     assert cli.main(["db", "init"]) == 1
     out, err = capsys.readouterr()
     assert out == "" and len(err.splitlines()) == 1
-    assert err.startswith("sigmasight: error: cannot open the store postgresql+psycopg2://postgres@127.0.0.1:1/sigmasight: ")
+    assert err.startswith(
+        "sigmasight: error: cannot open the store postgresql+psycopg2://postgres@127.0.0.1:1/sigmasight: "
+    )
     assert err.rstrip().endswith("(check SIGMASIGHT_DATABASE_URL; the PostgreSQL database must exist: createdb)")
     monkeypatch.setenv("SIGMASIGHT_DATABASE_URL", "postgresql+psycopg2://postgres:secret@127.0.0.1:1/sigmasight")
     assert cli.main(["equity"]) == 1
@@ -265,7 +327,11 @@ def test_runs_on_a_bad_dagster_home_says_so_in_one_line(home, tmp_path, monkeypa
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "nowhere") if home == "missing-dir" else "relative/home")
     assert cli.main(["runs"]) == 1
     out, err = capsys.readouterr()
-    assert out == "" and len(err.splitlines()) == 1 and err.startswith("sigmasight: error: cannot open the Dagster instance ")
+    assert (
+        out == ""
+        and len(err.splitlines()) == 1
+        and err.startswith("sigmasight: error: cannot open the Dagster instance ")
+    )
 
 
 def test_the_default_store_is_in_the_current_directory_and_every_command_names_it(tmp_path, monkeypatch, capsys):

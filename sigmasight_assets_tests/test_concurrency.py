@@ -24,11 +24,29 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def launch(db_url, home: Path, end: str) -> subprocess.Popen:
     home.mkdir()
-    env = {**os.environ, "SIGMASIGHT_DATABASE_URL": db_url, "DAGSTER_HOME": str(home), "SIGMASIGHT_PRICE_SOURCE": "demo"}
+    env = {
+        **os.environ,
+        "SIGMASIGHT_DATABASE_URL": db_url,
+        "DAGSTER_HOME": str(home),
+        "SIGMASIGHT_PRICE_SOURCE": "demo",
+    }
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "sigmasight_assets.definitions",
-         "--select", ",".join(a.key.path[-1] for a in ASSETS), "--partition-range", f"2025-07-01...{end}"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "sigmasight_assets.definitions",
+            "--select",
+            ",".join(a.key.path[-1] for a in ASSETS),
+            "--partition-range",
+            f"2025-07-01...{end}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -61,9 +79,19 @@ def test_two_writers_replacing_the_same_window_are_serialized_not_collided(engin
     from sigmasight_assets.store import replace_window, serialize_writes
 
     def rows(value):
-        return pd.DataFrame({"portfolio_id": ["p1", "p2"], "date": pd.to_datetime(["2025-07-01"] * 2),
-                             "previous_equity": value, "daily_pnl": 0.0, "dividends": 0.0, "capital_flow": 0.0,
-                             "equity_balance": value, "twr_index": 1.0, "cumulative_pnl": 0.0})
+        return pd.DataFrame(
+            {
+                "portfolio_id": ["p1", "p2"],
+                "date": pd.to_datetime(["2025-07-01"] * 2),
+                "previous_equity": value,
+                "daily_pnl": 0.0,
+                "dividends": 0.0,
+                "capital_flow": 0.0,
+                "equity_balance": value,
+                "twr_index": 1.0,
+                "cumulative_pnl": 0.0,
+            }
+        )
 
     a_wrote, errors = threading.Event(), []
 
@@ -80,7 +108,7 @@ def test_two_writers_replacing_the_same_window_are_serialized_not_collided(engin
             with engine.begin() as conn:
                 serialize_writes(conn)
                 replace_window(conn, t.equity_balances, "date", date(2025, 7, 1), date(2025, 7, 1), rows(2.0))
-        except Exception as exc:  # noqa: BLE001 - asserted below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=writer_a), threading.Thread(target=writer_b)]

@@ -37,15 +37,19 @@ CLOSES = {
     "HHH": {"2025-08-27": 10.0, "2025-08-28": 10.5, "2025-08-29": 11.0, "2025-09-02": 11.5, "2025-09-03": 11.0},
     "III": {"2025-08-27": 10.0, "2025-08-28": 11.0, "2025-08-29": 12.0, "2025-09-02": 13.0, "2025-09-03": 14.0},
 }
-ACTIONS = pd.DataFrame(
-    [
-        ("AAA", "2025-08-29", "SPLIT", 2.0, None),
-        ("BBB", "2025-08-29", "SPLIT", 2.0, None),
-        ("CCC", "2025-08-29", "SPLIT", 0.2, None),
-        ("DDD", "2025-08-30", "CASH_DIVIDEND", None, 0.5),
-    ],
-    columns=["symbol", "ex_date", "action_type", "ratio", "amount"],
-).astype({"ratio": float, "amount": float}).assign(ex_date=lambda f: pd.to_datetime(f["ex_date"]))
+ACTIONS = (
+    pd.DataFrame(
+        [
+            ("AAA", "2025-08-29", "SPLIT", 2.0, None),
+            ("BBB", "2025-08-29", "SPLIT", 2.0, None),
+            ("CCC", "2025-08-29", "SPLIT", 0.2, None),
+            ("DDD", "2025-08-30", "CASH_DIVIDEND", None, 0.5),
+        ],
+        columns=["symbol", "ex_date", "action_type", "ratio", "amount"],
+    )
+    .astype({"ratio": float, "amount": float})
+    .assign(ex_date=lambda f: pd.to_datetime(f["ex_date"]))
+)
 
 CALL, PUT = "EEE250829C00060000", "EEE250830P00060000"
 
@@ -63,8 +67,18 @@ def book() -> World:
         .position("div-sold", "DDD", "LONG", 30, 40.0)
         .sell("div-sold", "2025-09-02", 30, 40.5)
         .position("otm-call", CALL, "LC", 2, 1.0, investment_class="OPTIONS")
-        .position("itm-put", PUT, "SP", 1, 4.0, investment_class="OPTIONS", entry_date="2025-08-28",
-                  expiration_date="2025-08-30", strike_price=60.0, underlying_symbol="EEE")
+        .position(
+            "itm-put",
+            PUT,
+            "SP",
+            1,
+            4.0,
+            investment_class="OPTIONS",
+            entry_date="2025-08-28",
+            expiration_date="2025-08-30",
+            strike_price=60.0,
+            underlying_symbol="EEE",
+        )
         .position("exit-priced", "FFF", "LONG", 10, 20.0, exit_date="2025-08-29", exit_price=23.0)
         .position("exit-unpriced", "GGG", "LONG", 10, 30.0, exit_date="2025-08-30")
         .position("exit-after-sale", "HHH", "LONG", 10, 10.0, exit_date="2025-09-02", exit_price=12.0)
@@ -191,8 +205,8 @@ def load_book(engine: sa.Engine) -> None:
             f["positions"]["investment_class"].map({"OPTIONS": 100.0}).fillna(1.0)
         )
     )
-    prices = prices_frame(CLOSES).assign(source="test", fetched_at=dt.datetime(2025, 9, 4, tzinfo=dt.timezone.utc))
-    actions = ACTIONS.assign(source="test", fetched_at=dt.datetime(2025, 9, 4, tzinfo=dt.timezone.utc))
+    prices = prices_frame(CLOSES).assign(source="test", fetched_at=dt.datetime(2025, 9, 4, tzinfo=dt.UTC))
+    actions = ACTIONS.assign(source="test", fetched_at=dt.datetime(2025, 9, 4, tzinfo=dt.UTC))
 
     def rows(frame: pd.DataFrame, table: sa.Table) -> list[dict]:
         frame = frame[[c for c in frame.columns if c in table.c]].astype(object)
@@ -224,8 +238,10 @@ def test_the_assets_give_the_hand_computed_equity_to_the_cent(engine, db_url):
         assert float(snaps.loc[dt.date.fromisoformat(day), "daily_pnl"]) == pytest.approx(want, abs=0.005), day
     assert float(snaps.loc[dt.date(2025, 9, 2), "daily_dividends"]) == pytest.approx(DIVIDENDS_0902, abs=0.005)
     assert float(snaps.loc[dt.date(2025, 9, 3), "equity_balance"]) == pytest.approx(100_000.0 + TOTAL, abs=0.005)
-    settled = {m.partition: (m.metadata["expiries_settled"].value, m.metadata["exits_settled"].value)
-               for m in result.asset_materializations_for_node("position_values")}
+    settled = {
+        m.partition: (m.metadata["expiries_settled"].value, m.metadata["exits_settled"].value)
+        for m in result.asset_materializations_for_node("position_values")
+    }
     # both options expire with the 08-29 close; exits: exit-priced 08-29, exit-unpriced and exit-after-sale 09-02
     assert settled == {"2025-08-28": (0, 0), "2025-08-29": (2, 1), "2025-09-02": (0, 2), "2025-09-03": (0, 0)}
 
@@ -249,8 +265,18 @@ def test_daily_runs_after_a_backfill_equal_one_range(engine, db_url):
 def current_positions(engine: sa.Engine) -> pd.DataFrame:
     p = t.positions.c
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(p.id, p.current_as_of, p.current_status, p.current_quantity, p.last_price,
-                                      p.price_date, p.market_value, p.unrealized_pnl))
+        rows = conn.execute(
+            sa.select(
+                p.id,
+                p.current_as_of,
+                p.current_status,
+                p.current_quantity,
+                p.last_price,
+                p.price_date,
+                p.market_value,
+                p.unrealized_pnl,
+            )
+        )
         return pd.DataFrame(rows.fetchall(), columns=list(rows.keys())).set_index("id").sort_index()
 
 
@@ -267,7 +293,10 @@ def test_positions_show_their_current_state_and_a_backfill_never_moves_it_back(e
     assert (call["current_status"], call["last_price"], call["price_date"]) == ("expired", 0.0, dt.date(2025, 8, 29))
     assert (put["current_status"], put["last_price"], put["market_value"]) == ("expired", 5.0, 0.0)
     assert (now.loc["exit-priced", "current_status"], now.loc["exit-priced", "last_price"]) == ("exited", 23.0)
-    assert (now.loc["exit-unpriced", "last_price"], now.loc["exit-unpriced", "price_date"]) == (33.0, dt.date(2025, 9, 2))
+    assert (now.loc["exit-unpriced", "last_price"], now.loc["exit-unpriced", "price_date"]) == (
+        33.0,
+        dt.date(2025, 9, 2),
+    )
     assert (now.loc["div-sold", "current_status"], now.loc["div-sold", "last_price"]) == ("closed", 40.5)
     assert now.loc["deleted", "current_status"] == "deleted"
 
@@ -311,7 +340,10 @@ def test_purge_then_one_backfill_restores_identical_rows(engine, db_url):
     kept = table_rows(engine, t.equity_balances)
     assert kept["date"].max() == dt.date(2025, 8, 29)
     balance = table_rows(engine, t.portfolios).iloc[0]
-    assert (balance["equity_balance"], balance["equity_balance_date"]) == (kept["equity_balance"].iloc[-1], dt.date(2025, 8, 29))
+    assert (balance["equity_balance"], balance["equity_balance_date"]) == (
+        kept["equity_balance"].iloc[-1],
+        dt.date(2025, 8, 29),
+    )
     assert len(table_rows(engine, t.market_data_cache)) and len(table_rows(engine, t.corporate_actions)) == len(ACTIONS)
 
     materialize_range(ACCOUNTING_ASSETS, db_url, "2025-09-02", "2025-09-03")

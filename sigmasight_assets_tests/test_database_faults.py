@@ -79,10 +79,23 @@ def materialize(url: str, home: Path) -> subprocess.Popen:
     home.mkdir()
     env = {**os.environ, "SIGMASIGHT_DATABASE_URL": url, "DAGSTER_HOME": str(home), "SIGMASIGHT_PRICE_SOURCE": "demo"}
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "sigmasight_assets.definitions",
-         "--select", "prices,position_values,daily_pnl,equity_balances,portfolio_snapshots",
-         "--partition-range", "2025-07-01...2025-07-31"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "sigmasight_assets.definitions",
+            "--select",
+            "prices,position_values,daily_pnl,equity_balances,portfolio_snapshots",
+            "--partition-range",
+            "2025-07-01...2025-07-31",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.mark.slow
@@ -100,8 +113,11 @@ def test_store_lost_mid_run_fails_clearly_writes_nothing_partial_and_next_run_su
         run.wait(120)
         text = "".join(log)
         assert run.returncode != 0 and "RUN_FAILURE" in text
-        assert "store at postgresql+psycopg2://postgres@127.0.0.1" in text or "could not connect" in text or \
-            "server closed the connection" in text, text[-3000:]
+        assert (
+            "store at postgresql+psycopg2://postgres@127.0.0.1" in text
+            or "could not connect" in text
+            or "server closed the connection" in text
+        ), text[-3000:]
         assert len(table_rows(demo_book, t.equity_balances)) == 0  # the window never half-lands
         assert len(table_rows(demo_book, t.portfolio_snapshots)) == 0
         assert len(table_rows(demo_book, t.daily_pnl)) in (0, 6 * 22)

@@ -63,7 +63,10 @@ def test_a_close_does_not_depend_on_the_window_the_request_or_the_cache():
     wide = closes(fresh_fetch({s: (date(2024, 1, 2), date(2025, 11, 6)) for s in symbols}))
     narrow = closes(fresh_fetch({s: (date(2025, 9, 1), date(2025, 9, 30)) for s in symbols}))
     crowded = DemoPriceSource().fetch(
-        {**{f"X{i:03d}": (date(2025, 9, 1), date(2025, 9, 30)) for i in range(50)}, "ZZZQ": (date(2025, 9, 1), date(2025, 9, 30))}
+        {
+            **{f"X{i:03d}": (date(2025, 9, 1), date(2025, 9, 30)) for i in range(50)},
+            "ZZZQ": (date(2025, 9, 1), date(2025, 9, 30)),
+        }
     )
     pd.testing.assert_frame_equal(narrow, wide.loc[narrow.index, narrow.columns])
     pd.testing.assert_series_equal(closes(crowded)["ZZZQ"], narrow["ZZZQ"])
@@ -72,7 +75,11 @@ def test_a_close_does_not_depend_on_the_window_the_request_or_the_cache():
 
 
 def test_curated_symbols_close_at_their_anchor_price():
-    anchor = closes(DemoPriceSource().fetch({"AAPL": (date(2025, 6, 30), date(2025, 6, 30)), "SPY": (date(2025, 6, 30), date(2025, 6, 30))}))
+    anchor = closes(
+        DemoPriceSource().fetch(
+            {"AAPL": (date(2025, 6, 30), date(2025, 6, 30)), "SPY": (date(2025, 6, 30), date(2025, 6, 30))}
+        )
+    )
     assert anchor.iloc[0].to_dict() == {"AAPL": 205.17, "SPY": 617.85}
 
 
@@ -94,7 +101,9 @@ def test_a_window_without_sessions_is_reported_missing():
     assert "no NYSE session" in result.missing["MSFT"]
 
 
-@pytest.mark.parametrize("symbol", ["PRIVATE_RE_FUND_A", "PE_GROWTH_FUND_II", "Private Fund", "art collection", "TOOLONGNAME"])
+@pytest.mark.parametrize(
+    "symbol", ["PRIVATE_RE_FUND_A", "PE_GROWTH_FUND_II", "Private Fund", "art collection", "TOOLONGNAME"]
+)
 def test_private_and_synthetic_symbols_are_reported_missing_and_never_priced(symbol):
     result = DemoPriceSource().fetch({symbol: WINDOW, "AAPL": WINDOW})
     assert symbol not in set(result.prices["symbol"])
@@ -108,7 +117,11 @@ def test_private_and_synthetic_symbols_are_reported_missing_and_never_priced(sym
 
 def test_daily_volatility_of_stocks_is_between_1_and_3_percent():
     symbols = ["AAPL", "MSFT", "JNJ", "KO", "JPM", "NVDA", "TSLA"] + [f"Q{i:03d}" for i in range(100)]
-    returns = closes(DemoPriceSource().fetch({s: (date(2023, 1, 3), date(2025, 11, 6)) for s in symbols})).pct_change().iloc[1:]
+    returns = (
+        closes(DemoPriceSource().fetch({s: (date(2023, 1, 3), date(2025, 11, 6)) for s in symbols}))
+        .pct_change()
+        .iloc[1:]
+    )
     vol = returns.std()
     assert vol.between(0.008, 0.035).all(), vol[~vol.between(0.008, 0.035)]
     assert vol.median() == pytest.approx(0.02, abs=0.006)
@@ -144,7 +157,9 @@ def test_options_are_worth_intrinsic_value_at_expiry_and_have_no_rows_after_it()
     strike = round(spot) - 10
     call = f"MSFT250919C{int(strike * 1000):08d}"
     put = f"MSFT250919P{int(strike * 1000):08d}"
-    result = DemoPriceSource().fetch({call: (date(2025, 9, 1), date(2025, 10, 31)), put: (date(2025, 9, 1), date(2025, 10, 31))})
+    result = DemoPriceSource().fetch(
+        {call: (date(2025, 9, 1), date(2025, 10, 31)), put: (date(2025, 9, 1), date(2025, 10, 31))}
+    )
     frame = closes(result)
     assert frame.index.max() == pd.Timestamp("2025-09-19")
     assert frame.at[pd.Timestamp("2025-09-19"), call] == pytest.approx(spot - strike, abs=1e-9)
@@ -259,13 +274,19 @@ def actions_of(result, symbol: str) -> list[tuple[str, str, float]]:
 
 
 def test_dividend_payers_pay_quarterly_and_the_bond_etfs_monthly_in_the_window():
-    result = DemoPriceSource().fetch({s: WINDOW for s in ["JNJ", "PG", "SPY", "SCHD", "BND", "TLT", "AAPL", "NVDA"]})
+    result = DemoPriceSource().fetch(dict.fromkeys(["JNJ", "PG", "SPY", "SCHD", "BND", "TLT", "AAPL", "NVDA"], WINDOW))
     assert actions_of(result, "JNJ") == [("2025-08-25", CASH_DIVIDEND, 1.30)]
     assert actions_of(result, "PG") == [("2025-07-21", CASH_DIVIDEND, 1.0568), ("2025-10-20", CASH_DIVIDEND, 1.0568)]
     assert actions_of(result, "SPY") == [("2025-09-19", CASH_DIVIDEND, 1.76)]
     assert actions_of(result, "SCHD") == [("2025-09-24", CASH_DIVIDEND, 0.26)]
     # monthly on the first session on or after the 1st (2025-09-01 is Labor Day)
-    assert [d for d, _, _ in actions_of(result, "BND")] == ["2025-07-01", "2025-08-01", "2025-09-02", "2025-10-01", "2025-11-03"]
+    assert [d for d, _, _ in actions_of(result, "BND")] == [
+        "2025-07-01",
+        "2025-08-01",
+        "2025-09-02",
+        "2025-10-01",
+        "2025-11-03",
+    ]
     assert {a for _, _, a in actions_of(result, "TLT")} == {0.33}
     assert actions_of(result, "AAPL") == [] and actions_of(result, "NVDA") == []
     year = DemoPriceSource().fetch({s: (date(2024, 1, 1), date(2024, 12, 31)) for s in DIVIDENDS})
@@ -278,7 +299,7 @@ def test_dividend_payers_pay_quarterly_and_the_bond_etfs_monthly_in_the_window()
 
 
 def test_the_demo_split_is_a_held_long_single_name_without_options_inside_the_window():
-    (symbol, [(ex_date, ratio)]), = SPLITS.items()
+    ((symbol, [(ex_date, ratio)]),) = SPLITS.items()
     assert (symbol, ex_date, ratio) == ("AVGO", "2025-10-14", 2.0)
     assert pd.Timestamp(ex_date) in set(sessions_between(*WINDOW))
     with (generate.HERE / "positions.csv").open(newline="") as handle:
@@ -303,25 +324,37 @@ def test_the_close_is_as_traded_halving_on_the_ex_session_of_the_2_for_1_split(m
     assert np.abs(traded[after] * 2 - model[after]).max() <= 0.0101  # model / 2, rounded to cents
     drop = traded["2025-10-14"] / traded["2025-10-13"]
     assert 0.4 < drop < 0.6  # the stored close halves …
-    assert 2 * drop - 1 == pytest.approx(model["2025-10-14"] / model["2025-10-13"] - 1, abs=2e-4)  # … and moves no money
+    assert 2 * drop - 1 == pytest.approx(
+        model["2025-10-14"] / model["2025-10-13"] - 1, abs=2e-4
+    )  # … and moves no money
 
 
 def test_dividends_after_the_split_are_paid_per_new_share():
     result = DemoPriceSource().fetch({"AVGO": (date(2025, 1, 1), date(2026, 6, 30))})
     assert actions_of(result, "AVGO") == [
-        ("2025-03-20", CASH_DIVIDEND, 0.59), ("2025-06-20", CASH_DIVIDEND, 0.59), ("2025-09-22", CASH_DIVIDEND, 0.59),
+        ("2025-03-20", CASH_DIVIDEND, 0.59),
+        ("2025-06-20", CASH_DIVIDEND, 0.59),
+        ("2025-09-22", CASH_DIVIDEND, 0.59),
         ("2025-10-14", SPLIT, 2.0),
-        ("2025-12-22", CASH_DIVIDEND, 0.295), ("2026-03-20", CASH_DIVIDEND, 0.295), ("2026-06-22", CASH_DIVIDEND, 0.295),
+        ("2025-12-22", CASH_DIVIDEND, 0.295),
+        ("2026-03-20", CASH_DIVIDEND, 0.295),
+        ("2026-06-22", CASH_DIVIDEND, 0.295),
     ]
 
 
 def test_actions_are_those_of_the_requested_range_whatever_the_cut():
     symbols = ["AVGO", "JNJ", "BND", "SPY", "MSFT", "AAPL251219C00250000", "ZZZQ"]
     wide = fresh_fetch({s: (date(2024, 1, 2), date(2025, 11, 6)) for s in symbols})
-    for lo, hi in [(date(2025, 10, 14), date(2025, 10, 14)), (date(2025, 10, 15), date(2025, 11, 6)),
-                   (date(2025, 8, 2), date(2025, 9, 1)), (date(2025, 7, 1), date(2025, 11, 6))]:
-        narrow = fresh_fetch({s: (lo, hi) for s in symbols}).actions
-        inside = wide.actions[(wide.actions["ex_date"] >= pd.Timestamp(lo)) & (wide.actions["ex_date"] <= pd.Timestamp(hi))]
+    for lo, hi in [
+        (date(2025, 10, 14), date(2025, 10, 14)),
+        (date(2025, 10, 15), date(2025, 11, 6)),
+        (date(2025, 8, 2), date(2025, 9, 1)),
+        (date(2025, 7, 1), date(2025, 11, 6)),
+    ]:
+        narrow = fresh_fetch(dict.fromkeys(symbols, (lo, hi))).actions
+        inside = wide.actions[
+            (wide.actions["ex_date"] >= pd.Timestamp(lo)) & (wide.actions["ex_date"] <= pd.Timestamp(hi))
+        ]
         pd.testing.assert_frame_equal(narrow.reset_index(drop=True), inside.reset_index(drop=True))
     assert actions_of(fresh_fetch({"AVGO": (date(2025, 10, 15), date(2025, 11, 6))}), "AVGO") == []
     assert "AAPL251219C00250000" not in set(wide.actions["symbol"]) and "ZZZQ" not in set(wide.actions["symbol"])

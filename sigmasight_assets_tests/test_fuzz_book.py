@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, event, example, given, note, settings
 from hypothesis import strategies as st
@@ -39,7 +40,13 @@ from hypothesis import strategies as st
 from sigmasight_assets import schema
 from sigmasight_assets.book import BOOK_FILES, CHANGE_TYPES, BookValidationError, import_book
 from sigmasight_assets.calendar import all_sessions
-from sigmasight_assets.symbols import DEFAULT_OPTION_MULTIPLIER, INVESTMENT_CLASSES, OPTION_TYPES, POSITION_TYPES, parse_occ
+from sigmasight_assets.symbols import (
+    DEFAULT_OPTION_MULTIPLIER,
+    INVESTMENT_CLASSES,
+    OPTION_TYPES,
+    POSITION_TYPES,
+    parse_occ,
+)
 from sigmasight_assets_tests.byte_mutations import damaged
 from sigmasight_assets_tests.runs import EXAMPLE_BOOK
 
@@ -74,7 +81,7 @@ WITH_MARKS["positions.csv"].append(
 )
 WITH_MARKS["position_marks.csv"] = [list(SPECS["position_marks.csv"].columns), ["v1", "2025-08-29", "101.5"]]
 WITH_EXITS = copy.deepcopy(EXAMPLE)  # the optional exit_price column; NNN exits on Saturday 2025-08-30
-WITH_EXITS["positions.csv"] = [row + [""] for row in WITH_EXITS["positions.csv"]]
+WITH_EXITS["positions.csv"] = [[*row, ""] for row in WITH_EXITS["positions.csv"]]
 WITH_EXITS["positions.csv"][0][-1] = "exit_price"
 for _row in WITH_EXITS["positions.csv"][1:]:
     if _row[0] == "n1":
@@ -92,27 +99,122 @@ def serialize(rows: list[list[str]]) -> bytes:
 # --- junk ------------------------------------------------------------------------------------
 
 JUNK = [
-    "", " ", " \t ", "abc", "N/A", "null", "None", "-", "?",
-    "0", "-0", "0.0", "-1", "-0.01", "-250", "1e308", "1e309", "-1e400", "1e-320", "9" * 40, "9" * 400,
-    "NaN", "nan", "inf", "-inf", "Infinity", "1,5", "1.2.3", "1_000", "+5", ".5", "5.", "0x10", " 12 ", "١٢٣",
-    "2025-02-30", "2025-13-01", "2025-00-10", "2025-04-31", "0000-01-01", "2024-02-29", "2025-8-1",
-    "01/08/2025", "2025/08/01", "20250801", "2025-08-01T00:00:00", "2025-W31-5", "9999-12-31", "0001-01-01",
+    "",
+    " ",
+    " \t ",
+    "abc",
+    "N/A",
+    "null",
+    "None",
+    "-",
+    "?",
+    "0",
+    "-0",
+    "0.0",
+    "-1",
+    "-0.01",
+    "-250",
+    "1e308",
+    "1e309",
+    "-1e400",
+    "1e-320",
+    "9" * 40,
+    "9" * 400,
+    "NaN",
+    "nan",
+    "inf",
+    "-inf",
+    "Infinity",
+    "1,5",
+    "1.2.3",
+    "1_000",
+    "+5",
+    ".5",
+    "5.",
+    "0x10",
+    " 12 ",
+    "١٢٣",
+    "2025-02-30",
+    "2025-13-01",
+    "2025-00-10",
+    "2025-04-31",
+    "0000-01-01",
+    "2024-02-29",
+    "2025-8-1",
+    "01/08/2025",
+    "2025/08/01",
+    "20250801",
+    "2025-08-01T00:00:00",
+    "2025-W31-5",
+    "9999-12-31",
+    "0001-01-01",
     "٢٠٢٥-٠٨-٠١",
-    "LONG", "SHORT", "LC", "LP", "SC", "SP", "long", "BUY", "OPTION", "PUBLIC", "PRIVATE", "OPTIONS", "CRYPTO",
-    "CONTRIBUTION", "WITHDRAWAL", "DEPOSIT", "contribution",
-    "ghost", "x" * 65, "é" * 64, "é" * 65, "y" * 201, "a@b", "no-at-sign", "\x00", "a\x00b", "😀", "line\nbreak",
-    'quo"te', "comma,cell", "\ufeffid", "\u00a0", "\u2028",
+    "LONG",
+    "SHORT",
+    "LC",
+    "LP",
+    "SC",
+    "SP",
+    "long",
+    "BUY",
+    "OPTION",
+    "PUBLIC",
+    "PRIVATE",
+    "OPTIONS",
+    "CRYPTO",
+    "CONTRIBUTION",
+    "WITHDRAWAL",
+    "DEPOSIT",
+    "contribution",
+    "ghost",
+    "x" * 65,
+    "é" * 64,
+    "é" * 65,
+    "y" * 201,
+    "a@b",
+    "no-at-sign",
+    "\x00",
+    "a\x00b",
+    "😀",
+    "line\nbreak",
+    'quo"te',
+    "comma,cell",
+    "\ufeffid",
+    "\u00a0",
+    "\u2028",
 ]
 HUGE_CELL = "z" * 200_000
 
 KIND = {
-    "id": "id", "user_id": "id", "portfolio_id": "id", "position_id": "id",
-    "email": "email", "full_name": "text", "name": "text", "symbol": "text", "underlying_symbol": "text",
-    "opening_equity": "number", "quantity": "number", "entry_price": "number", "multiplier": "number",
-    "strike_price": "number", "quantity_closed": "number", "price": "number", "amount": "number", "exit_price": "number",
-    "inception_date": "date", "entry_date": "date", "exit_date": "date", "expiration_date": "date",
-    "deleted_at": "date", "trade_date": "date", "change_date": "date", "mark_date": "date",
-    "position_type": "enum", "investment_class": "enum", "change_type": "enum",
+    "id": "id",
+    "user_id": "id",
+    "portfolio_id": "id",
+    "position_id": "id",
+    "email": "email",
+    "full_name": "text",
+    "name": "text",
+    "symbol": "text",
+    "underlying_symbol": "text",
+    "opening_equity": "number",
+    "quantity": "number",
+    "entry_price": "number",
+    "multiplier": "number",
+    "strike_price": "number",
+    "quantity_closed": "number",
+    "price": "number",
+    "amount": "number",
+    "exit_price": "number",
+    "inception_date": "date",
+    "entry_date": "date",
+    "exit_date": "date",
+    "expiration_date": "date",
+    "deleted_at": "date",
+    "trade_date": "date",
+    "change_date": "date",
+    "mark_date": "date",
+    "position_type": "enum",
+    "investment_class": "enum",
+    "change_type": "enum",
 }
 ENUMS = sorted(POSITION_TYPES) + sorted(INVESTMENT_CLASSES) + list(CHANGE_TYPES)
 PLAUSIBLE = {
@@ -138,14 +240,49 @@ HEADER_NAMES = ["notes", "", "ID", "id ", " quantity", "Symbol", "position_type"
 
 # --- corrupting a book -----------------------------------------------------------------------
 
-ROW_MUTATIONS = ["cell"] * 10 + ["dup_row", "copy_row_new_id", "drop_row", "truncate_row", "extend_row", "blank_line",
-                                 "option_field", "reference", "header"]
+ROW_MUTATIONS = ["cell"] * 10 + [
+    "dup_row",
+    "copy_row_new_id",
+    "drop_row",
+    "truncate_row",
+    "extend_row",
+    "blank_line",
+    "option_field",
+    "reference",
+    "header",
+]
 HEADER_MUTATIONS = ["add_column", "drop_column", "rename_column", "swap_columns"]
 OPTION_FIELDS = ["underlying_symbol", "strike_price", "expiration_date", "position_type"]
-BYTE_MUTATIONS = ["insert", "insert", "insert", "bom", "double_bom", "utf16", "truncate", "crlf", "cr",
-                  "empty", "no_final_newline", "latin1_line"]
-INSERTED = [b"\xff", b"\xfe", b"\xe9", b"\xc3", b"\xed\xa0\x80", b"\x80", b"\xc0\xaf", b"\x00", b'"', b",", b"\n",
-            b"\r", b"\xef\xbb\xbf", "ü".encode("latin-1")]
+BYTE_MUTATIONS = [
+    "insert",
+    "insert",
+    "insert",
+    "bom",
+    "double_bom",
+    "utf16",
+    "truncate",
+    "crlf",
+    "cr",
+    "empty",
+    "no_final_newline",
+    "latin1_line",
+]
+INSERTED = [
+    b"\xff",
+    b"\xfe",
+    b"\xe9",
+    b"\xc3",
+    b"\xed\xa0\x80",
+    b"\x80",
+    b"\xc0\xaf",
+    b"\x00",
+    b'"',
+    b",",
+    b"\n",
+    b"\r",
+    b"\xef\xbb\xbf",
+    "ü".encode("latin-1"),
+]
 
 
 @st.composite
@@ -173,7 +310,9 @@ def corrupted_books(draw) -> dict[str, bytes]:
             steps.append((kind, name, row + 1, column, rows[row][col][:80]))
         elif kind == "option_field" and row is not None and len(rows[row]) == len(header):
             column = draw(st.sampled_from(OPTION_FIELDS))
-            value = draw(st.sampled_from(["LC", "SP"])) if column == "position_type" else draw(st.sampled_from(["", " "]))
+            value = (
+                draw(st.sampled_from(["LC", "SP"])) if column == "position_type" else draw(st.sampled_from(["", " "]))
+            )
             rows[row][header.index(column)] = value
             steps.append((kind, row + 1, column, value))
         elif kind == "reference" and row is not None and len(rows[row]) == len(header):
@@ -249,10 +388,21 @@ _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 TEXT_MAX = {"email": 320, "full_name": 200, "name": 200}
 REFERENCES = {"user_id", "portfolio_id", "position_id"}
-OPTIONAL = {"exit_date", "multiplier", "underlying_symbol", "strike_price", "expiration_date", "deleted_at", "exit_price"}
+OPTIONAL = {
+    "exit_date",
+    "multiplier",
+    "underlying_symbol",
+    "strike_price",
+    "expiration_date",
+    "deleted_at",
+    "exit_price",
+}
 OPTIONAL_COLUMNS = {"positions.csv": {"exit_price"}}  # docs/operating.md §10: a header may leave these out
-ENUM_VALUES = {"position_type": set(POSITION_TYPES), "investment_class": INVESTMENT_CLASSES,
-               "change_type": set(CHANGE_TYPES)}
+ENUM_VALUES = {
+    "position_type": set(POSITION_TYPES),
+    "investment_class": INVESTMENT_CLASSES,
+    "change_type": set(CHANGE_TYPES),
+}
 
 
 @dataclass
@@ -470,6 +620,7 @@ def book_bytes(cell: tuple[str, int, str, str] | None = None, raw: tuple[str, by
     return files
 
 
+@pytest.mark.slow
 @FUZZ
 @given(files=corrupted_books())
 @example(files=book_bytes(raw=("users.csv", b"Example User", b"Exampl\xe9 User")))  # was UnicodeDecodeError

@@ -19,6 +19,7 @@ runs more, ``SIGMASIGHT_FUZZ_RANDOM=1`` explores randomly.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -27,7 +28,7 @@ import re
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -65,13 +66,22 @@ def with_optional_columns(rows: list[list[str]]) -> list[list[str]]:
     out = [rows[0] + ["open", "high", "low", "volume", "adj_close", "note"]]
     for i, row in enumerate(rows[1:]):
         close = float(row[2])
-        out.append(row + [f"{close * 0.99:.2f}", f"{close * 1.01:.2f}", f"{close * 0.98:.2f}",
-                          "" if i % 3 else str(1000 * i), "" if i % 2 else f"{close * 0.97:.2f}", "any text"])
+        out.append(
+            [
+                *row,
+                f"{close * 0.99:.2f}",
+                f"{close * 1.01:.2f}",
+                f"{close * 0.98:.2f}",
+                "" if i % 3 else str(1000 * i),
+                "" if i % 2 else f"{close * 0.97:.2f}",
+                "any text",
+            ]
+        )
     return out
 
 
 def reordered(rows: list[list[str]]) -> list[list[str]]:
-    order = [2, 0, 1] + list(range(3, len(rows[0])))
+    order = [2, 0, 1, *list(range(3, len(rows[0])))]
     return [[row[i] for i in order] for row in rows]
 
 
@@ -88,29 +98,125 @@ def serialize(rows: list[list[str]]) -> bytes:
 
 JUNK = {
     "symbol": ["", " ", "\t", "MMM", "SPY", "NNN", "mmm", "ZZZ", "A B", "😀", "\x00", "x" * 300],
-    "date": ["", " ", "2025-02-30", "2025-13-01", "2025-00-10", "2025-04-31", "0000-01-01", "0001-01-01",
-             "1677-01-01", "1900-01-02", "2262-12-31", "9999-12-31", "2025-8-1", "01/08/2025", "2025/08/01",
-             "20250801", "2025-08-01T00:00:00", "2025-08-01 00:00", "2025-W31-5", "٢٠٢٥-٠٨-٠١", "2025-08-30",
-             "2025-09-01", "2025-08-04", "2025-08-05", "nan", "NaT", "today"],
-    "number": ["", " ", "abc", "0", "-0", "0.0", "-1", "-0.01", "1e308", "1e309", "1e400", "-1e400", "1e-320",
-               "9" * 400, "NaN", "nan", "inf", "-inf", "Infinity", "1,5", "1.2.3", "1_000", "+5", ".5", "5.",
-               "0x10", " 12 ", "١٢٣", "10.5", "100", "1e2", "True", "None", "N/A", "$10"],
+    "date": [
+        "",
+        " ",
+        "2025-02-30",
+        "2025-13-01",
+        "2025-00-10",
+        "2025-04-31",
+        "0000-01-01",
+        "0001-01-01",
+        "1677-01-01",
+        "1900-01-02",
+        "2262-12-31",
+        "9999-12-31",
+        "2025-8-1",
+        "01/08/2025",
+        "2025/08/01",
+        "20250801",
+        "2025-08-01T00:00:00",
+        "2025-08-01 00:00",
+        "2025-W31-5",
+        "٢٠٢٥-٠٨-٠١",
+        "2025-08-30",
+        "2025-09-01",
+        "2025-08-04",
+        "2025-08-05",
+        "nan",
+        "NaT",
+        "today",
+    ],
+    "number": [
+        "",
+        " ",
+        "abc",
+        "0",
+        "-0",
+        "0.0",
+        "-1",
+        "-0.01",
+        "1e308",
+        "1e309",
+        "1e400",
+        "-1e400",
+        "1e-320",
+        "9" * 400,
+        "NaN",
+        "nan",
+        "inf",
+        "-inf",
+        "Infinity",
+        "1,5",
+        "1.2.3",
+        "1_000",
+        "+5",
+        ".5",
+        "5.",
+        "0x10",
+        " 12 ",
+        "١٢٣",
+        "10.5",
+        "100",
+        "1e2",
+        "True",
+        "None",
+        "N/A",
+        "$10",
+    ],
 }
 
 
 def junk_for(column: str):
     kind = column if column in ("symbol", "date") else "number"
-    return st.sampled_from(JUNK[kind]) | st.text(max_size=5) | (
-        st.floats(0.01, 1e4).map(lambda f: f"{f:.2f}") if kind == "number" else st.nothing()
+    return (
+        st.sampled_from(JUNK[kind])
+        | st.text(max_size=5)
+        | (st.floats(0.01, 1e4).map(lambda f: f"{f:.2f}") if kind == "number" else st.nothing())
     )
 
 
-ROW_MUTATIONS = ["cell"] * 8 + ["dup_row", "dup_key", "drop_row", "truncate_row", "extend_row", "blank_line",
-                                "drop_column", "rename_column", "dup_column", "add_column", "blank_header"]
-BYTE_MUTATIONS = ["insert", "insert", "insert", "latin1_line", "bom", "utf16", "empty", "truncate", "crlf", "cr",
-                  "no_final_newline"]
-INSERTED = [b"\xff", b"\xfe", b"\xe9", b"\xc3", b"\xed\xa0\x80", b"\x80", b"\x00", b'"', b",", b"\n", b"\r",
-            b"\xef\xbb\xbf", b" "]
+ROW_MUTATIONS = ["cell"] * 8 + [
+    "dup_row",
+    "dup_key",
+    "drop_row",
+    "truncate_row",
+    "extend_row",
+    "blank_line",
+    "drop_column",
+    "rename_column",
+    "dup_column",
+    "add_column",
+    "blank_header",
+]
+BYTE_MUTATIONS = [
+    "insert",
+    "insert",
+    "insert",
+    "latin1_line",
+    "bom",
+    "utf16",
+    "empty",
+    "truncate",
+    "crlf",
+    "cr",
+    "no_final_newline",
+]
+INSERTED = [
+    b"\xff",
+    b"\xfe",
+    b"\xe9",
+    b"\xc3",
+    b"\xed\xa0\x80",
+    b"\x80",
+    b"\x00",
+    b'"',
+    b",",
+    b"\n",
+    b"\r",
+    b"\xef\xbb\xbf",
+    b" ",
+]
 
 
 @st.composite
@@ -167,7 +273,7 @@ def price_files(draw, max_mutations: int = 3) -> bytes:
                     r.append(r[at])
         elif kind == "add_column":
             name = draw(st.sampled_from(["note", "", "currency", "volume"]))
-            rows[0] = header + [name]
+            rows[0] = [*header, name]
             for r in rows[1:]:
                 if r:
                     r.append(draw(st.sampled_from(["", "x", "5"])))
@@ -213,8 +319,18 @@ def large_files_with_one_bad_row(draw) -> tuple[bytes, int, str]:
 
 BAD = {
     "symbol": ["", " "],
-    "date": ["", "2025-02-30", "2025-13-01", "01/08/2025", "20250801", "0000-01-01", "0001-01-01", "9999-12-31",
-             "nan", "2025-08-01T00:00"],
+    "date": [
+        "",
+        "2025-02-30",
+        "2025-13-01",
+        "01/08/2025",
+        "20250801",
+        "0000-01-01",
+        "0001-01-01",
+        "9999-12-31",
+        "nan",
+        "2025-08-01T00:00",
+    ],
     "close": ["", "abc", "0", "-0", "-1", "inf", "NaN", "1e400", "1,5", "0x10", "1_000"],
 }
 
@@ -276,10 +392,8 @@ def read_independently(data: bytes) -> Reading:
             bad.append("symbol")
         day = None
         if _DATE.fullmatch(cells["date"]):
-            try:
+            with contextlib.suppress(ValueError):
                 day = date.fromisoformat(cells["date"])
-            except ValueError:
-                pass
         if day is None or not FIRST_DAY <= day <= LAST_DAY:
             bad.append("date")
         value["date"] = day
@@ -319,12 +433,16 @@ REQUESTS = {
 
 def expected_prices(reading: Reading, requests) -> pd.DataFrame:
     rows = [
-        r for r in reading.rows
-        if r["symbol"] in requests and requests[r["symbol"]][0] <= r["date"] <= requests[r["symbol"]][1]
+        r
+        for r in reading.rows
+        if r["symbol"] in requests
+        and requests[r["symbol"]][0] <= r["date"] <= requests[r["symbol"]][1]
         and r["date"] in SESSIONS
     ]
-    return pd.DataFrame(sorted(rows, key=lambda r: (r["symbol"], r["date"])),
-                        columns=["symbol", "date", "close", "open", "high", "low", "volume", "adj_close"])
+    return pd.DataFrame(
+        sorted(rows, key=lambda r: (r["symbol"], r["date"])),
+        columns=["symbol", "date", "close", "open", "high", "low", "volume", "adj_close"],
+    )
 
 
 _LINE_FIELD = re.compile(r"line (\d+), field ([^:]+):")
@@ -371,9 +489,7 @@ def check_fetch(data: bytes) -> None:
     expected = expected_prices(reading, REQUESTS)
     got = result.prices.copy()
     got["date"] = got["date"].dt.date
-    pd.testing.assert_frame_equal(
-        got[expected.columns].reset_index(drop=True), expected, check_dtype=False, rtol=1e-12
-    )
+    pd.testing.assert_frame_equal(got[expected.columns].reset_index(drop=True), expected, check_dtype=False, rtol=1e-12)
     assert set(result.missing) == set(REQUESTS) - set(got["symbol"])
     assert source.ignored_non_session_rows == sum(r["date"] not in SESSIONS for r in reading.rows)
 
@@ -423,7 +539,8 @@ def test_prices_asset_run_on_a_corrupted_file_fails_and_writes_nothing(engine, d
     import_book(engine, EXAMPLE_BOOK)
     stored = pd.read_csv(EXAMPLE_BOOK / "prices.csv")
     stored = stored[stored["date"] <= "2025-08-22"].assign(
-        source="csv:prices.csv", fetched_at=datetime(2025, 9, 6, tzinfo=timezone.utc))
+        source="csv:prices.csv", fetched_at=datetime(2025, 9, 6, tzinfo=UTC)
+    )
     stored["date"] = pd.to_datetime(stored["date"]).dt.date
     with engine.begin() as conn:
         conn.execute(schema.market_data_cache.insert(), stored.to_dict("records"))
@@ -431,8 +548,9 @@ def test_prices_asset_run_on_a_corrupted_file_fails_and_writes_nothing(engine, d
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bad_prices.csv"
         path.write_bytes(data)
-        result = materialize_range([prices_asset], db_url, "2025-09-02", "2025-09-05",
-                                   price_spec=f"csv:{path}", raise_on_error=False)
+        result = materialize_range(
+            [prices_asset], db_url, "2025-09-02", "2025-09-05", price_spec=f"csv:{path}", raise_on_error=False
+        )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     error = failure.step_failure_data.error

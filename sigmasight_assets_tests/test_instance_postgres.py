@@ -102,14 +102,21 @@ def test_a_materialization_through_the_postgres_instance_is_stored_in_postgres(p
         with dagster_db.connect() as conn:
             tables = set(sa.inspect(conn).get_table_names())
             runs = conn.execute(sa.text("select run_id, status from runs")).fetchall()
-            tags = dict(conn.execute(sa.text("select key, value from run_tags where run_id = :r"),
-                                     {"r": result.run_id}).fetchall())
-            materialized = conn.execute(sa.text(
-                "select asset_key, partition from event_logs "
-                "where dagster_event_type = 'ASSET_MATERIALIZATION' and run_id = :r order by asset_key"),
-                {"r": result.run_id}).fetchall()
-            events = conn.execute(sa.text("select count(*) from event_logs where run_id = :r"),
-                                  {"r": result.run_id}).scalar_one()
+            tags = dict(
+                conn.execute(
+                    sa.text("select key, value from run_tags where run_id = :r"), {"r": result.run_id}
+                ).fetchall()
+            )
+            materialized = conn.execute(
+                sa.text(
+                    "select asset_key, partition from event_logs "
+                    "where dagster_event_type = 'ASSET_MATERIALIZATION' and run_id = :r order by asset_key"
+                ),
+                {"r": result.run_id},
+            ).fetchall()
+            events = conn.execute(
+                sa.text("select count(*) from event_logs where run_id = :r"), {"r": result.run_id}
+            ).scalar_one()
     finally:
         dagster_db.dispose()
     assert {"runs", "run_tags", "event_logs", "jobs", "job_ticks"} <= tables  # run, event and schedule storage

@@ -45,10 +45,19 @@ class CountingSource:
                 missing[symbol] = "unknown to the counting source"
                 continue
             days = days[~days.isin(pd.to_datetime(hole))]
-            frames.append(pd.DataFrame({
-                "symbol": symbol, "date": days, "close": 100 + np.arange(len(days)) * 0.5,
-                "open": np.nan, "high": np.nan, "low": np.nan, "volume": 1e6,
-            }))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "symbol": symbol,
+                        "date": days,
+                        "close": 100 + np.arange(len(days)) * 0.5,
+                        "open": np.nan,
+                        "high": np.nan,
+                        "low": np.nan,
+                        "volume": 1e6,
+                    }
+                )
+            )
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PRICE_COLUMNS)
         return FetchResult(prices=frame[PRICE_COLUMNS], missing=missing, requests=len(requests))
 
@@ -87,13 +96,16 @@ def metadata(result) -> dict:
 
 @pytest.fixture
 def book(engine):
-    make_book(engine, [
-        position("a", "AAPL"),
-        position("m", "MSFT"),
-        position("pe", "FUND_II", investment_class="PRIVATE"),
-        position("pv", "VILLA", investment_class="PRIVATE"),
-        position("x", "house in Tuscany"),
-    ])
+    make_book(
+        engine,
+        [
+            position("a", "AAPL"),
+            position("m", "MSFT"),
+            position("pe", "FUND_II", investment_class="PRIVATE"),
+            position("pv", "VILLA", investment_class="PRIVATE"),
+            position("x", "house in Tuscany"),
+        ],
+    )
     return engine
 
 
@@ -103,7 +115,7 @@ def test_first_run_fetches_the_window_once_with_one_range_per_symbol(book, db_ur
     assert result.success
     assert len(source.calls) == 1
     window = (date(2025, 6, 30), date(2025, 7, 10))  # 10 calendar days of history
-    assert source.calls[0] == {s: window for s in ["AAPL", "MSFT", *ETFS]}
+    assert source.calls[0] == dict.fromkeys(["AAPL", "MSFT", *ETFS], window)
     stored = table(book, t.market_data_cache)
     assert len(stored) == 9 * 8 and not stored.duplicated(["symbol", "date"]).any()  # July 4th is a holiday
     assert set(stored["source"]) == {"counting"} and stored["fetched_at"].notna().all()
@@ -147,10 +159,15 @@ def test_a_range_run_is_one_run_with_one_materialization_per_partition(book, db_
 def test_each_session_gets_its_own_closes_and_the_run_report_goes_on_the_last(book, db_url):
     source = CountingSource(holes={"MSFT": ["2025-07-08"]})
     result = run(db_url, source, "2025-07-07", "2025-07-09")
-    mats = {m.partition: {k: v.value for k, v in m.metadata.items()}
-            for m in result.asset_materializations_for_node("prices")}
+    mats = {
+        m.partition: {k: v.value for k, v in m.metadata.items()}
+        for m in result.asset_materializations_for_node("prices")
+    }
     assert {s: (m["dagster/row_count"], m["closes_written"]) for s, m in mats.items()} == {
-        "2025-07-07": (9, 9), "2025-07-08": (8, 8), "2025-07-09": (9, 9)}  # MSFT has no close on the 8th
+        "2025-07-07": (9, 9),
+        "2025-07-08": (8, 8),
+        "2025-07-09": (9, 9),
+    }  # MSFT has no close on the 8th
     for session, meta in mats.items():  # step-wide: the tables written, the source and the window fetched
         assert meta["dagster/table_name"] == "market_data_cache" and meta["table_name/corporate_actions"]
         assert meta["source"] == "counting" and meta["window"] == "2025-06-27…2025-07-09"
@@ -158,8 +175,10 @@ def test_each_session_gets_its_own_closes_and_the_run_report_goes_on_the_last(bo
     assert mats["2025-07-09"]["rows_written"] == 9 * 8 - 1  # the whole window, history included
     # a second run stores nothing: each session still shows the closes the store holds
     again = run(db_url, source, "2025-07-07", "2025-07-09")
-    counts = {m.partition: (m.metadata["dagster/row_count"].value, m.metadata["closes_written"].value)
-              for m in again.asset_materializations_for_node("prices")}
+    counts = {
+        m.partition: (m.metadata["dagster/row_count"].value, m.metadata["closes_written"].value)
+        for m in again.asset_materializations_for_node("prices")
+    }
     assert counts == {"2025-07-07": (9, 0), "2025-07-08": (8, 0), "2025-07-09": (9, 0)}
 
 
@@ -232,13 +251,15 @@ class ActingSource(CountingSource):
     """CountingSource that also reports, for the requested symbols and ranges, the actions of
     ``ACTIONS`` (and ``extra`` rows as given, whatever was asked)."""
 
-    ACTIONS = pd.DataFrame({
-        "symbol": ["AAPL", "MSFT", "MSFT", "AAPL"],
-        "ex_date": pd.to_datetime(["2025-07-07", "2025-07-05", "2025-07-14", "2025-06-02"]),
-        "action_type": ["SPLIT", "CASH_DIVIDEND", "CASH_DIVIDEND", "CASH_DIVIDEND"],
-        "ratio": [2.0, np.nan, np.nan, np.nan],
-        "amount": [np.nan, 0.83, 0.83, 0.26],
-    })
+    ACTIONS = pd.DataFrame(
+        {
+            "symbol": ["AAPL", "MSFT", "MSFT", "AAPL"],
+            "ex_date": pd.to_datetime(["2025-07-07", "2025-07-05", "2025-07-14", "2025-06-02"]),
+            "action_type": ["SPLIT", "CASH_DIVIDEND", "CASH_DIVIDEND", "CASH_DIVIDEND"],
+            "ratio": [2.0, np.nan, np.nan, np.nan],
+            "amount": [np.nan, 0.83, 0.83, 0.26],
+        }
+    )
 
     def __init__(self, extra: pd.DataFrame | None = None, **kw):
         super().__init__(**kw)
@@ -263,6 +284,7 @@ def test_actions_are_stored_once_with_the_closes_and_listed_in_the_metadata(book
     result = run(db_url, ActingSource(), "2025-07-10")  # window 2025-06-30 … 2025-07-10
     assert result.success
     stored = stored_actions(book)
+
     def plain(x):
         return None if pd.isna(x) else x
 
@@ -297,13 +319,23 @@ def test_fetching_a_range_again_stores_no_action_twice(book, db_url):
     assert again.success and len(source.calls) == 2 and metadata(again)["actions_stored"] == 0
     wider = run(db_url, source, "2025-07-10", "2025-07-15")
     assert [(r.symbol, r.ex_date) for r in stored_actions(book).itertuples()] == [
-        ("AAPL", date(2025, 7, 7)), ("MSFT", date(2025, 7, 5)), ("MSFT", date(2025, 7, 14))]
+        ("AAPL", date(2025, 7, 7)),
+        ("MSFT", date(2025, 7, 5)),
+        ("MSFT", date(2025, 7, 14)),
+    ]
     assert metadata(wider)["actions_stored"] == 1
 
 
 def test_actions_outside_the_requested_ranges_are_ignored(book, db_url):
-    extra = pd.DataFrame({"symbol": ["AAPL"], "ex_date": [pd.Timestamp("2025-08-01")], "action_type": ["SPLIT"],
-                          "ratio": [4.0], "amount": [np.nan]})
+    extra = pd.DataFrame(
+        {
+            "symbol": ["AAPL"],
+            "ex_date": [pd.Timestamp("2025-08-01")],
+            "action_type": ["SPLIT"],
+            "ratio": [4.0],
+            "amount": [np.nan],
+        }
+    )
     assert run(db_url, ActingSource(extra), "2025-07-10").success
     assert pd.Timestamp("2025-08-01").date() not in set(stored_actions(book)["ex_date"])
 
@@ -323,8 +355,14 @@ BAD_ACTIONS = {
 @pytest.mark.parametrize("case", list(BAD_ACTIONS))
 def test_an_invalid_action_fails_the_run_and_writes_nothing(book, db_url, case):
     change, words = BAD_ACTIONS[case]
-    row = {"symbol": "AAPL", "ex_date": pd.Timestamp("2025-07-08"), "action_type": "SPLIT", "ratio": 2.0,
-           "amount": np.nan, **change}
+    row = {
+        "symbol": "AAPL",
+        "ex_date": pd.Timestamp("2025-07-08"),
+        "action_type": "SPLIT",
+        "ratio": 2.0,
+        "amount": np.nan,
+        **change,
+    }
     result = run(db_url, ActingSource(pd.DataFrame([row])), "2025-07-10")
     assert not result.success
     message = result.get_step_failure_events()[0].event_specific_data.error.cause.message
@@ -338,8 +376,10 @@ def test_the_demo_source_stores_its_split_and_dividends(engine, db_url):
     make_book(engine, [position("avgo", "AVGO"), position("jnj", "JNJ")])
     result = run(db_url, DemoPriceSource(), "2025-10-01", "2025-10-31", history=60)  # from 2025-08-02
     assert result.success
-    got = {(r.symbol, r.ex_date.isoformat(), r.action_type): r.ratio if r.action_type == "SPLIT" else r.amount
-           for r in stored_actions(engine).itertuples()}
+    got = {
+        (r.symbol, r.ex_date.isoformat(), r.action_type): r.ratio if r.action_type == "SPLIT" else r.amount
+        for r in stored_actions(engine).itertuples()
+    }
     assert got == {
         ("AVGO", "2025-09-22", "CASH_DIVIDEND"): 0.59,
         ("AVGO", "2025-10-14", "SPLIT"): 2.0,
@@ -364,16 +404,25 @@ class FailingFor(CountingSource):
         result = super().fetch(requests)
         return FetchResult(
             prices=result.prices[~result.prices["symbol"].isin(self.failing)].reset_index(drop=True),
-            missing=result.missing, requests=result.requests,
-            failed={s: "yfinance: HTTP 500 after 3 attempts; yahooquery: HTTP 500 after 3 attempts"
-                    for s in sorted(self.failing & set(requests))},
+            missing=result.missing,
+            requests=result.requests,
+            failed=dict.fromkeys(
+                sorted(self.failing & set(requests)),
+                "yfinance: HTTP 500 after 3 attempts; yahooquery: HTTP 500 after 3 attempts",
+            ),
         )
 
 
 def test_symbols_a_provider_failed_for_warn_are_not_recorded_as_gaps_and_are_asked_again(book, db_url):
     assert run(db_url, CountingSource(), "2025-07-01", "2025-07-09").success
-    old = {"symbol": "AAPL", "start_date": date(2025, 7, 10), "end_date": date(2025, 7, 10), "source": "counting",
-           "reason": "an old record", "asked_at": pd.Timestamp("2025-01-01", tz="UTC")}
+    old = {
+        "symbol": "AAPL",
+        "start_date": date(2025, 7, 10),
+        "end_date": date(2025, 7, 10),
+        "source": "counting",
+        "reason": "an old record",
+        "asked_at": pd.Timestamp("2025-01-01", tz="UTC"),
+    }
     with book.begin() as conn:
         conn.execute(t.price_coverage_gaps.insert(), [old])
     failing = FailingFor({"AAPL"})
@@ -388,17 +437,26 @@ def test_symbols_a_provider_failed_for_warn_are_not_recorded_as_gaps_and_are_ask
     assert date(2025, 7, 10) not in set(stored.loc[stored["symbol"] == "AAPL", "date"])  # nothing invented
     assert (stored.loc[stored["symbol"] == "MSFT", "date"] == date(2025, 7, 10)).sum() == 1
     gaps = table(book, t.price_coverage_gaps)
-    assert gaps[["symbol", "reason"]].to_dict("records") == [{"symbol": "AAPL", "reason": "an old record"}]  # left as is
+    assert gaps[["symbol", "reason"]].to_dict("records") == [
+        {"symbol": "AAPL", "reason": "an old record"}
+    ]  # left as is
 
     # downstream: valued by the 10-day lookback from its last close, flagged as filled
     from sigmasight_assets.assets.accounting import position_values
 
-    valued = materialize([position_values], resources={"store": StoreResource(database_url=db_url)},
-                         partition_key="2025-07-10", instance=DagsterInstance.ephemeral())
+    valued = materialize(
+        [position_values],
+        resources={"store": StoreResource(database_url=db_url)},
+        partition_key="2025-07-10",
+        instance=DagsterInstance.ephemeral(),
+    )
     assert valued.success
     with book.connect() as conn:
-        row = conn.execute(sa.select(t.position_values).where(
-            t.position_values.c.symbol == "AAPL", t.position_values.c.date == date(2025, 7, 10))).one()
+        row = conn.execute(
+            sa.select(t.position_values).where(
+                t.position_values.c.symbol == "AAPL", t.position_values.c.date == date(2025, 7, 10)
+            )
+        ).one()
     assert row.is_filled and row.stale_days == 1 and row.price_date == date(2025, 7, 9) and row.is_priced
 
     # the next run asks for it again, and only for it

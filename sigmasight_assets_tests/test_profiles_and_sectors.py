@@ -57,8 +57,15 @@ def test_historical_backfill_of_every_asset_is_one_run_with_zero_profile_request
     result = materialize_range(ALL, db_url, "2025-07-01", "2025-07-03")
     assert result.success and counting.calls == []
     ran = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
-    assert ran == {"prices", "company_profiles", "position_values", "daily_pnl", "equity_balances",
-                   "portfolio_snapshots", "sector_tags"}
+    assert ran == {
+        "prices",
+        "company_profiles",
+        "position_values",
+        "daily_pnl",
+        "equity_balances",
+        "portfolio_snapshots",
+        "sector_tags",
+    }
     assert not [e for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
     meta = result.asset_materializations_for_node("company_profiles")[0].metadata
     assert meta["requests"].value == 0 and "latest session" in meta["decision"].value
@@ -79,9 +86,18 @@ def test_run_covering_the_latest_session_fetches_each_eligible_symbol_once(demo_
 
 def test_known_funds_from_a_stored_profile_are_not_asked_again(demo_book, db_url, counting):
     with demo_book.begin() as conn:
-        conn.execute(t.company_profiles.insert(), [{
-            "symbol": "SCHD", "quote_type": "ETF", "source": "demo", "fetched_at": pd.Timestamp("2025-01-01", tz="UTC"),
-            "as_of_session": pd.Timestamp("2025-01-02").date()}])
+        conn.execute(
+            t.company_profiles.insert(),
+            [
+                {
+                    "symbol": "SCHD",
+                    "quote_type": "ETF",
+                    "source": "demo",
+                    "fetched_at": pd.Timestamp("2025-01-01", tz="UTC"),
+                    "as_of_session": pd.Timestamp("2025-01-02").date(),
+                }
+            ],
+        )
     materialize_latest(db_url)
     assert "SCHD" not in counting.calls[0]
 
@@ -103,11 +119,22 @@ def test_historical_sessions_are_tagged_from_the_latest_profile(demo_book, db_ur
 def test_sector_exposures_add_up_to_the_snapshot_exposures(demo_book, db_url):
     materialize_latest(db_url)
     materialize_range([prices, *ACCOUNTING_ASSETS, sector_tags], db_url, "2025-07-01", "2025-07-03")
-    sectors = table_rows(demo_book, t.sector_exposures).groupby(["portfolio_id", "date"])[
-        ["net_exposure", "gross_exposure", "long_exposure", "short_exposure"]].sum()
-    snaps = table_rows(demo_book, t.portfolio_snapshots).rename(columns={"snapshot_date": "date"}).set_index(["portfolio_id", "date"])
-    pairs = {"net_exposure": "net_market_value", "gross_exposure": "gross_exposure",
-             "long_exposure": "long_exposure", "short_exposure": "short_exposure"}
+    sectors = (
+        table_rows(demo_book, t.sector_exposures)
+        .groupby(["portfolio_id", "date"])[["net_exposure", "gross_exposure", "long_exposure", "short_exposure"]]
+        .sum()
+    )
+    snaps = (
+        table_rows(demo_book, t.portfolio_snapshots)
+        .rename(columns={"snapshot_date": "date"})
+        .set_index(["portfolio_id", "date"])
+    )
+    pairs = {
+        "net_exposure": "net_market_value",
+        "gross_exposure": "gross_exposure",
+        "long_exposure": "long_exposure",
+        "short_exposure": "short_exposure",
+    }
     joined = sectors.join(snaps[list(pairs.values())], rsuffix="_snapshot", how="inner")
     assert len(joined) == 6 * 3
     for sector_col, snap_col in pairs.items():
@@ -124,7 +151,7 @@ def test_positions_without_a_profile_are_unknown_and_named(demo_book, db_url, ca
     # a new user sees why every sector is "Unknown" and how to fix it, in the metadata and the log
     for mat in result.asset_materializations_for_node("sector_tags"):
         hint = mat.metadata["profiles_missing"].value
-        assert "no company profile is stored at all" in hint and "tagged \"Unknown\"" in hint
+        assert "no company profile is stored at all" in hint and 'tagged "Unknown"' in hint
         assert "`sigmasight profiles refresh`" in hint and "reaches the latest session" in hint
     logged = [line for line in capfd.readouterr().err.splitlines() if "no stored company profile" in line]
     assert logged and " - INFO - " in logged[0] and "`sigmasight profiles refresh`" in logged[0]
@@ -133,8 +160,10 @@ def test_positions_without_a_profile_are_unknown_and_named(demo_book, db_url, ca
 def test_each_session_gets_its_own_tag_counts_and_the_sector_table_goes_on_the_last(demo_book, db_url):
     materialize_latest(db_url)
     result = materialize_range([prices, *ACCOUNTING_ASSETS, sector_tags], db_url, "2025-07-01", "2025-07-03")
-    mats = {m.partition: {k: v.value for k, v in m.metadata.items()}
-            for m in result.asset_materializations_for_node("sector_tags")}
+    mats = {
+        m.partition: {k: v.value for k, v in m.metadata.items()}
+        for m in result.asset_materializations_for_node("sector_tags")
+    }
     assert list(mats) == ["2025-07-01", "2025-07-02", "2025-07-03"]
     tags = table_rows(demo_book, t.position_sector_tags)
     exposures = table_rows(demo_book, t.sector_exposures)
@@ -146,7 +175,9 @@ def test_each_session_gets_its_own_tag_counts_and_the_sector_table_goes_on_the_l
             assert meta[f"tagged_{basis}"] == (on_day["tag_basis"] == basis).sum(), (session, basis)
         assert meta["exposure_rows"] == (exposures["date"] == day).sum()
         assert meta["gross_exposure"] == round(exposures.loc[exposures["date"] == day, "gross_exposure"].sum(), 2)
-        assert meta["dagster/table_name"] == "position_sector_tags" and meta["window"].startswith("2025-07-01…2025-07-03")
+        assert meta["dagster/table_name"] == "position_sector_tags" and meta["window"].startswith(
+            "2025-07-01…2025-07-03"
+        )
         assert ("sectors" in meta) == (session == "2025-07-03")
 
 
@@ -158,8 +189,9 @@ PLAN_BREAKS = {
 
 
 @pytest.mark.parametrize("case", list(PLAN_BREAKS))
-def test_a_plan_outside_the_bounds_fails_profile_requests_bounded_before_any_request(demo_book, db_url, counting,
-                                                                                     monkeypatch, case):
+def test_a_plan_outside_the_bounds_fails_profile_requests_bounded_before_any_request(
+    demo_book, db_url, counting, monkeypatch, case
+):
     extra, words = PLAN_BREAKS[case]
     real = market_profiles.profile_candidates
 
@@ -185,8 +217,10 @@ def test_the_request_bounds_check_reports_the_comparison_it_made(demo_book, db_u
     check = check_result(result, "profile_requests_bounded")
     (asked,) = counting.calls
     assert check.passed and check.metadata["asked"].value == len(asked) < check.metadata["eligible"].value
-    assert (f"{len(asked)} symbol(s) asked of {check.metadata['eligible'].value} eligible: 0 not eligible, "
-            "0 asked twice or more, 0 PRIVATE, synthetic, option or fund") in check.description
+    assert (
+        f"{len(asked)} symbol(s) asked of {check.metadata['eligible'].value} eligible: 0 not eligible, "
+        "0 asked twice or more, 0 PRIVATE, synthetic, option or fund"
+    ) in check.description
 
 
 def test_a_backfill_run_without_a_partition_range_asks_nothing_and_says_why(demo_book, db_url, counting):
@@ -214,10 +248,22 @@ def store_profile(engine, symbol: str, age_days: float, sector: str = "Stored Se
     fetched = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=age_days)
     with engine.begin() as conn:
         conn.execute(t.company_profiles.delete().where(t.company_profiles.c.symbol == symbol))
-        conn.execute(t.company_profiles.insert(), [{
-            "symbol": symbol, "name": f"{symbol} (stored)", "quote_type": "EQUITY", "sector": sector,
-            "industry": "Stored Industry", "beta": 1.5, "source": "stored", "fetched_at": fetched,
-            "as_of_session": (fetched - pd.Timedelta(days=1)).date()}])
+        conn.execute(
+            t.company_profiles.insert(),
+            [
+                {
+                    "symbol": symbol,
+                    "name": f"{symbol} (stored)",
+                    "quote_type": "EQUITY",
+                    "sector": sector,
+                    "industry": "Stored Industry",
+                    "beta": 1.5,
+                    "source": "stored",
+                    "fetched_at": fetched,
+                    "as_of_session": (fetched - pd.Timedelta(days=1)).date(),
+                }
+            ],
+        )
 
 
 def profile_meta(result) -> dict:
@@ -225,8 +271,11 @@ def profile_meta(result) -> dict:
 
 
 def check_result(result, name: str):
-    (evaluation,) = [e.event_specific_data for e in result.all_events
-                     if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == name]
+    (evaluation,) = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == name
+    ]
     return evaluation
 
 
@@ -282,11 +331,16 @@ def test_a_historical_range_asks_nothing_even_when_every_profile_is_old(demo_boo
     assert profile_meta(result)["requests"] == 0 and check_result(result, "profile_refresh").passed
     assert "snapshot 1 → 1 profiles (expected 1)" in check_result(result, "profile_refresh").description
     bounded = check_result(result, "profile_requests_bounded")
-    assert bounded.passed and "0 symbol(s) asked of" in bounded.description and "0 provider request(s)" in bounded.description
+    assert (
+        bounded.passed
+        and "0 symbol(s) asked of" in bounded.description
+        and "0 provider request(s)" in bounded.description
+    )
 
 
-def test_a_snapshot_changed_during_a_historical_run_fails_the_profile_refresh_check(demo_book, db_url, counting,
-                                                                                      monkeypatch):
+def test_a_snapshot_changed_during_a_historical_run_fails_the_profile_refresh_check(
+    demo_book, db_url, counting, monkeypatch
+):
     """Another writer (`sigmasight profiles refresh`) commits a profile after the run read
     the snapshot: the run asked nothing, but the snapshot it reports is no longer the
     stored one, and profile_refresh says so."""
@@ -314,8 +368,11 @@ class PartlyFailing(DemoProfileSource):
 
     def fetch_profiles(self, symbols):
         served = super().fetch_profiles([s for s in symbols if s not in ("AAPL", "NVDA")])
-        served.failed = {s: "yahooquery: ProviderResponseError: HTTP 500; yfinance: HTTPError: HTTP 500"
-                         for s in symbols if s in ("AAPL", "NVDA")}
+        served.failed = {
+            s: "yahooquery: ProviderResponseError: HTTP 500; yfinance: HTTPError: HTTP 500"
+            for s in symbols
+            if s in ("AAPL", "NVDA")
+        }
         return served
 
 
@@ -328,21 +385,25 @@ def out_of_budget(port):
 
 
 @pytest.mark.parametrize("failure", ["unreachable", "budget", "some symbols"])
-def test_a_failing_profile_provider_keeps_the_stored_snapshot_and_warns(demo_book, db_url, monkeypatch, failure,
-                                                                         silent_port):
+def test_a_failing_profile_provider_keeps_the_stored_snapshot_and_warns(
+    demo_book, db_url, monkeypatch, failure, silent_port
+):
     store_profile(demo_book, "AAPL", 10, sector="Stored Tech")
     before = table_rows(demo_book, t.company_profiles)
-    source = {"unreachable": unreachable, "budget": lambda: out_of_budget(silent_port),
-              "some symbols": PartlyFailing}[failure]()
+    source = {"unreachable": unreachable, "budget": lambda: out_of_budget(silent_port), "some symbols": PartlyFailing}[
+        failure
+    ]()
     monkeypatch.setattr(profiles_module, "make_profile_source", lambda spec: source)
     result = materialize_latest(db_url)
     assert result.success
     check = check_result(result, "profile_refresh")
     assert not check.passed and check.severity.value == "WARN"
     assert "AAPL" in check.description and "stored snapshot kept for 1" in check.description
-    reason = {"unreachable": "no profile provider reachable: tried yahooquery (DNSError",
-              "budget": "profile provider time budget of 0.5 s (SIGMASIGHT_PROVIDER_BUDGET_S) exhausted",
-              "some symbols": "AAPL: yahooquery: ProviderResponseError: HTTP 500"}[failure]
+    reason = {
+        "unreachable": "no profile provider reachable: tried yahooquery (DNSError",
+        "budget": "profile provider time budget of 0.5 s (SIGMASIGHT_PROVIDER_BUDGET_S) exhausted",
+        "some symbols": "AAPL: yahooquery: ProviderResponseError: HTTP 500",
+    }[failure]
     assert reason in check.description
     assert check_result(result, "profile_requests_bounded").passed
     meta = profile_meta(result)
@@ -360,8 +421,9 @@ def test_a_failing_profile_provider_keeps_the_stored_snapshot_and_warns(demo_boo
 LATEST_IS_2025_07_03 = dt.datetime(2025, 7, 3, 18, 30, tzinfo=ZoneInfo("America/New_York"))
 
 
-def test_an_unreachable_profile_provider_does_not_skip_sector_tags_or_risk_in_the_same_run(demo_book, db_url,
-                                                                                           monkeypatch):
+def test_an_unreachable_profile_provider_does_not_skip_sector_tags_or_risk_in_the_same_run(
+    demo_book, db_url, monkeypatch
+):
     """A run covering the latest session (partitions loaded as of 2025-07-03 18:30 New York) with every
     asset: company_profiles cannot reach its provider, keeps the stored snapshot, warns, and
     still materializes, so sector_tags and risk_analytics run (before: the step failed and

@@ -16,12 +16,13 @@ accepts connections and never answers. Nothing leaves the machine.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import socket
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
@@ -30,7 +31,6 @@ from curl_cffi.requests.exceptions import Timeout as CurlTimeout
 
 from sigmasight_assets import schema as t
 from sigmasight_assets.calendar import sessions_between
-from sigmasight_assets.symbols import FACTOR_ETFS
 from sigmasight_assets.market_data.sources.base import PriceSourceError
 from sigmasight_assets.market_data.sources.yahoo import (
     RETRY_AFTER_CAP_S,
@@ -41,6 +41,7 @@ from sigmasight_assets.market_data.sources.yahoo import (
     env_proxy,
     retry_after_s,
 )
+from sigmasight_assets.symbols import FACTOR_ETFS
 from sigmasight_assets_tests.fake_yahoo import (
     AFTER_THE_FACT,
     CHART,
@@ -61,7 +62,16 @@ META = json.loads((FIXTURES / "chart_SPY.json").read_text())["chart"]["result"][
 NOT_FOUND = (FIXTURES / "chart_not_found.json").read_bytes()
 SERIES = sessions_between("2025-06-02", "2025-07-10")
 JULY_SESSIONS = ["2025-07-01", "2025-07-02", "2025-07-03", "2025-07-07", "2025-07-08", "2025-07-09", "2025-07-10"]
-PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy")
+PROXY_VARS = (
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+)
 
 
 def synthetic_close(symbol: str, day: pd.Timestamp) -> float:
@@ -69,11 +79,13 @@ def synthetic_close(symbol: str, day: pd.Timestamp) -> float:
 
 
 HTML_500 = Reply(500, b"<html><body><h1>500 Internal Server Error</h1></body></html>", kind="text/html")
-JSON_503 = Reply(503, b'{"chart": {"result": null, "error": {"code": "Service Unavailable", '
-                      b'"description": "Service Unavailable"}}}')
+JSON_503 = Reply(
+    503, b'{"chart": {"result": null, "error": {"code": "Service Unavailable", "description": "Service Unavailable"}}}'
+)
 TRUNCATED = Reply(200, lambda body: body[: len(body) // 2])
-HTML_200 = Reply(200, b"<!doctype html><html><head><title>Yahoo</title></head><body>Oops</body></html>",
-                 kind="text/html")
+HTML_200 = Reply(
+    200, b"<!doctype html><html><head><title>Yahoo</title></head><body>Oops</body></html>", kind="text/html"
+)
 
 
 class FakeYahoo(FakeYahooServer):
@@ -117,8 +129,9 @@ class FakeYahoo(FakeYahooServer):
         return reply
 
     def charts(self, provider: str | None = None, symbol: str | None = None, kind: str | None = "history") -> list:
-        return [e for e in self.log if e[1] and provider in (None, e[0]) and symbol in (None, e[1])
-                and kind in (None, e[2])]
+        return [
+            e for e in self.log if e[1] and provider in (None, e[0]) and symbol in (None, e[1]) and kind in (None, e[2])
+        ]
 
     def reply_for(self, provider: str, symbol: str, history: bool) -> Reply | None:
         queued = self.script.get((provider, symbol))
@@ -133,7 +146,7 @@ class FakeYahoo(FakeYahooServer):
         if "period1" in query:
             lo = pd.Timestamp(int(query["period1"][0]), unit="s")
             hi = pd.Timestamp(int(query["period2"][0]), unit="s")
-            days = SERIES[(SERIES >= lo.normalize()) & (SERIES < hi)]
+            days = SERIES[(lo.normalize() <= SERIES) & (hi > SERIES)]
         else:  # yfinance's timezone lookup (range=1d)
             days = SERIES[-1:]
         if symbol in self.only:
@@ -143,16 +156,30 @@ class FakeYahoo(FakeYahooServer):
         for i, d in enumerate(days):
             if d.strftime("%Y-%m-%d") in self.closes.get(symbol, {}):
                 closes[i] = self.closes[symbol][d.strftime("%Y-%m-%d")]
-        stamps = [int((d + pd.Timedelta(hours=9, minutes=30)).tz_localize("America/New_York").timestamp()) for d in days]
-        numbers = [c if isinstance(c, (int, float)) and c is not None and math.isfinite(c) and c > 0 else 100.0
-                   for c in closes]
+        stamps = [
+            int((d + pd.Timedelta(hours=9, minutes=30)).tz_localize("America/New_York").timestamp()) for d in days
+        ]
+        numbers = [
+            c if isinstance(c, (int, float)) and c is not None and math.isfinite(c) and c > 0 else 100.0 for c in closes
+        ]
         result = {
-            "meta": {**META, "symbol": symbol, "instrumentType": "EQUITY",
-                     "regularMarketTime": int(pd.Timestamp("2025-07-10 20:00", tz="UTC").timestamp())},
+            "meta": {
+                **META,
+                "symbol": symbol,
+                "instrumentType": "EQUITY",
+                "regularMarketTime": int(pd.Timestamp("2025-07-10 20:00", tz="UTC").timestamp()),
+            },
             "timestamp": stamps,
             "indicators": {
-                "quote": [{"open": [n - 0.5 for n in numbers], "high": [n + 1 for n in numbers],
-                           "low": [n - 1 for n in numbers], "close": closes, "volume": [1_000_000] * len(days)}],
+                "quote": [
+                    {
+                        "open": [n - 0.5 for n in numbers],
+                        "high": [n + 1 for n in numbers],
+                        "low": [n - 1 for n in numbers],
+                        "close": closes,
+                        "volume": [1_000_000] * len(days),
+                    }
+                ],
                 "adjclose": [{"adjclose": [c if c is None else c * 0.99 for c in closes]}],
             },
         }
@@ -184,7 +211,7 @@ def expected(symbol: str, days=JULY_SESSIONS) -> dict[str, float]:
 
 
 def gaps(entries) -> list[float]:
-    return [round(b[4] - a[4], 2) for a, b in zip(entries, entries[1:])]
+    return [round(b[4] - a[4], 2) for a, b in itertools.pairwise(entries)]
 
 
 # --- 1. HTTP 429 and 5xx ------------------------------------------------------------------
@@ -242,7 +269,9 @@ def test_every_provider_failing_names_the_providers_and_the_status(yahoo):
         source(yahoo).fetch({"AAPL": JULY, "SPY": JULY})
     elapsed = time.monotonic() - started
     message = str(info.value)
-    assert message.startswith("price providers failed for 2 symbol(s) (AAPL, SPY): yfinance (ProviderResponseError: HTTP 500")
+    assert message.startswith(
+        "price providers failed for 2 symbol(s) (AAPL, SPY): yfinance (ProviderResponseError: HTTP 500"
+    )
     assert "yahooquery (ProviderResponseError: HTTP 503 for yahooquery: chart/AAPL after 3 attempts)" in message
     # the last provider asks one more symbol, once (its re-sends are spent), to tell a failing
     # symbol from a failing provider; then stops (was: ["AAPL"] * 3, SPY never asked)
@@ -293,7 +322,7 @@ def test_a_session_whose_resends_are_spent_sends_later_requests_once(yahoo):
 
 
 def test_retry_after_is_read_as_seconds_or_as_an_http_date():
-    now = datetime(2025, 7, 10, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2025, 7, 10, 12, 0, tzinfo=UTC)
     assert retry_after_s({"Retry-After": "2"}, now) == 2.0
     assert retry_after_s({"Retry-After": "Thu, 10 Jul 2025 12:00:03 GMT"}, now) == 3.0
     assert retry_after_s({"Retry-After": "Thu, 10 Jul 2025 11:00:00 GMT"}, now) == 0.0
@@ -352,7 +381,9 @@ def test_a_malformed_payload_of_the_only_symbol_asked_fails_the_fetch(yahoo, cas
     with pytest.raises(PriceSourceError) as info:
         source(yahoo).fetch({"AAPL": JULY})
     message = str(info.value)
-    assert message.startswith("price providers failed for 1 symbol(s) (AAPL): yfinance (ProviderResponseError: HTTP 200")
+    assert message.startswith(
+        "price providers failed for 1 symbol(s) (AAPL): yfinance (ProviderResponseError: HTTP 200"
+    )
     assert words in message and "yahooquery (ProviderResponseError: HTTP 200 for yahooquery: chart/AAPL" in message
 
 
@@ -385,7 +416,8 @@ def test_a_symbol_whose_closes_are_all_bad_is_missing_with_the_reason(yahoo, pro
     result = source(yahoo, providers=(provider,)).fetch({"AAPL": JULY, "SPY": JULY})
     assert set(result.prices["symbol"]) == {"SPY"}
     assert result.missing["AAPL"] == (
-        f"{provider}: no close in [2025-07-01, 2025-07-10]; dropped 7 row(s) whose close is not a positive number")
+        f"{provider}: no close in [2025-07-01, 2025-07-10]; dropped 7 row(s) whose close is not a positive number"
+    )
 
 
 def test_chart_payload_defects_are_named():
@@ -422,8 +454,12 @@ def test_the_prices_asset_stores_served_rows_and_names_the_rest(faults_book, db_
     assert not stored.duplicated(["symbol", "date"]).any()
     by_symbol = {s: dict(zip(g["date"].astype(str), g["close"].astype(float))) for s, g in stored.groupby("symbol")}
     assert "ZZZZ" not in by_symbol
-    assert by_symbol["AAPL"] == pytest.approx(expected("AAPL", ["2025-06-30", "2025-07-01", "2025-07-09", "2025-07-10"]))
-    assert by_symbol["MSFT"] == pytest.approx(expected("MSFT", ["2025-07-07", "2025-07-08", "2025-07-09", "2025-07-10"]))
+    assert by_symbol["AAPL"] == pytest.approx(
+        expected("AAPL", ["2025-06-30", "2025-07-01", "2025-07-09", "2025-07-10"])
+    )
+    assert by_symbol["MSFT"] == pytest.approx(
+        expected("MSFT", ["2025-07-07", "2025-07-08", "2025-07-09", "2025-07-10"])
+    )
     assert by_symbol["QUAL"] == pytest.approx(expected("QUAL", ["2025-06-30", *JULY_SESSIONS]))
     assert set(stored.loc[stored["symbol"] == "QUAL", "source"]) == {"yahooquery"}
     missing = metadata(result)["missing"]
@@ -435,8 +471,11 @@ def test_the_prices_asset_stores_served_rows_and_names_the_rest(faults_book, db_
 
 
 def check_evaluations(result, name: str = "provider_failures") -> list:
-    return [e.event_specific_data for e in result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == name]
+    return [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.event_specific_data.check_name == name
+    ]
 
 
 def test_a_malformed_payload_from_every_provider_warns_and_stores_nothing_for_the_symbol(faults_book, db_url, yahoo):

@@ -17,8 +17,13 @@ from sigmasight_assets.store import init_db, make_engine
 from sigmasight_assets_tests.runs import EXAMPLE_BOOK, materialize_range, table_rows
 from sigmasight_assets_tests.test_corporate_actions import OUTPUTS, load_book
 
-BACKDATED = {"id": "late-sale", "position_id": "split-long", "trade_date": dt.date(2025, 8, 29),
-             "quantity_closed": 4.0, "price": 51.0}
+BACKDATED = {
+    "id": "late-sale",
+    "position_id": "split-long",
+    "trade_date": dt.date(2025, 8, 29),
+    "quantity_closed": 4.0,
+    "price": 51.0,
+}
 
 
 def evaluate(instance, url):
@@ -38,8 +43,13 @@ def test_a_backdated_trade_is_recomputed_by_one_run_equal_to_a_clean_backfill(en
         assert request.partition_key_range.start == "2025-08-29" and request.partition_key_range.end == "2025-09-03"
         assert request.run_key.startswith("recompute:2025-08-29...2025-09-03:")
         assert evaluate(instance, db_url).run_key == request.run_key  # same decision, launched once
-        materialize_range(ACCOUNTING_ASSETS, db_url, request.partition_key_range.start,
-                          request.partition_key_range.end, instance=instance)
+        materialize_range(
+            ACCOUNTING_ASSETS,
+            db_url,
+            request.partition_key_range.start,
+            request.partition_key_range.end,
+            instance=instance,
+        )
         assert "no recompute requested" in evaluate(instance, db_url).skip_message
 
     clean = make_engine(f"sqlite:///{tmp_path / 'clean.db'}")
@@ -102,8 +112,9 @@ def test_book_import_records_the_earliest_session_a_change_affects(engine, db_ur
     init_db(clean)
     backfilled_example(clean, clean.url.render_as_string(False), book)
     for table in [*OUTPUTS, t.portfolios]:
-        pd.testing.assert_frame_equal(table_rows(engine, table), table_rows(clean, table), check_exact=False,
-                                      rtol=1e-12, check_dtype=False)
+        pd.testing.assert_frame_equal(
+            table_rows(engine, table), table_rows(clean, table), check_exact=False, rtol=1e-12, check_dtype=False
+        )
 
 
 def test_a_change_before_the_first_computed_session_recomputes_from_it(engine, db_url, tmp_path):
@@ -114,7 +125,11 @@ def test_a_change_before_the_first_computed_session_recomputes_from_it(engine, d
     book = tmp_path / "book"
     shutil.copytree(EXAMPLE_BOOK, book)
     backfilled_example(engine, db_url, book)
-    text = (book / "positions.csv").read_text().replace("m1,e1,MMM,LONG,PUBLIC,300,120.00", "m1,e1,MMM,LONG,PUBLIC,300,119.00")
+    text = (
+        (book / "positions.csv")
+        .read_text()
+        .replace("m1,e1,MMM,LONG,PUBLIC,300,120.00", "m1,e1,MMM,LONG,PUBLIC,300,119.00")
+    )
     (book / "positions.csv").write_text(text)
     import_book(engine, book)
     assert list(requests(engine)["session"]) == [dt.date(2025, 8, 25)]  # entry 2025-08-01, first computed 08-25
@@ -132,13 +147,19 @@ def test_a_late_price_is_recomputed_like_a_clean_backfill(engine, db_url, tmp_pa
     monkeypatch.setenv("SIGMASIGHT_GAP_EXPIRY_DAYS", "0")  # a gap is asked again on the next run
     with instance_for_test() as instance:
         import_book(engine, EXAMPLE_BOOK)
-        materialize_range([prices, *ACCOUNTING_ASSETS], db_url, "2025-08-25", "2025-09-05", f"csv:{path}",
-                          instance=instance)
+        materialize_range(
+            [prices, *ACCOUNTING_ASSETS], db_url, "2025-08-25", "2025-09-05", f"csv:{path}", instance=instance
+        )
         filled = table_rows(engine, t.position_values)
-        assert bool(filled[(filled["position_id"] == "m1") & (filled["date"] == dt.date(2025, 9, 2))]["is_filled"].iloc[0])
+        assert bool(
+            filled[(filled["position_id"] == "m1") & (filled["date"] == dt.date(2025, 9, 2))]["is_filled"].iloc[0]
+        )
         full.to_csv(path, index=False)  # the close arrives
         result = materialize_range([prices], db_url, "2025-09-05", "2025-09-05", f"csv:{path}", instance=instance)
-        assert result.asset_materializations_for_node("prices")[0].metadata["recompute_requested_from"].value == "2025-09-02"
+        assert (
+            result.asset_materializations_for_node("prices")[0].metadata["recompute_requested_from"].value
+            == "2025-09-02"
+        )
         request = evaluate(instance, db_url)
         assert (request.partition_key_range.start, request.partition_key_range.end) == ("2025-09-02", "2025-09-05")
         materialize_range(ACCOUNTING_ASSETS, db_url, "2025-09-02", "2025-09-05", instance=instance)
@@ -146,8 +167,10 @@ def test_a_late_price_is_recomputed_like_a_clean_backfill(engine, db_url, tmp_pa
     clean = make_engine(f"sqlite:///{tmp_path / 'clean.db'}")
     init_db(clean)
     import_book(clean, EXAMPLE_BOOK)
-    materialize_range([prices, *ACCOUNTING_ASSETS], clean.url.render_as_string(False), "2025-08-25", "2025-09-05",
-                      f"csv:{path}")
+    materialize_range(
+        [prices, *ACCOUNTING_ASSETS], clean.url.render_as_string(False), "2025-08-25", "2025-09-05", f"csv:{path}"
+    )
     for table in [*OUTPUTS, t.portfolios]:
-        pd.testing.assert_frame_equal(table_rows(engine, table), table_rows(clean, table), check_exact=False,
-                                      rtol=1e-12, check_dtype=False)
+        pd.testing.assert_frame_equal(
+            table_rows(engine, table), table_rows(clean, table), check_exact=False, rtol=1e-12, check_dtype=False
+        )

@@ -28,8 +28,14 @@ from sigmasight_assets.html_report import (
 from sigmasight_assets.reports import equity_history, equity_summary, reconciled
 from sigmasight_assets_tests.runs import materialize_range
 
-DEMO_IDS = ["familyoffice-private-opps", "familyoffice-public-growth", "hedgefund-long-short",
-            "hnw-diversified", "individual-balanced", "individual-ira"]
+DEMO_IDS = [
+    "familyoffice-private-opps",
+    "familyoffice-public-growth",
+    "hedgefund-long-short",
+    "hnw-diversified",
+    "individual-balanced",
+    "individual-ira",
+]
 
 
 def sections(page: str) -> dict[str, str]:
@@ -48,11 +54,16 @@ def test_drawdown_of_a_hand_made_twr_series_is_the_fall_from_the_running_peak():
 
 
 def test_a_first_session_loss_counts_against_the_index_before_it_and_in_the_twr_return():
-    equity = pd.DataFrame({
-        "date": pd.to_datetime(["2025-07-01", "2025-07-02", "2025-07-03"]),
-        "equity_balance": [95.0, 104.5, 99.275], "daily_pnl": [-5.0, 9.5, -5.225], "capital_flow": [0.0, 0.0, 0.0],
-        "daily_return": [-0.05, 0.1, -0.05], "twr_index": [0.95, 1.045, 0.99275],
-    })
+    equity = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2025-07-01", "2025-07-02", "2025-07-03"]),
+            "equity_balance": [95.0, 104.5, 99.275],
+            "daily_pnl": [-5.0, 9.5, -5.225],
+            "capital_flow": [0.0, 0.0, 0.0],
+            "daily_return": [-0.05, 0.1, -0.05],
+            "twr_index": [0.95, 1.045, 0.99275],
+        }
+    )
     rows = with_drawdown(equity)
     assert rows["drawdown"].tolist() == pytest.approx([-0.05, 0.0, -0.05])
     s = summary(rows)
@@ -72,8 +83,9 @@ def test_nice_ticks_cover_the_range_with_round_steps():
 
 
 def test_pnl_bars_are_one_per_session_coloured_by_sign():
-    frame = pd.DataFrame({"date": pd.to_datetime(["2025-07-01", "2025-07-02", "2025-07-03"]),
-                          "pnl": [120.0, -80.5, 0.0]})
+    frame = pd.DataFrame(
+        {"date": pd.to_datetime(["2025-07-01", "2025-07-02", "2025-07-03"]), "pnl": [120.0, -80.5, 0.0]}
+    )
     svg = bar_chart(frame, "pnl", "P&L <test>")
     assert svg.startswith("<svg") and svg.endswith("</svg>")
     assert svg.count('class="pos"') == 2 and svg.count('class="neg"') == 1
@@ -82,8 +94,13 @@ def test_pnl_bars_are_one_per_session_coloured_by_sign():
 
 
 def test_dividend_bars_are_a_second_series_over_the_pnl_bars():
-    frame = pd.DataFrame({"date": pd.to_datetime(["2025-07-01", "2025-07-02", "2025-07-03"]),
-                          "pnl": [120.0, -80.5, 40.0], "dividends": [0.0, 25.126, 60.0]})
+    frame = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2025-07-01", "2025-07-02", "2025-07-03"]),
+            "pnl": [120.0, -80.5, 40.0],
+            "dividends": [0.0, 25.126, 60.0],
+        }
+    )
     svg = bar_chart(frame, "pnl", "P&L", part="dividends")
     assert svg.count('class="pos"') == 2 and svg.count('class="neg"') == 1
     series = re.search(r'<g class="series" data-series="dividends"><title>dividends</title>(.*?)</g>', svg).group(1)
@@ -98,10 +115,23 @@ def test_dividend_bars_are_a_second_series_over_the_pnl_bars():
 def test_the_printed_identity_holds_to_the_cent_when_the_parts_round_apart():
     # 100.004 + 0.004 + 0 = 100.008: rounded one by one, 100.00 + 0.00 + 0.00 != 100.01
     assert reconciled(100.004, 0.004, 0.0, 100.008) == {
-        "start": 100.0, "pnl": 0.01, "flows": 0.0, "last": 100.01, "reconciles": True}
-    s = {"first_session": dt.date(2025, 7, 1), "last_session": dt.date(2025, 7, 2), "start_equity": 100.004,
-         "pnl": 0.004, "dividends": 0.0, "flows": 0.0, "last_equity": 100.008, "twr_return": 0.00004,
-         "max_drawdown": 0.0}
+        "start": 100.0,
+        "pnl": 0.01,
+        "flows": 0.0,
+        "last": 100.01,
+        "reconciles": True,
+    }
+    s = {
+        "first_session": dt.date(2025, 7, 1),
+        "last_session": dt.date(2025, 7, 2),
+        "start_equity": 100.004,
+        "pnl": 0.004,
+        "dividends": 0.0,
+        "flows": 0.0,
+        "last_equity": 100.008,
+        "twr_return": 0.00004,
+        "max_drawdown": 0.0,
+    }
     html = stats_html(s)
     assert "100.00 + P&amp;L 0.01 + flows 0.00 = last equity 100.01" in html
     # figures that do not add up are not papered over
@@ -113,18 +143,51 @@ def test_all_text_on_the_page_is_escaped():
     days = pd.to_datetime(["2025-07-01", "2025-07-02"])
     data = ReportData(
         portfolios=pd.DataFrame({"id": ["p1"], "name": ['<script>alert("x")</script> & Co']}),
-        equity=pd.DataFrame({"portfolio_id": "p1", "date": days, "equity_balance": [100.0, 101.0],
-                             "daily_pnl": [0.0, 1.0], "capital_flow": [0.0, 0.0], "daily_return": [0.0, 0.01],
-                             "twr_index": [1.0, 1.01]}),
-        snapshots=pd.DataFrame({"portfolio_id": "p1", "date": days, "long_exposure": [90.0, 91.0],
-                                "short_exposure": [0.0, 0.0], "net_exposure": [90.0, 91.0],
-                                "gross_exposure": [90.0, 91.0]}),
-        sectors=pd.DataFrame({"portfolio_id": ["p1"], "date": days[-1:], "sector": ["R&D <b>"],
-                              "long_exposure": [91.0], "short_exposure": [0.0], "net_exposure": [91.0],
-                              "gross_exposure": [91.0], "net_weight": [0.9], "gross_weight": [0.9],
-                              "position_count": [1], "unpriced_count": [0]}),
-        actions=pd.DataFrame({"portfolio_id": ["p1"], "date": days[-1:], "symbol": ["X<i>"],
-                              "action": ["X<i> dividend 1/share"], "cash": [3.0]}),
+        equity=pd.DataFrame(
+            {
+                "portfolio_id": "p1",
+                "date": days,
+                "equity_balance": [100.0, 101.0],
+                "daily_pnl": [0.0, 1.0],
+                "capital_flow": [0.0, 0.0],
+                "daily_return": [0.0, 0.01],
+                "twr_index": [1.0, 1.01],
+            }
+        ),
+        snapshots=pd.DataFrame(
+            {
+                "portfolio_id": "p1",
+                "date": days,
+                "long_exposure": [90.0, 91.0],
+                "short_exposure": [0.0, 0.0],
+                "net_exposure": [90.0, 91.0],
+                "gross_exposure": [90.0, 91.0],
+            }
+        ),
+        sectors=pd.DataFrame(
+            {
+                "portfolio_id": ["p1"],
+                "date": days[-1:],
+                "sector": ["R&D <b>"],
+                "long_exposure": [91.0],
+                "short_exposure": [0.0],
+                "net_exposure": [91.0],
+                "gross_exposure": [91.0],
+                "net_weight": [0.9],
+                "gross_weight": [0.9],
+                "position_count": [1],
+                "unpriced_count": [0],
+            }
+        ),
+        actions=pd.DataFrame(
+            {
+                "portfolio_id": ["p1"],
+                "date": days[-1:],
+                "symbol": ["X<i>"],
+                "action": ["X<i> dividend 1/share"],
+                "cash": [3.0],
+            }
+        ),
     )
     page = render_report(data)
     assert "<script>" not in page and "<b>" not in page
@@ -157,8 +220,10 @@ def test_the_report_shows_each_portfolio_with_its_charts_last_equity_and_sectors
         assert f"{row['last_equity']:,.2f}" in body, pid
         # the cards reconcile with the store: start (close before 2025-07-01) + P&L + flows = last
         assert round(row["start_equity"] + row["pnl"] + row["flows"], 2) == row["last_equity"], pid
-        assert (f"{row['start_equity']:,.2f} + P&amp;L {row['pnl'] + 0.0:,.2f} + flows {row['flows'] + 0.0:,.2f} "
-                f"= last equity {row['last_equity']:,.2f}") in body, pid
+        assert (
+            f"{row['start_equity']:,.2f} + P&amp;L {row['pnl'] + 0.0:,.2f} + flows {row['flows'] + 0.0:,.2f} "
+            f"= last equity {row['last_equity']:,.2f}"
+        ) in body, pid
         assert f"<dt>of which dividends</dt><dd>{row['dividends'] + 0.0:,.2f}</dd>" in body, pid
         dividend_days = (equity_history(two_weeks, pid)["dividends"] != 0).sum()
         assert body.count('class="div"') == dividend_days, pid  # a dividend bar on each ex-date session
@@ -183,8 +248,18 @@ def test_the_cli_writes_the_report_to_the_data_directory_and_honours_filters(two
     assert sorted(sections(default.read_text())) == DEMO_IDS
 
     out = tmp_path / "some.html"
-    argv = ["report", "--out", str(out), "--portfolio", "hedgefund-long-short", "individual-ira",
-            "--start", "2025-07-07", "--end", "2025-07-11"]
+    argv = [
+        "report",
+        "--out",
+        str(out),
+        "--portfolio",
+        "hedgefund-long-short",
+        "individual-ira",
+        "--start",
+        "2025-07-07",
+        "--end",
+        "2025-07-11",
+    ]
     assert cli.main(argv) == 0
     page = out.read_text()
     assert sorted(sections(page)) == ["hedgefund-long-short", "individual-ira"]
@@ -238,17 +313,41 @@ def dividend_store(engine):
         ret = pnl / previous
         twr[pid] = twr.get(pid, 1.0) * (1.0 + ret)
         cumulative[pid] = cumulative.get(pid, 0.0) + pnl
-        rows.append({"portfolio_id": pid, "date": dt.date.fromisoformat(day), "previous_equity": previous,
-                     "daily_pnl": pnl, "dividends": dividends, "capital_flow": flow, "equity_balance": equity,
-                     "daily_return": ret, "twr_index": twr[pid], "cumulative_pnl": cumulative[pid]})
+        rows.append(
+            {
+                "portfolio_id": pid,
+                "date": dt.date.fromisoformat(day),
+                "previous_equity": previous,
+                "daily_pnl": pnl,
+                "dividends": dividends,
+                "capital_flow": flow,
+                "equity_balance": equity,
+                "daily_return": ret,
+                "twr_index": twr[pid],
+                "cumulative_pnl": cumulative[pid],
+            }
+        )
     with engine.begin() as conn:
         conn.execute(t.users.insert(), [{"id": "u1", "email": "u1@example.com", "full_name": "U One"}])
-        conn.execute(t.portfolios.insert(), [
-            {"id": "dividend-fund", "user_id": "u1", "name": "Dividend Fund", "opening_equity": 100_000.0,
-             "inception_date": dt.date(2025, 6, 2)},
-            {"id": "plain-fund", "user_id": "u1", "name": "Plain Fund", "opening_equity": 50_000.0,
-             "inception_date": dt.date(2025, 7, 1)},
-        ])
+        conn.execute(
+            t.portfolios.insert(),
+            [
+                {
+                    "id": "dividend-fund",
+                    "user_id": "u1",
+                    "name": "Dividend Fund",
+                    "opening_equity": 100_000.0,
+                    "inception_date": dt.date(2025, 6, 2),
+                },
+                {
+                    "id": "plain-fund",
+                    "user_id": "u1",
+                    "name": "Plain Fund",
+                    "opening_equity": 50_000.0,
+                    "inception_date": dt.date(2025, 7, 1),
+                },
+            ],
+        )
         conn.execute(t.equity_balances.insert(), rows)
     return engine
 
@@ -264,12 +363,19 @@ def test_the_report_shows_dividends_in_the_pnl_chart_and_cards_that_reconcile(di
 
     twr = (1 + 500.004 / 101_234.567) * (1 + 112.456 / 101_734.571) * (1 + 1_087.5 / 101_847.027) - 1
     assert cards(div) == {
-        "First session": "2025-07-01", "Last session": "2025-07-03", "Start equity": "101,234.57",
-        "Total P&amp;L": "1,699.96", "of which dividends": "399.96", "Flows": "-5,000.00",
-        "Last equity": "97,934.53", "TWR return": f"{twr:.2%}", "Max drawdown": "0.00%",
+        "First session": "2025-07-01",
+        "Last session": "2025-07-03",
+        "Start equity": "101,234.57",
+        "Total P&amp;L": "1,699.96",
+        "of which dividends": "399.96",
+        "Flows": "-5,000.00",
+        "Last equity": "97,934.53",
+        "TWR return": f"{twr:.2%}",
+        "Max drawdown": "0.00%",
     }
-    assert ("Start equity (close before 2025-07-01) 101,234.57 + P&amp;L 1,699.96 + flows -5,000.00 "
-            "= last equity 97,934.53") in div
+    assert (
+        "Start equity (close before 2025-07-01) 101,234.57 + P&amp;L 1,699.96 + flows -5,000.00 = last equity 97,934.53"
+    ) in div
     pnl_svg = re.search(r'<svg[^>]*aria-label="Dividend Fund: daily P&amp;L".*?</svg>', div).group(0)
     series = re.search(r'<g class="series" data-series="dividends">(.*?)</g>', pnl_svg).group(1)
     assert series.count('class="div"') == 2
@@ -280,7 +386,12 @@ def test_the_report_shows_dividends_in_the_pnl_chart_and_cards_that_reconcile(di
     # the opening equity is the start, not the equity after the first session (48,749.50)
     c = cards(plain)
     assert (c["Start equity"], c["Total P&amp;L"], c["of which dividends"], c["Flows"], c["Last equity"]) == (
-        "50,000.00", "-1,250.25", "0.00", "1,000.00", "49,749.75")
+        "50,000.00",
+        "-1,250.25",
+        "0.00",
+        "1,000.00",
+        "49,749.75",
+    )
     assert "50,000.00 + P&amp;L -1,250.25 + flows 1,000.00 = last equity 49,749.75" in plain
     assert 'class="div"' not in plain and "48,749.50 +" not in plain
 
@@ -291,7 +402,12 @@ def test_a_range_starts_at_the_close_before_its_first_session(dividend_store, tm
     c = cards(body)
     # 101,734.571 + (112.456 + 1,087.50) - 5,000.00 = 97,934.527
     assert (c["Start equity"], c["Total P&amp;L"], c["of which dividends"], c["Flows"], c["Last equity"]) == (
-        "101,734.57", "1,199.96", "399.96", "-5,000.00", "97,934.53")
+        "101,734.57",
+        "1,199.96",
+        "399.96",
+        "-5,000.00",
+        "97,934.53",
+    )
     assert "(close before 2025-07-02) 101,734.57 + P&amp;L 1,199.96 + flows -5,000.00 = last equity 97,934.53" in body
 
 
@@ -303,12 +419,30 @@ def test_equity_history_and_summary_show_dividends_and_reconcile(dividend_store,
     assert equity_history(dividend_store, "dividend-fund", start="2025-07-03")["dividends"].tolist() == [87.5]
 
     got = equity_summary(dividend_store).set_index("portfolio")
-    assert list(got.columns) == ["name", "first_session", "last_session", "start_equity", "pnl", "dividends",
-                                 "flows", "last_equity"]
+    assert list(got.columns) == [
+        "name",
+        "first_session",
+        "last_session",
+        "start_equity",
+        "pnl",
+        "dividends",
+        "flows",
+        "last_equity",
+    ]
     assert got.loc["dividend-fund", ["start_equity", "pnl", "dividends", "flows", "last_equity"]].tolist() == [
-        101_234.57, 1_699.96, 399.96, -5_000.0, 97_934.53]
+        101_234.57,
+        1_699.96,
+        399.96,
+        -5_000.0,
+        97_934.53,
+    ]
     assert got.loc["plain-fund", ["start_equity", "pnl", "dividends", "flows", "last_equity"]].tolist() == [
-        50_000.0, -1_250.25, 0.0, 1_000.0, 49_749.75]
+        50_000.0,
+        -1_250.25,
+        0.0,
+        1_000.0,
+        49_749.75,
+    ]
     assert str(got.loc["plain-fund", "first_session"]) == "2025-07-01"
 
     assert cli.main(["equity", "dividend-fund"]) == 0
@@ -327,8 +461,10 @@ def test_the_equity_history_and_the_report_show_the_splits_and_dividends_a_portf
     load_book(engine)
     materialize_range(ACCOUNTING_ASSETS, db_url, "2025-08-28", "2025-09-03")
     history = equity_history(engine, "p1").set_index("session")
-    assert history.loc[pd.Timestamp("2025-08-29").date(), "actions"] == \
-        "AAA split 2-for-1; BBB split 2-for-1; CCC split 0.2-for-1"
+    assert (
+        history.loc[pd.Timestamp("2025-08-29").date(), "actions"]
+        == "AAA split 2-for-1; BBB split 2-for-1; CCC split 0.2-for-1"
+    )
     assert history.loc[pd.Timestamp("2025-09-02").date(), "actions"] == "DDD dividend 0.5/share"
     assert history.loc[pd.Timestamp("2025-09-02").date(), "dividends"] == DIVIDENDS_0902
     html = render_report(load_report_data(engine))

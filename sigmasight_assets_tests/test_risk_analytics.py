@@ -45,7 +45,9 @@ def _closes(n_sessions=330, seed=4):
     idx = pd.bdate_range("2024-01-02", periods=n_sessions)
     mkt = rng.normal(3e-4, 0.01, n_sessions)
     cols = ["SPY", "VTV", "IWM", "AAA", "BBB", "CCC"]
-    r = mkt[:, None] * np.array([1.0, 0.9, 1.2, 1.1, 0.7, 1.5]) + rng.normal(0, 0.006, (n_sessions, 6)) * np.array([0, 1, 1, 2, 2, 3])
+    r = mkt[:, None] * np.array([1.0, 0.9, 1.2, 1.1, 0.7, 1.5]) + rng.normal(0, 0.006, (n_sessions, 6)) * np.array(
+        [0, 1, 1, 2, 2, 3]
+    )
     closes = pd.DataFrame(100 * np.cumprod(1 + r, axis=0), index=idx, columns=cols)
     closes.iloc[100, 4] = np.nan
     return closes
@@ -58,7 +60,14 @@ def test_risk_package_does_not_import_dagster():
 
 
 def test_every_metric_states_its_window_and_units():
-    for name in ["market_beta", "factor_exposures", "realized_vol", "har_forecast", "correlation_matrix", "correlation_summary"]:
+    for name in [
+        "market_beta",
+        "factor_exposures",
+        "realized_vol",
+        "har_forecast",
+        "correlation_matrix",
+        "correlation_summary",
+    ]:
         d = METRIC_DEFINITIONS[name]
         assert any(key in d for key in ("window", "windows", "estimation_window")), name
     assert METRIC_DEFINITIONS["total_return"]["return_type"] == "simple"
@@ -100,9 +109,9 @@ D1, D2 = pd.Timestamp("2025-11-05"), pd.Timestamp("2025-11-06")
 
 def _values(rows) -> pd.DataFrame:
     """Position rows (portfolio_id, date, risk_symbol, investment_class, market_value)."""
-    return pd.DataFrame(rows, columns=["portfolio_id", "date", "risk_symbol", "investment_class", "market_value"]).astype(
-        {"market_value": float}
-    )
+    return pd.DataFrame(
+        rows, columns=["portfolio_id", "date", "risk_symbol", "investment_class", "market_value"]
+    ).astype({"market_value": float})
 
 
 def _betas(rows) -> pd.DataFrame:
@@ -114,16 +123,41 @@ def test_portfolio_beta_is_the_equity_weighted_beta_of_the_positions_that_have_o
     """P at D1, equity 400: AAA +100 (beta 1.2 / 1.0), BBB short −50 (0.8 / 0.6), CCC 30
     without a beta, DDD unpriced, a PRIVATE holding whose symbol has a beta row. Q has
     equity 0; R has a snapshot and no position."""
-    values = _values([
-        ("P", D1, "AAA", "PUBLIC", 100.0), ("P", D1, "BBB", "PUBLIC", -50.0), ("P", D1, "CCC", "PUBLIC", 30.0),
-        ("P", D1, "DDD", "PUBLIC", np.nan), ("P", D1, "PRV", "PRIVATE", 20.0), ("Q", D1, "AAA", "OPTIONS", 10.0),
-    ])
-    betas = _betas([("AAA", D1, 90, 1.2), ("AAA", D1, 252, 1.0), ("BBB", D1, 90, 0.8), ("BBB", D1, 252, 0.6),
-                    ("DDD", D1, 90, 1.0), ("DDD", D1, 252, 1.0), ("PRV", D1, 90, 5.0), ("PRV", D1, 252, 5.0)])
+    values = _values(
+        [
+            ("P", D1, "AAA", "PUBLIC", 100.0),
+            ("P", D1, "BBB", "PUBLIC", -50.0),
+            ("P", D1, "CCC", "PUBLIC", 30.0),
+            ("P", D1, "DDD", "PUBLIC", np.nan),
+            ("P", D1, "PRV", "PRIVATE", 20.0),
+            ("Q", D1, "AAA", "OPTIONS", 10.0),
+        ]
+    )
+    betas = _betas(
+        [
+            ("AAA", D1, 90, 1.2),
+            ("AAA", D1, 252, 1.0),
+            ("BBB", D1, 90, 0.8),
+            ("BBB", D1, 252, 0.6),
+            ("DDD", D1, 90, 1.0),
+            ("DDD", D1, 252, 1.0),
+            ("PRV", D1, 90, 5.0),
+            ("PRV", D1, 252, 5.0),
+        ]
+    )
     provider = pd.Series({"AAA": 1.5, "CCC": 2.0, "PRV": 9.0})
     grid = pd.DataFrame({"portfolio_id": ["P", "Q", "R"], "date": [D1] * 3, "equity_balance": [400.0, 0.0, 80.0]})
-    ols = pd.DataFrame({"symbol": ["P", "P"], "date": [D1, D1], "window_days": [90, 252], "beta": [0.7, 0.9],
-                        "alpha": [1e-4, 2e-4], "r_squared": [0.5, 0.6], "n_obs": [88, 200]})
+    ols = pd.DataFrame(
+        {
+            "symbol": ["P", "P"],
+            "date": [D1, D1],
+            "window_days": [90, 252],
+            "beta": [0.7, 0.9],
+            "alpha": [1e-4, 2e-4],
+            "r_squared": [0.5, 0.6],
+            "n_obs": [88, 200],
+        }
+    )
     out = portfolio_betas(values, betas, provider, grid, ols)
     assert list(out.columns) == PORTFOLIO_BETA_COLUMNS and len(out) == 6
     out = out.set_index(["portfolio_id", "window_days"])
@@ -145,13 +179,15 @@ def test_portfolio_beta_is_the_equity_weighted_beta_of_the_positions_that_have_o
 
 def test_book_beta_is_the_beta_of_the_books_positive_equity():
 
-    pbetas = pd.DataFrame({
-        "portfolio_id": ["P", "Q", "R", "P", "Q", "R"],
-        "date": [D1, D1, D1, D2, D2, D2],
-        "window_days": 90,
-        "beta_weighted": [0.2, np.nan, 3.0, np.nan, np.nan, 1.0],
-        "equity_balance": [400.0, 100.0, -50.0, 400.0, 100.0, -50.0],
-    })
+    pbetas = pd.DataFrame(
+        {
+            "portfolio_id": ["P", "Q", "R", "P", "Q", "R"],
+            "date": [D1, D1, D1, D2, D2, D2],
+            "window_days": 90,
+            "beta_weighted": [0.2, np.nan, 3.0, np.nan, np.nan, 1.0],
+            "equity_balance": [400.0, 100.0, -50.0, 400.0, 100.0, -50.0],
+        }
+    )
     out = book_betas(pbetas)
     assert list(out.columns) == ["book_beta_weighted_90"]
     assert out.loc[D1, "book_beta_weighted_90"] == pytest.approx(0.2 * 400 / 500, abs=1e-15)  # Q's equity counts
@@ -160,10 +196,15 @@ def test_book_beta_is_the_beta_of_the_books_positive_equity():
 
 def test_correlation_weights_add_the_absolute_values_of_each_risk_symbols_positions():
 
-    values = _values([
-        ("P", D1, "AAA", "PUBLIC", 100.0), ("P", D1, "AAA", "OPTIONS", -7.0), ("P", D1, "BBB", "PUBLIC", np.nan),
-        ("P", D1, "PRV", "PRIVATE", 50.0), ("P", D2, "AAA", "PUBLIC", 90.0),
-    ])
+    values = _values(
+        [
+            ("P", D1, "AAA", "PUBLIC", 100.0),
+            ("P", D1, "AAA", "OPTIONS", -7.0),
+            ("P", D1, "BBB", "PUBLIC", np.nan),
+            ("P", D1, "PRV", "PRIVATE", 50.0),
+            ("P", D2, "AAA", "PUBLIC", 90.0),
+        ]
+    )
     out = correlation_weights(values).set_index(["date", "risk_symbol"])["weight"]
     assert out.to_dict() == {(D1, "AAA"): 107.0, (D1, "BBB"): 0.0, (D2, "AAA"): 90.0}
 
@@ -201,26 +242,31 @@ def test_correlation_rows_are_the_upper_triangle_with_each_pairs_overlap():
 def test_closes_off_session_are_dropped_and_counted_and_actions_fall_on_their_ex_session():
 
     sessions = sessions_between("2025-08-28", "2025-09-04")  # Labor Day 09-01 closed
-    prices = pd.DataFrame({
-        "symbol": ["AAA", "AAA", "AAA", "BBB"],
-        "date": pd.to_datetime(["2025-08-29", "2025-08-30", "2025-09-01", "2025-09-02"]),
-        "close": [10.0, 99.0, 98.0, 20.0],
-    })
+    prices = pd.DataFrame(
+        {
+            "symbol": ["AAA", "AAA", "AAA", "BBB"],
+            "date": pd.to_datetime(["2025-08-29", "2025-08-30", "2025-09-01", "2025-09-02"]),
+            "close": [10.0, 99.0, 98.0, 20.0],
+        }
+    )
     closes, off = wide_closes(prices, sessions, ["AAA", "BBB", "CCC"])
     assert off == 2 and list(closes.index) == list(sessions) and list(closes.columns) == ["AAA", "BBB", "CCC"]
     assert closes["AAA"].notna().sum() == 1 and closes["CCC"].isna().all()
-    actions = pd.DataFrame({
-        "symbol": ["AAA", "AAA", "AAA", "BBB"],
-        "ex_date": pd.to_datetime(["2025-08-28", "2025-08-30", "2025-09-05", "2025-09-04"]),
-        "action_type": ["SPLIT", "SPLIT", "SPLIT", "CASH_DIVIDEND"],
-        "ratio": [2.0, 3.0, 4.0, np.nan],
-        "amount": [np.nan, np.nan, np.nan, 0.25],
-    })
+    actions = pd.DataFrame(
+        {
+            "symbol": ["AAA", "AAA", "AAA", "BBB"],
+            "ex_date": pd.to_datetime(["2025-08-28", "2025-08-30", "2025-09-05", "2025-09-04"]),
+            "action_type": ["SPLIT", "SPLIT", "SPLIT", "CASH_DIVIDEND"],
+            "ratio": [2.0, 3.0, 4.0, np.nan],
+            "amount": [np.nan, np.nan, np.nan, 0.25],
+        }
+    )
     ratios, dividends = actions_by_session(actions, sessions)
     # 08-28 is the first session (no return ends there); Saturday 08-30 -> Tuesday 09-02; 09-05 is after the span
     assert list(zip(ratios["symbol"], ratios["date"], ratios["ratio"])) == [("AAA", pd.Timestamp("2025-09-02"), 3.0)]
     assert list(zip(dividends["symbol"], dividends["date"], dividends["amount"])) == [
-        ("BBB", pd.Timestamp("2025-09-04"), 0.25)]
+        ("BBB", pd.Timestamp("2025-09-04"), 0.25)
+    ]
 
 
 def test_history_starts_history_sessions_before_the_range_and_the_universe_adds_spy_and_factors():
@@ -235,15 +281,30 @@ def test_batches_combine_into_the_books_figures_and_unsnapped_sessions_are_named
     rets = _closes().pct_change(fill_method=None)
     d1, d2 = rets.index[-2], rets.index[-1]
     stats = symbol_statistics(rets, ["AAA", "BBB"], d1, d2)
-    values = _values([
-        ("P", d1, "AAA", "PUBLIC", 100.0), ("P", d2, "AAA", "PUBLIC", 100.0), ("P", d2, "X", "PRIVATE", 5.0),
-        ("Q", d1, "BBB", "PUBLIC", 10.0), ("Q", d1, "Y", "PRIVATE", 5.0), ("Q", d1, "Z", "PRIVATE", 5.0),
-    ])
-    grid = pd.DataFrame({"portfolio_id": ["P", "P", "Q", "Q", "R"], "date": [d1, d2, d1, d2, d2],
-                         "equity_balance": [200.0, 200.0, 50.0, 50.0, 9.0]})
+    values = _values(
+        [
+            ("P", d1, "AAA", "PUBLIC", 100.0),
+            ("P", d2, "AAA", "PUBLIC", 100.0),
+            ("P", d2, "X", "PRIVATE", 5.0),
+            ("Q", d1, "BBB", "PUBLIC", 10.0),
+            ("Q", d1, "Y", "PRIVATE", 5.0),
+            ("Q", d1, "Z", "PRIVATE", 5.0),
+        ]
+    )
+    grid = pd.DataFrame(
+        {
+            "portfolio_id": ["P", "P", "Q", "Q", "R"],
+            "date": [d1, d2, d1, d2, d2],
+            "equity_balance": [200.0, 200.0, 50.0, 50.0, 9.0],
+        }
+    )
     ols = pd.DataFrame(columns=["symbol", "date", "window_days", "beta", "alpha", "r_squared", "n_obs"])
-    parts = [batch_risk(ids, values[values["portfolio_id"].isin(ids)], stats, pd.Series(dtype=float), grid, ols, rets,
-                        d1, d2) for ids in (["P"], ["Q", "R"])]
+    parts = [
+        batch_risk(
+            ids, values[values["portfolio_id"].isin(ids)], stats, pd.Series(dtype=float), grid, ols, rets, d1, d2
+        )
+        for ids in (["P"], ["Q", "R"])
+    ]
     book = combine_batches(parts)
     assert book.held == {"AAA", "BBB"} and book.held_at_end == {"AAA"} and book.rows == 6
     assert book.private_by_session.to_dict() == {d1: 2, d2: 1}

@@ -28,8 +28,13 @@ from sigmasight_assets_tests.runs import materialize_range, table_rows
 BOOK_START, END = "2025-07-01", "2025-11-06"
 RISK_START = "2025-10-27"
 RISK_TABLES = [
-    t.symbol_market_betas, t.symbol_factor_exposures, t.symbol_volatility, t.portfolio_market_betas,
-    t.portfolio_volatility, t.portfolio_correlation_summary, t.correlations,
+    t.symbol_market_betas,
+    t.symbol_factor_exposures,
+    t.symbol_volatility,
+    t.portfolio_market_betas,
+    t.portfolio_volatility,
+    t.portfolio_correlation_summary,
+    t.correlations,
 ]
 Z_MAX = 4.0
 """Tolerance of the loading-recovery tests, in standard errors of the estimate."""
@@ -84,11 +89,15 @@ def stored_returns(engine, symbols, end=END, sessions=HISTORY_SESSIONS + 5) -> p
 
 
 @pytest.fixture
-def world(demo_book, db_url):
-    """The demo book rolled forward from inception to END, then risk for RISK_START…END."""
-    materialize_range([prices, *ACCOUNTING_ASSETS], db_url, BOOK_START, END)
-    result = materialize_range([risk_analytics], db_url, RISK_START, END)
-    return demo_book, db_url, result
+def world(demo_book, db_url, store_cache):
+    """The demo book rolled forward from inception to END, then risk for RISK_START…END:
+    computed once per backend, each test gets a copy of that store."""
+
+    def build():
+        materialize_range([prices, *ACCOUNTING_ASSETS], db_url, BOOK_START, END)
+        return materialize_range([risk_analytics], db_url, RISK_START, END)
+
+    return demo_book, db_url, store_cache("risk_world", build)
 
 
 def test_full_backfill_is_one_run_and_writes_every_table_on_sessions_only(demo_book, db_url):
@@ -117,8 +126,15 @@ def test_full_backfill_is_one_run_and_writes_every_table_on_sessions_only(demo_b
         assert list(dates) == list(sessions), name  # no weekend, no holiday, no session missing
     assert not set(pd.to_datetime(["2025-07-04", "2025-09-01", "2025-07-05"])) & set(dates)
     definitions = meta["metric_definitions"]
-    assert {"market_beta", "factor_exposures", "realized_vol", "har_forecast", "correlation_matrix",
-            "correlation_summary", "portfolio_beta"} <= set(definitions)
+    assert {
+        "market_beta",
+        "factor_exposures",
+        "realized_vol",
+        "har_forecast",
+        "correlation_matrix",
+        "correlation_summary",
+        "portfolio_beta",
+    } <= set(definitions)
     assert definitions["market_beta"]["min_obs"] == 60 and definitions["market_beta"]["windows"] == [90, 252]
     assert coverage(result).passed
     # PRIVATE holdings never reach a symbol table
@@ -137,23 +153,33 @@ def test_each_sessions_partition_carries_its_own_row_counts_and_book_beta(demo_b
     sessions = [str(d.date()) for d in sessions_between(start, END)]
     assert sorted(by_partition) == sessions
     tables = [tb.name for tb in RISK_TABLES]
-    private = query(demo_book, "SELECT date, count(*) AS n FROM position_values WHERE investment_class = 'PRIVATE' "
-                               "GROUP BY date")
+    private = query(
+        demo_book, "SELECT date, count(*) AS n FROM position_values WHERE investment_class = 'PRIVATE' GROUP BY date"
+    )
     private = dict(zip(pd.to_datetime(private["date"]).dt.strftime("%Y-%m-%d"), private["n"]))
-    book_beta = query(demo_book, """
+    book_beta = query(
+        demo_book,
+        """
         SELECT b.date, b.window_days, SUM(b.market_value * b.beta) / e.equity AS beta
         FROM position_market_betas b
         JOIN (SELECT snapshot_date, SUM(equity_balance) AS equity FROM portfolio_snapshots WHERE equity_balance > 0
               GROUP BY snapshot_date) e ON e.snapshot_date = b.date
         JOIN portfolio_snapshots s ON s.portfolio_id = b.portfolio_id AND s.snapshot_date = b.date
         WHERE s.equity_balance > 0 AND b.beta IS NOT NULL AND b.market_value IS NOT NULL
-        GROUP BY b.date, b.window_days, e.equity""")
+        GROUP BY b.date, b.window_days, e.equity""",
+    )
     book_beta["date"] = pd.to_datetime(book_beta["date"]).dt.strftime("%Y-%m-%d")
     book_beta = book_beta.set_index(["date", "window_days"])["beta"].astype(float)
     for day in sessions:
         meta = by_partition[day]
-        rows = {name: int(query(demo_book, f"SELECT count(*) AS n FROM {name} WHERE date = :d",
-                                d=dt.date.fromisoformat(day))["n"][0]) for name in tables}
+        rows = {
+            name: int(
+                query(demo_book, f"SELECT count(*) AS n FROM {name} WHERE date = :d", d=dt.date.fromisoformat(day))[
+                    "n"
+                ][0]
+            )
+            for name in tables
+        }
         assert {name: meta[f"rows_{name}"] for name in tables} == rows, day
         assert meta["dagster/row_count"] == sum(rows.values()) and meta["symbols_computed"] == rows["symbol_volatility"]
         assert meta["private_positions_excluded"] == private[day] > 0, day
@@ -170,13 +196,16 @@ def test_each_sessions_partition_carries_its_own_row_counts_and_book_beta(demo_b
     spec_metadata = next(iter(risk_analytics.specs)).metadata
     assert [spec_metadata["dagster/table_name"], *[spec_metadata[f"table_name/{n}"] for n in tables[1:]]] == tables
     assert [c.name for c in spec_metadata["column_schema/correlations"].columns] == [
-        c.name for c in t.correlations.columns]
+        c.name for c in t.correlations.columns
+    ]
 
 
 def test_position_views_give_an_option_its_underlyings_statistics(world):
     engine, _, _ = world
     option = "hedgefund-long-short:aapl251219c00220000"
-    mine = query(engine, "SELECT * FROM position_market_betas WHERE position_id = :p ORDER BY date, window_days", p=option)
+    mine = query(
+        engine, "SELECT * FROM position_market_betas WHERE position_id = :p ORDER BY date, window_days", p=option
+    )
     aapl = query(engine, "SELECT * FROM symbol_market_betas WHERE symbol = 'AAPL' ORDER BY date, window_days")
     assert len(mine) == len(sessions_between(RISK_START, END)) * 2
     assert mine["beta"].notna().all()
@@ -190,10 +219,14 @@ def test_position_views_give_an_option_its_underlyings_statistics(world):
     factors = query(engine, "SELECT * FROM position_factor_exposures WHERE position_id = :p", p=option)
     assert len(factors) == len(mine) // 2 * len(FACTOR_ETFS)
     # every held listed position has rows; PRIVATE positions have none
-    counts = query(engine, "SELECT pv.investment_class, count(*) AS held, count(v.position_id) AS n "
-                           "FROM position_values pv "
-                           "LEFT JOIN position_volatility v ON v.position_id = pv.position_id AND v.date = pv.date "
-                           "WHERE pv.date >= :d GROUP BY pv.investment_class", d=dt.date(2025, 10, 27))
+    counts = query(
+        engine,
+        "SELECT pv.investment_class, count(*) AS held, count(v.position_id) AS n "
+        "FROM position_values pv "
+        "LEFT JOIN position_volatility v ON v.position_id = pv.position_id AND v.date = pv.date "
+        "WHERE pv.date >= :d GROUP BY pv.investment_class",
+        d=dt.date(2025, 10, 27),
+    )
     counts = counts.set_index("investment_class")
     assert counts.loc["PRIVATE", "n"] == 0 and counts.loc["PRIVATE", "held"] > 0
     assert (counts.loc[["PUBLIC", "OPTIONS"], "n"] == counts.loc[["PUBLIC", "OPTIONS"], "held"]).all()
@@ -204,8 +237,11 @@ def test_252_session_betas_recover_the_demo_loadings(world):
     with σ_resid from the model's style loadings and idiosyncratic vol (plus a 0.005 floor
     for the cents rounding of closes); SPY on itself is 1 exactly."""
     engine, _, _ = world
-    rows = query(engine, "SELECT symbol, beta, n_obs FROM symbol_market_betas WHERE date = :d AND window_days = 252",
-                 d=dt.date(2025, 11, 6))
+    rows = query(
+        engine,
+        "SELECT symbol, beta, n_obs FROM symbol_market_betas WHERE date = :d AND window_days = 252",
+        d=dt.date(2025, 11, 6),
+    )
     assert len(rows) >= 30 and (rows["n_obs"] == 252).all()
     z = {}
     for r in rows.itertuples():
@@ -221,8 +257,11 @@ def test_252_session_betas_recover_the_demo_loadings(world):
 
 def test_factor_exposures_match_lstsq_on_stored_closes_and_recover_the_loadings(world):
     engine, _, _ = world
-    stored = query(engine, "SELECT symbol, factor, exposure, r_squared, n_obs FROM symbol_factor_exposures "
-                           "WHERE date = :d", d=dt.date(2025, 11, 6))
+    stored = query(
+        engine,
+        "SELECT symbol, factor, exposure, r_squared, n_obs FROM symbol_factor_exposures WHERE date = :d",
+        d=dt.date(2025, 11, 6),
+    )
     symbols = sorted(set(stored["symbol"]) - {"SPY"})
     returns = stored_returns(engine, [*symbols, *FACTOR_ETFS.values()]).iloc[-252:]
     x = returns[list(FACTOR_ETFS.values())].to_numpy()
@@ -248,13 +287,28 @@ def test_portfolio_betas_are_the_equity_weighted_symbol_betas_and_the_ols_of_sto
     engine, _, _ = world
     day = dt.date(2025, 11, 6)
     pid = "hedgefund-long-short"
-    pos = query(engine, "SELECT position_id, market_value, beta FROM position_market_betas "
-                        "WHERE portfolio_id = :p AND date = :d AND window_days = 90", p=pid, d=day)
-    equity = query(engine, "SELECT equity_balance FROM portfolio_snapshots WHERE portfolio_id = :p AND snapshot_date = :d",
-                   p=pid, d=day)["equity_balance"][0]
-    expected = weighted_beta(pos.set_index("position_id")["market_value"] / equity, pos.set_index("position_id")["beta"])
-    got = query(engine, "SELECT * FROM portfolio_market_betas WHERE portfolio_id = :p AND date = :d AND window_days = 90",
-                p=pid, d=day).iloc[0]
+    pos = query(
+        engine,
+        "SELECT position_id, market_value, beta FROM position_market_betas "
+        "WHERE portfolio_id = :p AND date = :d AND window_days = 90",
+        p=pid,
+        d=day,
+    )
+    equity = query(
+        engine,
+        "SELECT equity_balance FROM portfolio_snapshots WHERE portfolio_id = :p AND snapshot_date = :d",
+        p=pid,
+        d=day,
+    )["equity_balance"][0]
+    expected = weighted_beta(
+        pos.set_index("position_id")["market_value"] / equity, pos.set_index("position_id")["beta"]
+    )
+    got = query(
+        engine,
+        "SELECT * FROM portfolio_market_betas WHERE portfolio_id = :p AND date = :d AND window_days = 90",
+        p=pid,
+        d=day,
+    ).iloc[0]
     assert got["beta_weighted"] == pytest.approx(expected["beta"], rel=1e-12)
     assert got["n_positions_with_beta"] == len(pos) and got["n_positions_without"] == 0
     assert (pos["market_value"] < 0).sum() == 6  # five short stocks and a short put weigh negative
@@ -266,8 +320,11 @@ def test_portfolio_betas_are_the_equity_weighted_symbol_betas_and_the_ols_of_sto
     slope, _ = np.polyfit(pair.iloc[:, 1], pair.iloc[:, 0], 1)
     assert got["n_obs_ols"] == len(pair) and got["beta_ols"] == pytest.approx(slope, rel=1e-9)
     # an all-PRIVATE portfolio has no weighted beta: NULL, with its positions counted
-    private = query(engine, "SELECT * FROM portfolio_market_betas WHERE portfolio_id = 'familyoffice-private-opps' "
-                            "AND date = :d", d=day)
+    private = query(
+        engine,
+        "SELECT * FROM portfolio_market_betas WHERE portfolio_id = 'familyoffice-private-opps' AND date = :d",
+        d=day,
+    )
     assert private["beta_weighted"].isna().all() and (private["n_positions_without"] == 5).all()
     assert (private["n_positions_with_beta"] == 0).all() and (private["weight_without_beta"] > 0.9).all()
 
@@ -279,16 +336,22 @@ def test_too_short_a_history_leaves_null_statistics_with_n_obs_and_warns(world):
         conn.execute(t.market_data_cache.delete().where(c.symbol == "ROKU", c.date < dt.date(2025, 9, 2)))
     result = materialize_range([risk_analytics], url, RISK_START, END)
     assert result.success
-    betas = query(engine, "SELECT date, window_days, beta, alpha, r_squared, n_obs FROM symbol_market_betas "
-                          "WHERE symbol = 'ROKU' ORDER BY date, window_days")
+    betas = query(
+        engine,
+        "SELECT date, window_days, beta, alpha, r_squared, n_obs FROM symbol_market_betas "
+        "WHERE symbol = 'ROKU' ORDER BY date, window_days",
+    )
     first = betas[pd.to_datetime(betas["date"]) == pd.Timestamp(RISK_START)]
     n_returns = len(sessions_between("2025-09-03", RISK_START))  # first close 09-02, first return 09-03
     assert n_returns < 60
     assert list(first["n_obs"]) == [n_returns, n_returns]
     assert first[["beta", "alpha", "r_squared"]].isna().all().all()
     assert betas["beta"].isna().all()  # still < 60 returns at END
-    view = query(engine, "SELECT beta, n_obs FROM position_market_betas WHERE symbol = 'ROKU' AND date = :d",
-                 d=dt.date(2025, 11, 6))
+    view = query(
+        engine,
+        "SELECT beta, n_obs FROM position_market_betas WHERE symbol = 'ROKU' AND date = :d",
+        d=dt.date(2025, 11, 6),
+    )
     assert view["beta"].isna().all() and (view["n_obs"] == n_returns + 8).all()
     vol = query(engine, "SELECT * FROM symbol_volatility WHERE symbol = 'ROKU' AND date = :d", d=dt.date(2025, 10, 27))
     assert vol["realized_vol_21d"].notna().all() and vol["realized_vol_63d"].isna().all()
@@ -327,11 +390,19 @@ def test_rerun_gives_identical_rows_and_off_session_closes_never_enter(world):
     before = {tb.name: table_rows(engine, tb) for tb in RISK_TABLES}
     assert all(len(frame) for frame in before.values())
     with engine.begin() as conn:  # a Saturday and Labor Day: never sessions
-        conn.execute(t.market_data_cache.insert(), [
-            {"symbol": "AAPL", "date": day, "close": 1e6, "source": "junk",
-             "fetched_at": dt.datetime(2025, 11, 7, tzinfo=dt.UTC)}
-            for day in (dt.date(2025, 11, 1), dt.date(2025, 9, 1))
-        ])
+        conn.execute(
+            t.market_data_cache.insert(),
+            [
+                {
+                    "symbol": "AAPL",
+                    "date": day,
+                    "close": 1e6,
+                    "source": "junk",
+                    "fetched_at": dt.datetime(2025, 11, 7, tzinfo=dt.UTC),
+                }
+                for day in (dt.date(2025, 11, 1), dt.date(2025, 9, 1))
+            ],
+        )
     result = materialize_range([risk_analytics], url, RISK_START, END)
     assert metadata(result)["run"]["off_session_closes_ignored"] == 2
     for tb in RISK_TABLES:
@@ -341,8 +412,15 @@ def test_rerun_gives_identical_rows_and_off_session_closes_never_enter(world):
 def test_correlations_hold_the_latest_matrix_only(world):
     engine, url, _ = world
     corr = query(engine, "SELECT * FROM correlations")
-    held = sorted(set(query(engine, "SELECT risk_symbol FROM position_values WHERE date = :d AND "
-                                    "investment_class <> 'PRIVATE'", d=dt.date(2025, 11, 6))["risk_symbol"]))
+    held = sorted(
+        set(
+            query(
+                engine,
+                "SELECT risk_symbol FROM position_values WHERE date = :d AND investment_class <> 'PRIVATE'",
+                d=dt.date(2025, 11, 6),
+            )["risk_symbol"]
+        )
+    )
     assert set(pd.to_datetime(corr["date"])) == {pd.Timestamp(END)}
     assert len(corr) == len(held) * (len(held) - 1) // 2 and (corr["symbol_a"] < corr["symbol_b"]).all()
     expected = stored_returns(engine, held).iloc[-90:].corr(min_periods=30)
@@ -379,8 +457,15 @@ def test_db_init_creates_the_position_views_once(engine):
     assert not views & set(inspector.get_table_names())
     contract = {
         "position_market_betas": ["position_id", "date", "window_days", "beta", "alpha", "r_squared", "n_obs"],
-        "position_volatility": ["position_id", "date", "realized_vol_21d", "realized_vol_63d", "realized_vol_252d",
-                                "har_forecast_1d", "har_forecast_21d"],
+        "position_volatility": [
+            "position_id",
+            "date",
+            "realized_vol_21d",
+            "realized_vol_63d",
+            "realized_vol_252d",
+            "har_forecast_1d",
+            "har_forecast_21d",
+        ],
     }
     for view, columns in contract.items():
         assert set(columns) <= set(query(engine, f"SELECT * FROM {view} WHERE 1 = 0").columns)

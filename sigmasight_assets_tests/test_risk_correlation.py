@@ -14,7 +14,11 @@ def _returns(n_sessions=260, n_symbols=12, seed=11):
     idx = pd.bdate_range("2024-01-01", periods=n_sessions)
     common = rng.normal(0, 0.01, (n_sessions, 1))
     load = rng.uniform(0.2, 1.5, n_symbols)
-    rets = pd.DataFrame(common * load + rng.normal(0, 0.012, (n_sessions, n_symbols)), index=idx, columns=[f"S{i:02d}" for i in range(n_symbols)])
+    rets = pd.DataFrame(
+        common * load + rng.normal(0, 0.012, (n_sessions, n_symbols)),
+        index=idx,
+        columns=[f"S{i:02d}" for i in range(n_symbols)],
+    )
     rets.iloc[rng.random(n_sessions) < 0.1, 1] = np.nan
     rets.iloc[rng.random(n_sessions) < 0.4, 2] = np.nan
     rets.iloc[:200, 3] = np.nan  # listed late: overlap < 30 on early dates
@@ -110,7 +114,9 @@ def test_effective_bets_limits():
     row = correlation_summary(orth, start=idx[-1]).iloc[0]
     assert row.effective_bets == pytest.approx(4.0, abs=1e-10)
     assert row.avg_pairwise_corr == pytest.approx(0.0, abs=1e-12)
-    weighted = correlation_summary(orth, start=idx[-1], weights=pd.Series({"W": 3.0, "X": -1.0, "Y": 1.0, "Z": 1.0})).iloc[0]
+    weighted = correlation_summary(
+        orth, start=idx[-1], weights=pd.Series({"W": 3.0, "X": -1.0, "Y": 1.0, "Z": 1.0})
+    ).iloc[0]
     assert weighted.effective_bets == pytest.approx(12.0**2 / (81 + 1 + 1 + 1), abs=1e-10)
 
 
@@ -122,7 +128,8 @@ def test_the_recorded_correlation_window_and_min_overlap_are_the_ones_the_matrix
     end = rets.index[-1]
     _, definition = correlation_rows(rets, list(rets.columns), end)
     assert {k: definition[k] for k in ("window", "min_overlap")} == {
-        k: METRIC_DEFINITIONS["correlation_matrix"][k] for k in ("window", "min_overlap")}
+        k: METRIC_DEFINITIONS["correlation_matrix"][k] for k in ("window", "min_overlap")
+    }
     window, min_overlap = definition["window"], definition["min_overlap"]
 
     def pair(frame):
@@ -148,8 +155,15 @@ def test_the_recorded_summary_window_min_overlap_and_effective_bets_are_what_the
     rets = _returns()[["S00", "S06", "S07", "S08"]]
     day = rets.index[-1]
     weights = {"S00": 300.0, "S06": -120.0, "S07": 80.0, "S08": 0.0}
-    values = pd.DataFrame({"portfolio_id": "P", "date": day, "risk_symbol": list(weights),
-                           "investment_class": "PUBLIC", "market_value": list(weights.values())})
+    values = pd.DataFrame(
+        {
+            "portfolio_id": "P",
+            "date": day,
+            "risk_symbol": list(weights),
+            "investment_class": "PUBLIC",
+            "market_value": list(weights.values()),
+        }
+    )
     grid = pd.DataFrame({"portfolio_id": ["P"], "date": [day], "equity_balance": [1000.0]})
 
     def summary(frame):
@@ -158,7 +172,8 @@ def test_the_recorded_summary_window_min_overlap_and_effective_bets_are_what_the
 
     row, definition = summary(rets)
     assert {k: definition[k] for k in ("window", "min_overlap", "effective_bets")} == {
-        k: METRIC_DEFINITIONS["correlation_summary"][k] for k in ("window", "min_overlap", "effective_bets")}
+        k: METRIC_DEFINITIONS["correlation_summary"][k] for k in ("window", "min_overlap", "effective_bets")
+    }
     window, min_overlap = definition["window"], definition["min_overlap"]
     assert "(Σλ)²/Σλ²" in definition["effective_bets"]
     a = np.abs(np.array([300.0, -120.0, 80.0]))  # S08 weighs 0: not a valid symbol

@@ -243,7 +243,8 @@ def test_the_recorded_factor_window_and_min_obs_are_the_ones_the_exposures_use()
     definition = stats["factor_exposures"].attrs["definition"]
     window, min_obs = definition["window"], definition["min_obs"]
     assert {k: definition[k] for k in ("window", "min_obs")} == {
-        k: METRIC_DEFINITIONS["factor_exposures"][k] for k in ("window", "min_obs")}
+        k: METRIC_DEFINITIONS["factor_exposures"][k] for k in ("window", "min_obs")
+    }
     value = _at_end(stats, "factor_exposures", factor="Value").iloc[0]
     for n_obs, has_exposure in ((min_obs - 1, False), (min_obs, True)):
         sparse = rets.copy()

@@ -25,7 +25,9 @@ def test_return_is_close_over_previous_session_close():
     closes = pd.DataFrame({"A": [100.0, 101.0, 99.99, 102.0, 102.0, 51.0]}, index=SESSIONS)
     r = simple_returns(closes)["A"]
     assert np.isnan(r.iloc[0])
-    np.testing.assert_allclose(r.iloc[1:].to_numpy(), [0.01, 99.99 / 101 - 1, 102 / 99.99 - 1, 0.0, -0.5], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(
+        r.iloc[1:].to_numpy(), [0.01, 99.99 / 101 - 1, 102 / 99.99 - 1, 0.0, -0.5], rtol=0, atol=1e-15
+    )
 
 
 def test_holiday_is_not_a_row_so_the_return_spans_one_session():
@@ -36,7 +38,9 @@ def test_holiday_is_not_a_row_so_the_return_spans_one_session():
 
 
 def test_missing_close_makes_both_adjacent_returns_nan():
-    closes = pd.DataFrame({"A": [10.0, 11.0, np.nan, 13.0, 14.0, 15.0], "B": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}, index=SESSIONS)
+    closes = pd.DataFrame(
+        {"A": [10.0, 11.0, np.nan, 13.0, 14.0, 15.0], "B": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}, index=SESSIONS
+    )
     r = simple_returns(closes)
     assert r["A"].isna().tolist() == [True, False, True, True, False, False]
     assert r["B"].isna().tolist() == [True, False, False, False, False, False]
@@ -79,10 +83,15 @@ def actions_of(*rows):
     """Raw corporate_actions rows (symbol, ex_date, action_type, value)."""
     frame = pd.DataFrame(rows, columns=["symbol", "ex_date", "action_type", "value"])
     split = frame["action_type"].eq("SPLIT")
-    return pd.DataFrame({
-        "symbol": frame["symbol"], "ex_date": pd.to_datetime(frame["ex_date"]), "action_type": frame["action_type"],
-        "ratio": frame["value"].where(split), "amount": frame["value"].where(~split),
-    })
+    return pd.DataFrame(
+        {
+            "symbol": frame["symbol"],
+            "ex_date": pd.to_datetime(frame["ex_date"]),
+            "action_type": frame["action_type"],
+            "ratio": frame["value"].where(split),
+            "amount": frame["value"].where(~split),
+        }
+    )
 
 
 def test_a_two_for_one_split_is_no_minus_fifty_percent_day():
@@ -115,21 +124,29 @@ def test_a_split_and_a_dividend_on_one_session_and_several_rows_on_one_session()
     assert r.loc["2025-04-17"] == pytest.approx(0.01, abs=1e-15)  # 2 · (50 + 0.5) / 100 − 1 (D as traded, post-split)
     # two splits (2 × 3) and two dividends (0.25 + 0.25) on one ex-session combine
     closes = pd.DataFrame({"A": [120.0, 120.0, 20.0, 20.0, 20.0, 20.0]}, index=SESSIONS)
-    r = total_returns(closes, ratios_of(("A", "2025-04-17", 2.0), ("A", "2025-04-17", 3.0)),
-                      dividends_of(("A", "2025-04-17", 0.25), ("A", "2025-04-17", 0.25)))["A"]
+    r = total_returns(
+        closes,
+        ratios_of(("A", "2025-04-17", 2.0), ("A", "2025-04-17", 3.0)),
+        dividends_of(("A", "2025-04-17", 0.25), ("A", "2025-04-17", 0.25)),
+    )["A"]
     assert r.loc["2025-04-17"] == pytest.approx(6 * 20.5 / 120 - 1, abs=1e-15)
 
 
 def test_an_ex_date_on_a_weekend_or_holiday_belongs_to_the_next_session():
-    closes = pd.DataFrame({"A": [100.0, 100.0, 100.0, 51.0, 51.0, 51.0], "B": [100.0, 100.0, 100.0, 99.0, 99.0, 99.0]},
-                          index=SESSIONS)
+    closes = pd.DataFrame(
+        {"A": [100.0, 100.0, 100.0, 51.0, 51.0, 51.0], "B": [100.0, 100.0, 100.0, 99.0, 99.0, 99.0]}, index=SESSIONS
+    )
     # Saturday 2025-04-19 (A's split) and Good Friday 2025-04-18 (B's dividend): both Monday 21
     actions = actions_of(("A", "2025-04-19", "SPLIT", 2.0), ("B", "2025-04-18", "CASH_DIVIDEND", 1.5))
     ratios, dividends = split_ratios(actions), dividends_per_share(actions)
-    assert list(ratios["date"]) == [pd.Timestamp("2025-04-21")] and list(dividends["date"]) == [pd.Timestamp("2025-04-21")]
-    for r in (total_returns(closes, ratios, dividends, SESSIONS),
-              # the raw dates too: a date that is no row belongs to the next row
-              total_returns(closes, ratios_of(("A", "2025-04-19", 2.0)), dividends_of(("B", "2025-04-18", 1.5)))):
+    assert list(ratios["date"]) == [pd.Timestamp("2025-04-21")] and list(dividends["date"]) == [
+        pd.Timestamp("2025-04-21")
+    ]
+    for r in (
+        total_returns(closes, ratios, dividends, SESSIONS),
+        # the raw dates too: a date that is no row belongs to the next row
+        total_returns(closes, ratios_of(("A", "2025-04-19", 2.0)), dividends_of(("B", "2025-04-18", 1.5))),
+    ):
         assert r.loc["2025-04-21", "A"] == pytest.approx(0.02, abs=1e-15)
         assert r.loc["2025-04-21", "B"] == pytest.approx(0.005, abs=1e-15)
         assert (r.drop(pd.Timestamp("2025-04-21")).iloc[1:] == 0.0).all().all()
@@ -138,13 +155,20 @@ def test_an_ex_date_on_a_weekend_or_holiday_belongs_to_the_next_session():
 def test_no_actions_are_simple_returns_exactly():
     rng = np.random.default_rng(7)
     days = pd.bdate_range("2025-01-06", periods=300)
-    closes = pd.DataFrame(100 * np.cumprod(1 + rng.normal(0, 0.02, (300, 5)), axis=0), index=days, columns=list("ABCDE"))
+    closes = pd.DataFrame(
+        100 * np.cumprod(1 + rng.normal(0, 0.02, (300, 5)), axis=0), index=days, columns=list("ABCDE")
+    )
     closes = closes.mask(rng.random(closes.shape) < 0.03)
     expected = closes.pct_change(fill_method=None)
-    for ratios, dividends in [(None, None), (ratios_of(), dividends_of()),
-                              # actions of other symbols, or outside the span, change nothing
-                              (ratios_of(("Z", days[10], 2.0), ("A", "2026-12-01", 2.0), ("A", "2024-01-02", 3.0)),
-                               dividends_of(("Z", days[10], 1.0), ("B", days[0], 1.0)))]:
+    for ratios, dividends in [
+        (None, None),
+        (ratios_of(), dividends_of()),
+        # actions of other symbols, or outside the span, change nothing
+        (
+            ratios_of(("Z", days[10], 2.0), ("A", "2026-12-01", 2.0), ("A", "2024-01-02", 3.0)),
+            dividends_of(("Z", days[10], 1.0), ("B", days[0], 1.0)),
+        ),
+    ]:
         got = total_returns(closes, ratios, dividends)
         pd.testing.assert_frame_equal(got, simple_returns(closes), check_exact=True)
         pd.testing.assert_frame_equal(got, expected, check_exact=True, check_freq=False)
@@ -152,8 +176,9 @@ def test_no_actions_are_simple_returns_exactly():
 
 def test_a_gap_around_an_action_never_bridges_it():
     # A splits 2-for-1 at 2025-04-21, B pays 1.5 there, C splits there too but its row is absent
-    base = pd.DataFrame({"A": [100.0, 100.0, 100.0, 50.0, 51.0, 51.0], "B": [100.0, 100.0, 100.0, 99.0, 99.0, 99.0]},
-                        index=SESSIONS)
+    base = pd.DataFrame(
+        {"A": [100.0, 100.0, 100.0, 50.0, 51.0, 51.0], "B": [100.0, 100.0, 100.0, 99.0, 99.0, 99.0]}, index=SESSIONS
+    )
     ratios = ratios_of(("A", "2025-04-21", 2.0), ("C", "2025-04-21", 2.0))
     dividends = dividends_of(("B", "2025-04-21", 1.5))
     # the ex-session close is missing: the return into it and out of it are NaN, and the
@@ -231,8 +256,9 @@ def test_symbol_risk_metrics_take_the_actions():
     traded.loc[: days[299], "BBB"] *= k  # as traded before a 0.7 dividend
     start, end = days[300], days[-1]
     want = symbol_risk_metrics(adjusted, start, end)
-    got = symbol_risk_metrics(traded, start, end, ratios=ratios_of(("AAA", split_at, 3.0)),
-                              dividends=dividends_of(("BBB", div_at, 0.7)))
+    got = symbol_risk_metrics(
+        traded, start, end, ratios=ratios_of(("AAA", split_at, 3.0)), dividends=dividends_of(("BBB", div_at, 0.7))
+    )
     for key in ["market_betas", "volatility", "correlation_summary", "correlation_matrix"]:
         pd.testing.assert_frame_equal(got[key], want[key], rtol=1e-9, obj=key)
     plain = symbol_risk_metrics(traded, start, end)["market_betas"]
@@ -268,9 +294,19 @@ def test_risk_statistics_with_stored_actions_equal_those_of_the_adjusted_series(
             conn.execute(table.update().where(*where).values({column: table.c[column] * factor}))
 
     with engine.begin() as conn:
-        near = conn.execute(sa.select(a.c.symbol, a.c.ex_date).where(sa.or_(*[
-            sa.and_(a.c.symbol == sym, a.c.ex_date.between(day - dt.timedelta(days=7), day + dt.timedelta(days=7)))
-            for sym, day in (("NVDA", nvda_ex), ("AAPL", aapl_ex), ("SPY", spy_ex))]))).fetchall()
+        near = conn.execute(
+            sa.select(a.c.symbol, a.c.ex_date).where(
+                sa.or_(
+                    *[
+                        sa.and_(
+                            a.c.symbol == sym,
+                            a.c.ex_date.between(day - dt.timedelta(days=7), day + dt.timedelta(days=7)),
+                        )
+                        for sym, day in (("NVDA", nvda_ex), ("AAPL", aapl_ex), ("SPY", spy_ex))
+                    ]
+                )
+            )
+        ).fetchall()
         assert not near, near  # no stored action shares an ex-session with the new ones
         spy_close = conn.execute(sa.select(c.c.close).where(c.c.symbol == "SPY", c.c.date == spy_ex)).scalar()
         dividend = round(0.01 * spy_close, 4)
@@ -278,17 +314,44 @@ def test_risk_statistics_with_stored_actions_equal_those_of_the_adjusted_series(
         rescale(conn, "AAPL", 4.0, since=aapl_ex)
         rescale(conn, "SPY", (spy_close + dividend) / spy_close, until=spy_ex)
         conn.execute(c.update().values(adj_close=1.0))  # never read
-        fetched = dt.datetime(2025, 11, 7, tzinfo=dt.timezone.utc)
-        conn.execute(a.insert(), [
-            {"symbol": "NVDA", "ex_date": nvda_ex, "action_type": "SPLIT", "ratio": 3.0, "amount": None,
-             "source": "test", "fetched_at": fetched},
-            {"symbol": "AAPL", "ex_date": aapl_ex, "action_type": "SPLIT", "ratio": 0.25, "amount": None,
-             "source": "test", "fetched_at": fetched},
-            {"symbol": "SPY", "ex_date": spy_ex, "action_type": "CASH_DIVIDEND", "ratio": None, "amount": dividend,
-             "source": "test", "fetched_at": fetched},
-        ])
-        nvda = conn.execute(sa.select(c.c.date, c.c.close).where(c.c.symbol == "NVDA", c.c.date.in_(
-            [dt.date(2025, 9, 12), nvda_session])).order_by(c.c.date)).fetchall()
+        fetched = dt.datetime(2025, 11, 7, tzinfo=dt.UTC)
+        conn.execute(
+            a.insert(),
+            [
+                {
+                    "symbol": "NVDA",
+                    "ex_date": nvda_ex,
+                    "action_type": "SPLIT",
+                    "ratio": 3.0,
+                    "amount": None,
+                    "source": "test",
+                    "fetched_at": fetched,
+                },
+                {
+                    "symbol": "AAPL",
+                    "ex_date": aapl_ex,
+                    "action_type": "SPLIT",
+                    "ratio": 0.25,
+                    "amount": None,
+                    "source": "test",
+                    "fetched_at": fetched,
+                },
+                {
+                    "symbol": "SPY",
+                    "ex_date": spy_ex,
+                    "action_type": "CASH_DIVIDEND",
+                    "ratio": None,
+                    "amount": dividend,
+                    "source": "test",
+                    "fetched_at": fetched,
+                },
+            ],
+        )
+        nvda = conn.execute(
+            sa.select(c.c.date, c.c.close)
+            .where(c.c.symbol == "NVDA", c.c.date.in_([dt.date(2025, 9, 12), nvda_session]))
+            .order_by(c.c.date)
+        ).fetchall()
     assert nvda[1][1] / nvda[0][1] < 0.4  # as traded, the closes fall by two thirds
 
     result = materialize_range([risk_analytics], db_url, "2025-10-27", "2025-11-06")
@@ -300,9 +363,17 @@ def test_risk_statistics_with_stored_actions_equal_those_of_the_adjusted_series(
         after = table_rows(engine, tb)
         old = before[tb.name]
         assert len(after) == len(old) and len(after), tb.name
-        numeric = [col for col in old.columns if pd.api.types.is_float_dtype(old[col]) or col.startswith(("beta", "alpha"))]
+        numeric = [
+            col for col in old.columns if pd.api.types.is_float_dtype(old[col]) or col.startswith(("beta", "alpha"))
+        ]
         pd.testing.assert_frame_equal(after.drop(columns=numeric), old.drop(columns=numeric), obj=tb.name)
-        np.testing.assert_allclose(after[numeric].to_numpy(dtype=float), old[numeric].to_numpy(dtype=float),
-                                   rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=tb.name)
+        np.testing.assert_allclose(
+            after[numeric].to_numpy(dtype=float),
+            old[numeric].to_numpy(dtype=float),
+            rtol=1e-9,
+            atol=1e-12,
+            equal_nan=True,
+            err_msg=tb.name,
+        )
     betas = before["symbol_market_betas"]
     assert betas.loc[betas["symbol"].isin(["NVDA", "AAPL"]), "beta"].notna().all()

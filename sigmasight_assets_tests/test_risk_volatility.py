@@ -7,7 +7,13 @@ import pytest
 from arch.data import nasdaq, sp500
 from arch.univariate import HARX
 
-from sigmasight_assets.risk import METRIC_DEFINITIONS, har_forecast, realized_volatility, simple_returns, volatility_metrics
+from sigmasight_assets.risk import (
+    METRIC_DEFINITIONS,
+    har_forecast,
+    realized_volatility,
+    simple_returns,
+    volatility_metrics,
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +62,9 @@ def test_realized_vol_with_a_gap_in_the_window_is_nan_and_counts_observations():
         assert np.isfinite(vol[rets.index[t]]) == (expected == 21)
 
 
-@pytest.mark.parametrize("symbol,date", [("SPX", "2008-09-15"), ("SPX", "2009-03-09"), ("NDX", "2008-10-10"), ("NDX", "2010-06-30")])
+@pytest.mark.parametrize(
+    "symbol,date", [("SPX", "2008-09-15"), ("SPX", "2009-03-09"), ("NDX", "2008-10-10"), ("NDX", "2010-06-30")]
+)
 def test_har_matches_arch_harx_on_the_same_window_real_data(real_returns, symbol, date):
     t = real_returns.index.get_loc(pd.Timestamp(date))
     out = har_forecast(real_returns, start=date, end=date)
@@ -64,7 +72,9 @@ def test_har_matches_arch_harx_on_the_same_window_real_data(real_returns, symbol
     y = real_returns[symbol].iloc[t - 251 : t + 1] ** 2
     params, mean = _arch_forecast(y)
     assert row.har_n_obs == 230
-    np.testing.assert_allclose(row[["har_const", "har_b1", "har_b5", "har_b22"]].to_numpy(float), params, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        row[["har_const", "har_b1", "har_b5", "har_b22"]].to_numpy(float), params, rtol=1e-9, atol=1e-12
+    )
     assert abs(row.har_variance_1d - mean[0]) < 1e-12
     assert abs(row.har_variance_21d - mean.mean()) < 1e-12
     assert abs(row.har_forecast_1d - np.sqrt(252 * mean[0])) < 1e-8
@@ -77,12 +87,14 @@ def test_har_matches_arch_across_symbols_and_dates_synthetic():
     checked = 0
     for sym, t in [("A", 400), ("A", 499), ("B", 299), ("D", 455), ("C", 499), ("C", 420)]:
         y = rets[sym].iloc[t - 251 : t + 1] ** 2
-        y = y.loc[y.first_valid_index():]  # a late listing: arch fits on what exists
+        y = y.loc[y.first_valid_index() :]  # a late listing: arch fits on what exists
         assert y.notna().all()
         params, mean = _arch_forecast(y)
         row = out.loc[(sym, rets.index[t])]
         assert row.har_n_obs == len(y) - 22
-        np.testing.assert_allclose(row[["har_const", "har_b1", "har_b5", "har_b22"]].to_numpy(float), params, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(
+            row[["har_const", "har_b1", "har_b5", "har_b22"]].to_numpy(float), params, rtol=1e-9, atol=1e-12
+        )
         assert abs(row.har_forecast_1d - np.sqrt(252 * mean[0])) < 1e-8
         assert abs(row.har_forecast_21d - np.sqrt(252 * mean.mean())) < 1e-8
         checked += 1
@@ -96,11 +108,15 @@ def test_har_with_a_gap_in_the_window_fits_complete_rows_only():
     row = out.iloc[0]
     y = (rets["B"].iloc[t - 251 : t + 1] ** 2).to_numpy()
     rows = np.arange(22, 252)
-    X = np.column_stack([np.ones(len(rows)), y[rows - 1], [y[s - 5 : s].mean() for s in rows], [y[s - 22 : s].mean() for s in rows]])
+    X = np.column_stack(
+        [np.ones(len(rows)), y[rows - 1], [y[s - 5 : s].mean() for s in rows], [y[s - 22 : s].mean() for s in rows]]
+    )
     ok = np.isfinite(y[rows]) & np.isfinite(X).all(axis=1)
     coef, *_ = np.linalg.lstsq(X[ok], y[rows][ok], rcond=None)
     assert row.har_n_obs == ok.sum() == 230 - 21  # rows 300..320 have the NaN in their 23-session span
-    np.testing.assert_allclose(row[["har_const", "har_b1", "har_b5", "har_b22"]].to_numpy(float), coef, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        row[["har_const", "har_b1", "har_b5", "har_b22"]].to_numpy(float), coef, rtol=1e-9, atol=1e-12
+    )
     # The origin's last 22 sessions include the gap: no forecast is made up.
     assert np.isnan(row.har_forecast_1d) and np.isnan(row.har_forecast_21d)
 

@@ -21,6 +21,7 @@ brokers skip locally and fail under ``CI=true``, like the PostgreSQL half of the
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import re
@@ -85,16 +86,36 @@ def dagster_home(base: Path) -> Path:
 
 
 def environment(db_url: str, home: Path, **extra: str) -> dict:
-    return {**os.environ, "SIGMASIGHT_DATABASE_URL": db_url, "DAGSTER_HOME": str(home),
-            "SIGMASIGHT_PRICE_SOURCE": "demo", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-            "PYTHONWARNINGS": "ignore", **extra}
+    return {
+        **os.environ,
+        "SIGMASIGHT_DATABASE_URL": db_url,
+        "DAGSTER_HOME": str(home),
+        "SIGMASIGHT_PRICE_SOURCE": "demo",
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONWARNINGS": "ignore",
+        **extra,
+    }
 
 
 def materialize(env: dict, module_args: list[str], select: str, start: str, end: str, log: Path) -> str:
     """``dagster asset materialize ... --partition-range start...end``: one run; returns its output."""
-    out = subprocess.run([str(BIN / "dagster"), "asset", "materialize", *module_args, "--select", select,
-                          "--partition-range", f"{start}...{end}"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            *module_args,
+            "--select",
+            select,
+            "--partition-range",
+            f"{start}...{end}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     log.write_text(out.stdout + out.stderr)
     assert out.returncode == 0 and "RUN_SUCCESS" in out.stdout + out.stderr, (out.stdout + out.stderr)[-4000:]
     return out.stdout + out.stderr
@@ -107,8 +128,9 @@ class Group:
     def __init__(self, args: list, env: dict, log: Path):
         self.log = log
         with open(log, "w") as out:
-            self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def alive(self) -> bool:
         try:
@@ -151,12 +173,32 @@ def celery_worker(env: dict, base: Path, concurrency: int):
     ``execution: config:`` block, broker and backend read from the same environment
     variables as ``sigmasight_assets.scaleout``; the worker purges its queue first."""
     config = base / "celery_worker.yaml"
-    config.write_text("execution:\n  config:\n    broker: {env: SIGMASIGHT_CELERY_BROKER}\n"
-                      "    backend: {env: SIGMASIGHT_CELERY_BACKEND}\n")
+    config.write_text(
+        "execution:\n  config:\n    broker: {env: SIGMASIGHT_CELERY_BROKER}\n"
+        "    backend: {env: SIGMASIGHT_CELERY_BACKEND}\n"
+    )
     name = f"sigmasight-test-{uuid.uuid4().hex[:6]}"
-    worker = Group([str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", str(config),
-                    "-n", name, "--", "--purge", "--without-mingle", "--without-gossip", "--concurrency", str(concurrency)],
-                   env, base / "celery_worker.log")
+    worker = Group(
+        [
+            str(BIN / "dagster-celery"),
+            "worker",
+            "start",
+            "-A",
+            "dagster_celery.app",
+            "-y",
+            str(config),
+            "-n",
+            name,
+            "--",
+            "--purge",
+            "--without-mingle",
+            "--without-gossip",
+            "--concurrency",
+            str(concurrency),
+        ],
+        env,
+        base / "celery_worker.log",
+    )
     try:
         worker.wait_for(" ready.", timeout=90)
         worker.name = name
@@ -184,8 +226,10 @@ def snapshot(engine: sa.Engine) -> dict[str, pd.DataFrame]:
     out = {tb.name: rows(engine, tb) for tb in OUTPUT_TABLES}
     for view in t.RISK_VIEWS:
         out[view] = rows(engine, sa.table(view, *[sa.column(c) for c in _view_columns(engine, view)]))
-    out["portfolios"] = rows(engine, sa.select(t.portfolios.c.id, t.portfolios.c.equity_balance,
-                                               t.portfolios.c.equity_balance_date).subquery())
+    out["portfolios"] = rows(
+        engine,
+        sa.select(t.portfolios.c.id, t.portfolios.c.equity_balance, t.portfolios.c.equity_balance_date).subquery(),
+    )
     return out
 
 
@@ -231,15 +275,25 @@ def ran_in_worker(home: Path, worker_name: str) -> set[str]:
         return succeeded
 
 
+# The in-process single run's rows, per store backend: the Redis and the RabbitMQ test on
+# SQLite compare with the same run of the same book, so it runs once (the celery tests share
+# an xdist_group, hence a process and this cache).
+_IN_PROCESS: dict[str, dict[str, pd.DataFrame]] = {}
+
+
 def run_on_celery(demo_book, db_url: str, tmp_path: Path, broker: str, backend: str) -> None:
     home = dagster_home(tmp_path)
     env = environment(db_url, home, SIGMASIGHT_CELERY_BROKER=broker, SIGMASIGHT_CELERY_BACKEND=backend)
 
-    materialize(env, ["-m", "sigmasight_assets.definitions"], "*", CELERY_START, CELERY_END,
-                tmp_path / "in_process.log")
-    expected = snapshot(demo_book)
+    store = db_url.split(":", 1)[0]
+    if store not in _IN_PROCESS:
+        materialize(
+            env, ["-m", "sigmasight_assets.definitions"], "*", CELERY_START, CELERY_END, tmp_path / "in_process.log"
+        )
+        _IN_PROCESS[store] = snapshot(demo_book)
+        wipe(demo_book)
+    expected = _IN_PROCESS[store]
     assert len(expected["equity_balances"]) == 6 * 10 and len(expected["symbol_volatility"]) > 0
-    wipe(demo_book)
 
     # Two pool processes run independent steps (prices ∥ company_profiles, portfolio_snapshots ∥
     # sector_tags) at the same time. On a SQLite store that is not yet safe: sector_tags reads
@@ -249,13 +303,27 @@ def run_on_celery(demo_book, db_url: str, tmp_path: Path, broker: str, backend: 
     # store writes on SQLite begin with BEGIN IMMEDIATE, one pool process on SQLite.
     concurrency = 1 if db_url.startswith("sqlite") else 2
     with celery_worker(env, tmp_path, concurrency) as worker:
-        out = materialize(env, ["-m", "sigmasight_assets.scaleout", "-a", "celery_defs"], "*",
-                          CELERY_START, CELERY_END, tmp_path / "celery_run.log")
+        out = materialize(
+            env,
+            ["-m", "sigmasight_assets.scaleout", "-a", "celery_defs"],
+            "*",
+            CELERY_START,
+            CELERY_END,
+            tmp_path / "celery_run.log",
+        )
         worker_log = worker.log.read_text(errors="replace")
     assert f"transport:   {urlparse(broker).scheme.removeprefix('py')}://" in worker_log, worker.tail()
 
-    steps = ["prices", "company_profiles", "position_values", "daily_pnl", "equity_balances",
-             "portfolio_snapshots", "sector_tags", "risk_analytics"]
+    steps = [
+        "prices",
+        "company_profiles",
+        "position_values",
+        "daily_pnl",
+        "equity_balances",
+        "portfolio_snapshots",
+        "sector_tags",
+        "risk_analytics",
+    ]
     for step in steps:
         assert f'Submitting celery task for step "{step}"' in out, step
     assert len(re.findall(r"Task execute_plan\[[-0-9a-f]+\] received", worker_log)) == len(steps), worker.tail()
@@ -268,12 +336,17 @@ def run_on_celery(demo_book, db_url: str, tmp_path: Path, broker: str, backend: 
         assert_same(got[name], expected[name], name)
 
 
+# One at a time: the Redis tests share a broker database and the queue "dagster" (a worker
+# purges it at start and would take the other test's steps), and both SQLite tests share the
+# cached in-process rows.
+@pytest.mark.xdist_group("celery")
 def test_celery_backfill_on_redis_equals_the_in_process_single_run(demo_book, db_url, tmp_path):
     require(REDIS, 6379)
     url = f"{REDIS.rstrip('/')}/{REDIS_DB}"
     run_on_celery(demo_book, db_url, tmp_path, broker=url, backend=url)
 
 
+@pytest.mark.xdist_group("celery")
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_celery_backfill_on_rabbitmq_equals_the_in_process_single_run(demo_book, db_url, tmp_path):
     require(AMQP, 5672)
@@ -285,10 +358,12 @@ def test_celery_settings_come_from_the_environment():
 
     assert celery_settings({}) == {"broker": DEFAULT_CELERY_BROKER, "backend": "rpc://"}
     assert celery_settings({"SIGMASIGHT_CELERY_BROKER": "redis://h:6379/3"}) == {
-        "broker": "redis://h:6379/3", "backend": "redis://h:6379/3"}
-    assert celery_settings({"SIGMASIGHT_CELERY_BROKER": "pyamqp://u:p@h//",
-                            "SIGMASIGHT_CELERY_BACKEND": "redis://h/1"}) == {
-        "broker": "pyamqp://u:p@h//", "backend": "redis://h/1"}
+        "broker": "redis://h:6379/3",
+        "backend": "redis://h:6379/3",
+    }
+    assert celery_settings(
+        {"SIGMASIGHT_CELERY_BROKER": "pyamqp://u:p@h//", "SIGMASIGHT_CELERY_BACKEND": "redis://h/1"}
+    ) == {"broker": "pyamqp://u:p@h//", "backend": "redis://h/1"}
 
 
 def test_default_definitions_keep_in_process_single_run():
@@ -312,8 +387,10 @@ def test_default_definitions_keep_in_process_single_run():
 # --- 2. BackfillPolicy.multi_run(N) through the backfill daemon -----------------------------
 
 MULTI_START, MULTI_END, PER_RUN = "2025-07-01", "2025-07-31", 4
-DAEMON = ("import dagster._daemon.controller as c; c.DEFAULT_DAEMON_INTERVAL_SECONDS = 1; "
-          "from dagster._daemon.cli import main; main()")
+DAEMON = (
+    "import dagster._daemon.controller as c; c.DEFAULT_DAEMON_INTERVAL_SECONDS = 1; "
+    "from dagster._daemon.cli import main; main()"
+)
 BACKFILL_TIMEOUT_S = 300
 
 
@@ -330,10 +407,18 @@ def launch_asset_backfill(home: Path, keys: list[str], start: str, end: str) -> 
     partitions = daily_partitions.get_partition_keys_in_range(PartitionKeyRange(start, end))
     with DagsterInstance.from_config(str(home)) as instance:
         backfill = PartitionBackfill.from_asset_partitions(
-            backfill_id=f"multirun{uuid.uuid4().hex[:6]}", asset_graph=graph, partition_names=partitions,
-            asset_selection=[AssetKey(k) for k in keys], backfill_timestamp=time.time(), tags={},
-            dynamic_partitions_store=instance, all_partitions=False, title="multi_run test", description=None,
-            run_config=None)
+            backfill_id=f"multirun{uuid.uuid4().hex[:6]}",
+            asset_graph=graph,
+            partition_names=partitions,
+            asset_selection=[AssetKey(k) for k in keys],
+            backfill_timestamp=time.time(),
+            tags={},
+            dynamic_partitions_store=instance,
+            all_partitions=False,
+            title="multi_run test",
+            description=None,
+            run_config=None,
+        )
         instance.add_backfill(backfill)
     return backfill.backfill_id, partitions
 
@@ -346,8 +431,11 @@ def wait_for_backfill(home: Path, backfill_id: str, daemon: Group):
     with DagsterInstance.from_config(str(home)) as instance:
         while time.monotonic() < deadline:
             backfill = instance.get_backfill(backfill_id)
-            if backfill.status not in (BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING,
-                                       BulkActionStatus.FAILING):
+            if backfill.status not in (
+                BulkActionStatus.REQUESTED,
+                BulkActionStatus.CANCELING,
+                BulkActionStatus.FAILING,
+            ):
                 break
             assert daemon.proc.poll() is None, f"daemon exited:\n{daemon.tail()}"
             time.sleep(1)
@@ -365,15 +453,24 @@ def test_multi_run_backfill_split_by_the_daemon_equals_the_single_run(demo_book,
 
     home = dagster_home(tmp_path)
     env = environment(db_url, home, SIGMASIGHT_PARTITIONS_PER_RUN=str(PER_RUN))
-    materialize(env, ["-m", "sigmasight_assets.definitions"], ",".join(ACCOUNTING), MULTI_START, MULTI_END,
-                tmp_path / "single_run.log")
+    materialize(
+        env,
+        ["-m", "sigmasight_assets.definitions"],
+        ",".join(ACCOUNTING),
+        MULTI_START,
+        MULTI_END,
+        tmp_path / "single_run.log",
+    )
     expected = snapshot(demo_book)
     wipe(demo_book)
 
     backfill_id, partitions = launch_asset_backfill(home, ACCOUNTING, MULTI_START, MULTI_END)
     assert len(partitions) == 22
-    daemon = Group([sys.executable, "-c", DAEMON, "run", "-m", "sigmasight_assets.scaleout", "-a", "multi_run_defs"],
-                   env, tmp_path / "daemon.log")
+    daemon = Group(
+        [sys.executable, "-c", DAEMON, "run", "-m", "sigmasight_assets.scaleout", "-a", "multi_run_defs"],
+        env,
+        tmp_path / "daemon.log",
+    )
     try:
         backfill, records = wait_for_backfill(home, backfill_id, daemon)
     finally:
@@ -397,7 +494,7 @@ def test_multi_run_backfill_split_by_the_daemon_equals_the_single_run(demo_book,
     assert len(equity) == math.ceil(len(partitions) / PER_RUN) == 6
     for _, _, rec in equity:  # a self-dependent asset is never grouped with other assets
         assert {k.to_user_string() for k in rec.dagster_run.asset_selection} == {"equity_balances"}
-    for (_, _, before), (_, _, after) in zip(equity, equity[1:]):
+    for (_, _, before), (_, _, after) in itertools.pairwise(equity):
         assert after.start_time >= before.end_time, "equity_balances chunks overlapped or ran out of order"
     # ... and a downstream chunk starts only after every upstream chunk sharing its sessions
     # ended (the daemon may cut the two assets' ranges differently).
@@ -412,8 +509,7 @@ def test_multi_run_backfill_split_by_the_daemon_equals_the_single_run(demo_book,
     # before its first session), so a symbol first held in a later chunk has no rows from
     # before that chunk's history window; every row both have is identical.
     prices_got, prices_expected = got.pop("market_data_cache"), expected.pop("market_data_cache")
-    merged = prices_expected.merge(prices_got, on=["symbol", "date"], how="left", indicator=True,
-                                   suffixes=("", "_got"))
+    merged = prices_expected.merge(prices_got, on=["symbol", "date"], how="left", indicator=True, suffixes=("", "_got"))
     missing = merged[merged["_merge"] == "left_only"]
     assert len(prices_got) == len(merged) - len(missing)
     assert (missing["date"] < pd.Timestamp(MULTI_START)).all(), missing.head()

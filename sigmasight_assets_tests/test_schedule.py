@@ -36,10 +36,10 @@ from dagster._utils.schedules import cron_string_iterator
 
 from sigmasight_assets.assets import profiles as profiles_module
 from sigmasight_assets.calendar import sessions_between
-from sigmasight_assets.partitions import daily_partitions
 from sigmasight_assets.definitions import defs
 from sigmasight_assets.jobs import ALL_ASSETS
 from sigmasight_assets.market_data.sources.demo import DemoProfileSource
+from sigmasight_assets.partitions import daily_partitions
 from sigmasight_assets.schedules import (
     CATCHUP_AFTER_TAG,
     CATCHUP_SESSIONS_TAG,
@@ -74,7 +74,7 @@ needs_closed_session_partition = pytest.mark.xfail(
     not closed_session_is_a_partition_at_the_tick(),
     strict=True,
     reason="daily_partitions (calendar.py) has no partition for a session until the next weekday 00:00, "
-           "so Dagster rejects a 18:30 request for the session that just closed",
+    "so Dagster rejects a 18:30 request for the session that just closed",
 )
 
 
@@ -111,15 +111,26 @@ def test_ticks_at_1830_new_york_monday_to_friday_only():
     assert daily_schedule.cron_schedule == "30 18 * * 1-5"
     assert daily_schedule.execution_timezone == "America/New_York"
     assert daily_schedule.job_name == "sigmasight_daily"
-    ticks = cron_string_iterator(at("2025-07-03", "19:00").timestamp(), daily_schedule.cron_schedule,
-                                 daily_schedule.execution_timezone)
+    ticks = cron_string_iterator(
+        at("2025-07-03", "19:00").timestamp(), daily_schedule.cron_schedule, daily_schedule.execution_timezone
+    )
     first = [next(ticks) for _ in range(4)]
     # Fri (a holiday: it ticks and skips), then no Saturday or Sunday tick, then Mon, Tue, Wed.
     assert [t.strftime("%a %Y-%m-%d %H:%M %Z") for t in first] == [
-        "Fri 2025-07-04 18:30 EDT", "Mon 2025-07-07 18:30 EDT", "Tue 2025-07-08 18:30 EDT", "Wed 2025-07-09 18:30 EDT"]
+        "Fri 2025-07-04 18:30 EDT",
+        "Mon 2025-07-07 18:30 EDT",
+        "Tue 2025-07-08 18:30 EDT",
+        "Wed 2025-07-09 18:30 EDT",
+    ]
     # 18:30 in New York across the DST change (EST in November).
-    assert next(cron_string_iterator(at("2025-11-03", "12:00").timestamp(), daily_schedule.cron_schedule,
-                                     daily_schedule.execution_timezone)).strftime("%H:%M %Z") == "18:30 EST"
+    assert (
+        next(
+            cron_string_iterator(
+                at("2025-11-03", "12:00").timestamp(), daily_schedule.cron_schedule, daily_schedule.execution_timezone
+            )
+        ).strftime("%H:%M %Z")
+        == "18:30 EST"
+    )
 
 
 @pytest.mark.parametrize(
@@ -134,7 +145,7 @@ def test_ticks_at_1830_new_york_monday_to_friday_only():
 )
 def test_a_session_day_tick_picks_the_session_that_closed_that_day(tick_day, session):
     assert session_closed_at(at(tick_day)) == session
-    assert session_closed_at(at(tick_day).astimezone(dt.timezone.utc)) == session  # a UTC tick time
+    assert session_closed_at(at(tick_day).astimezone(dt.UTC)) == session  # a UTC tick time
 
 
 @pytest.mark.parametrize(

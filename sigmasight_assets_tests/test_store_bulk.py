@@ -42,9 +42,13 @@ def sample_frame(n: int = 7) -> pd.DataFrame:
             "name": [names[i % len(names)] for i in range(n)],
             "amount": [amounts[i % len(amounts)] for i in range(n)],
             "flag": [i % 2 == 0 for i in range(n)],
-            "day": pd.to_datetime(["2025-09-05", None, "1999-12-31", "2025-01-02", "2024-02-29", "2025-11-06",
-                                   "2025-07-01"] * (n // 7 + 1))[:n],
-            "stamp": [dt.datetime(2026, 11, 24, 20, 1, 2, 345678, tzinfo=UTC) + dt.timedelta(seconds=i) for i in range(n)],
+            "day": pd.to_datetime(
+                ["2025-09-05", None, "1999-12-31", "2025-01-02", "2024-02-29", "2025-11-06", "2025-07-01"]
+                * (n // 7 + 1)
+            )[:n],
+            "stamp": [
+                dt.datetime(2026, 11, 24, 20, 1, 2, 345678, tzinfo=UTC) + dt.timedelta(seconds=i) for i in range(n)
+            ],
         }
     )
 
@@ -157,7 +161,9 @@ def tricky_rows(n: int = 13) -> list[dict]:
             "flag": None if i % 3 == 0 else i % 2 == 0,
             "day": None if i % 6 == 5 else dt.date(2025, 7, 1) + dt.timedelta(days=i),
             "other_day": None if i % 7 == 0 else dt.date(1999, 12, 31) + dt.timedelta(days=i),
-            "stamp": None if i == 4 else dt.datetime(2026, 11, 24, 20, 1, 2, 345678, tzinfo=UTC) + dt.timedelta(hours=i),
+            "stamp": None
+            if i == 4
+            else dt.datetime(2026, 11, 24, 20, 1, 2, 345678, tzinfo=UTC) + dt.timedelta(hours=i),
             "name": None if i % 4 == 0 else ["AAPL", "ünïcode…", "tab\there"][i % 3],
         }
         for i in range(n)
@@ -232,9 +238,21 @@ def position_rows(days: pd.DatetimeIndex, positions: int) -> pd.DataFrame:
     grid = pd.MultiIndex.from_product([[f"pos{i:03d}" for i in range(positions)], days], names=["position_id", "date"])
     frame = grid.to_frame(index=False)
     return frame.assign(
-        portfolio_id="p1", symbol="AAPL", risk_symbol="AAPL", investment_class="PUBLIC", quantity=10.0,
-        multiplier=1.0, price=1.5, price_date=frame["date"], price_kind="close", is_filled=False, stale_days=0,
-        is_priced=True, market_value=15.0, cost_basis=10.0, unrealized_pnl=5.0,
+        portfolio_id="p1",
+        symbol="AAPL",
+        risk_symbol="AAPL",
+        investment_class="PUBLIC",
+        quantity=10.0,
+        multiplier=1.0,
+        price=1.5,
+        price_date=frame["date"],
+        price_kind="close",
+        is_filled=False,
+        stale_days=0,
+        is_priced=True,
+        market_value=15.0,
+        cost_basis=10.0,
+        unrealized_pnl=5.0,
     )
 
 
@@ -254,8 +272,11 @@ def test_large_window_rewrites_rebuild_the_indexes_and_give_the_same_rows(engine
     after = pd.read_sql(sa.select(t.position_values).order_by("position_id", "date"), engine)
     pd.testing.assert_frame_equal(after, before)
     indexes = pd.DataFrame(sa.inspect(engine).get_indexes("position_values")).sort_values("name")
-    assert indexes["name"].tolist() == small["name"].tolist() == ["ix_position_values_date",
-                                                                  "ix_position_values_portfolio_date"]
+    assert (
+        indexes["name"].tolist()
+        == small["name"].tolist()
+        == ["ix_position_values_date", "ix_position_values_portfolio_date"]
+    )
 
 
 def test_a_failed_bulk_rewrite_keeps_rows_and_indexes(engine, monkeypatch):
@@ -290,14 +311,22 @@ def test_a_full_scan_of_a_large_window_reads_the_same_rows(engine, monkeypatch):
         assert [type(c.type) for c in source.c] == [type(c.type) for c in t.position_values.c]
 
         def window(src):
-            return (sa.select(src).where(src.c.date >= lo, src.c.date <= hi)
-                    .order_by(src.c.position_id, src.c.date))
+            return sa.select(src).where(src.c.date >= lo, src.c.date <= hi).order_by(src.c.position_id, src.c.date)
 
         scanned = read_frame(conn, window(source), parse_dates=["date", "price_date"])
         indexed = read_frame(conn, window(t.position_values), parse_dates=["date", "price_date"])
-        if engine.dialect.name == "sqlite":  # SQLite reads the table by a full scan, not through ix_position_values_date
-            plan = " ".join(r[-1] for r in conn.execute(sa.text("EXPLAIN QUERY PLAN " + str(
-                window(source).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})))))
+        if (
+            engine.dialect.name == "sqlite"
+        ):  # SQLite reads the table by a full scan, not through ix_position_values_date
+            plan = " ".join(
+                r[-1]
+                for r in conn.execute(
+                    sa.text(
+                        "EXPLAIN QUERY PLAN "
+                        + str(window(source).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+                    )
+                )
+            )
             assert "SCAN position_values" in plan and "INDEX" not in plan, plan
     assert len(scanned) == 30 * 8
     pd.testing.assert_frame_equal(scanned, indexed)

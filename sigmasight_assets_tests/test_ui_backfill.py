@@ -16,6 +16,7 @@ backfill finishes in seconds; nothing else about the daemon changes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -41,7 +42,8 @@ DAEMON = (
     "from dagster._daemon.cli import main; main()"
 )
 
-pytestmark = pytest.mark.slow
+# One webserver and daemon for the module: its tests stay in one pytest-xdist process.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ui_backfill")]
 
 
 def free_port() -> int:
@@ -77,8 +79,9 @@ class Dagster:
         with open(self.logs[name], "w") as log:
             # Own process group (session): stopped as a group, and SIGTERM is not ignored
             # the way it is for a background job of a non-interactive shell (DAGSTER-NOTES).
-            self.procs[name] = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log,
-                                                stderr=subprocess.STDOUT, start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -91,19 +94,19 @@ class Dagster:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
         for proc in self.procs.values():  # code servers and run workers left in the groups
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def tail(self, lines: int = 40) -> str:
-        return "\n".join(f"--- {name} ---\n" + "\n".join(path.read_text().splitlines()[-lines:])
-                         for name, path in self.logs.items())
+        return "\n".join(
+            f"--- {name} ---\n" + "\n".join(path.read_text().splitlines()[-lines:]) for name, path in self.logs.items()
+        )
 
     def gql(self, query: str, **variables) -> dict:
         body = json.dumps({"query": query, "variables": variables}).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/graphql", data=body,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/graphql", data=body, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             out = json.loads(resp.read())
         assert "errors" not in out, out["errors"]
@@ -126,8 +129,7 @@ class Dagster:
             location = entry["locationOrLoadError"]
             if entry["loadStatus"] == "LOADED" and location:
                 assert location["__typename"] == "RepositoryLocation", location
-                return {"repositoryLocationName": entry["name"],
-                        "repositoryName": location["repositories"][0]["name"]}
+                return {"repositoryLocationName": entry["name"], "repositoryName": location["repositories"][0]["name"]}
             time.sleep(0.5)
         raise AssertionError(f"webserver not ready in {STARTUP_TIMEOUT_S}s\n{self.tail()}")
 
@@ -136,19 +138,24 @@ class Dagster:
         return sorted(n["assetKey"]["path"] for n in nodes if JOB in n["jobNames"])
 
     def launch_backfill(self, params: dict) -> str:
-        out = self.gql("""mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
+        out = self.gql(
+            """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
             __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message stack }
             ... on InvalidSubsetError { message } ... on PartitionSetNotFoundError { message }
-            ... on UnauthorizedError { message } } }""", p=params)["launchPartitionBackfill"]
+            ... on UnauthorizedError { message } } }""",
+            p=params,
+        )["launchPartitionBackfill"]
         assert out["__typename"] == "LaunchBackfillSuccess", out
         return out["backfillId"]
 
     def wait_for_backfill(self, backfill_id: str) -> dict:
         deadline = time.monotonic() + BACKFILL_TIMEOUT_S
         while time.monotonic() < deadline:
-            backfill = self.gql("""query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+            backfill = self.gql(
+                """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
                 __typename ... on PartitionBackfill { id status isAssetBackfill partitionNames } } }""",
-                                id=backfill_id)["partitionBackfillOrError"]
+                id=backfill_id,
+            )["partitionBackfillOrError"]
             assert backfill["__typename"] == "PartitionBackfill", backfill
             if backfill["status"] not in ("REQUESTED", "CANCELING", "FAILING"):
                 return backfill
@@ -156,14 +163,18 @@ class Dagster:
         raise AssertionError(f"backfill {backfill_id} not done in {BACKFILL_TIMEOUT_S}s\n{self.tail()}")
 
     def backfill_runs(self, backfill_id: str) -> list[dict]:
-        return self.gql("""query($id: String!) { runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
+        return self.gql(
+            """query($id: String!) { runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
             ... on Runs { results { runId status jobName tags { key value } } } } }""",
-                        id=backfill_id)["runsOrError"]["results"]
+            id=backfill_id,
+        )["runsOrError"]["results"]
 
     def materializations(self, asset_path: list[str]) -> list[dict]:
-        return self.gql("""query($k: AssetKeyInput!) { assetOrError(assetKey: $k) { ... on Asset {
+        return self.gql(
+            """query($k: AssetKeyInput!) { assetOrError(assetKey: $k) { ... on Asset {
             assetMaterializations(limit: 100) { partition runId } } } }""",
-                        k={"path": asset_path})["assetOrError"]["assetMaterializations"]
+            k={"path": asset_path},
+        )["assetOrError"]["assetMaterializations"]
 
 
 @pytest.fixture(scope="module")
@@ -182,8 +193,9 @@ def dagster(tmp_path_factory):
     # the same moment can stamp two alembic heads.
     DagsterInstance.from_config(str(ui.home)).dispose()
     try:
-        ui.start("webserver", [BIN / "dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1",
-                               "-p", str(ui.port)])
+        ui.start(
+            "webserver", [BIN / "dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(ui.port)]
+        )
         ui.start("daemon", [sys.executable, "-c", DAEMON, "run", "-w", "workspace.yaml"])
         ui.repository = ui.wait_until_loaded()
         yield ui
@@ -194,13 +206,15 @@ def dagster(tmp_path_factory):
 def test_job_page_backfill_of_a_range_is_one_run_in_which_every_asset_runs(dagster):
     keys = dagster.job_asset_keys()
     assert ["company_profiles"] in keys and ["equity_balances"] in keys and ["prices"] in keys
-    backfill_id = dagster.launch_backfill({
-        "selector": {"partitionSetName": f"{JOB}_partition_set", "repositorySelector": dagster.repository},
-        "assetSelection": [{"path": k} for k in keys],
-        "partitionNames": RANGE,
-        "fromFailure": False,
-        "tags": [],
-    })
+    backfill_id = dagster.launch_backfill(
+        {
+            "selector": {"partitionSetName": f"{JOB}_partition_set", "repositorySelector": dagster.repository},
+            "assetSelection": [{"path": k} for k in keys],
+            "partitionNames": RANGE,
+            "fromFailure": False,
+            "tags": [],
+        }
+    )
     backfill = dagster.wait_for_backfill(backfill_id)
     runs = dagster.backfill_runs(backfill_id)
     assert backfill["status"] == "COMPLETED_SUCCESS", (backfill, runs, dagster.tail())
@@ -210,7 +224,10 @@ def test_job_page_backfill_of_a_range_is_one_run_in_which_every_asset_runs(dagst
     (run,) = runs
     tags = {t["key"]: t["value"] for t in run["tags"]}
     assert run["status"] == "SUCCESS" and run["jobName"] == JOB
-    assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (RANGE[0], RANGE[-1])
+    assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (
+        RANGE[0],
+        RANGE[-1],
+    )
 
     partitioned = {("company_profiles",): [None]}
     for key in keys:
@@ -221,8 +238,9 @@ def test_job_page_backfill_of_a_range_is_one_run_in_which_every_asset_runs(dagst
     store = sa.create_engine(dagster.store_url)
     try:
         with store.connect() as conn:
-            sessions = conn.execute(sa.text(
-                "select date, count(*) from equity_balances group by date order by date")).fetchall()
+            sessions = conn.execute(
+                sa.text("select date, count(*) from equity_balances group by date order by date")
+            ).fetchall()
     finally:
         store.dispose()
     assert [str(d)[:10] for d, _ in sessions] == RANGE and {n for _, n in sessions} == {6}
@@ -235,12 +253,14 @@ def test_asset_graph_backfill_of_a_historical_range_runs_every_asset_and_fetches
     every run succeeds, every asset is materialized for every session, and company_profiles,
     reading the range from the backfill, asks no provider for a historical range."""
     keys = dagster.job_asset_keys()
-    backfill_id = dagster.launch_backfill({
-        "assetSelection": [{"path": k} for k in keys],
-        "partitionNames": RANGE,
-        "fromFailure": False,
-        "tags": [],
-    })
+    backfill_id = dagster.launch_backfill(
+        {
+            "assetSelection": [{"path": k} for k in keys],
+            "partitionNames": RANGE,
+            "fromFailure": False,
+            "tags": [],
+        }
+    )
     backfill = dagster.wait_for_backfill(backfill_id)
     runs = dagster.backfill_runs(backfill_id)
     assert backfill["status"] == "COMPLETED_SUCCESS", (backfill, runs)

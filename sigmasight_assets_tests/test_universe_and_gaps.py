@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -12,15 +12,26 @@ from sigmasight_assets.market_data.universe import SKIP_PRIVATE, SKIP_SYNTHETIC,
 from sigmasight_assets.symbols import FACTOR_ETFS
 
 START, END = date(2025, 7, 7), date(2025, 7, 18)
-NOW = datetime(2025, 11, 24, 12, tzinfo=timezone.utc)
+NOW = datetime(2025, 11, 24, 12, tzinfo=UTC)
 ETFS = set(FACTOR_ETFS.values())
 
 
 def position(pid, symbol, **kw) -> dict:
     row = dict(
-        id=pid, portfolio_id="p1", symbol=symbol, position_type="LONG", investment_class="PUBLIC",
-        quantity=100.0, entry_price=10.0, entry_date=date(2025, 1, 2), exit_date=None, multiplier=1.0,
-        underlying_symbol=None, strike_price=None, expiration_date=None, deleted_at=None,
+        id=pid,
+        portfolio_id="p1",
+        symbol=symbol,
+        position_type="LONG",
+        investment_class="PUBLIC",
+        quantity=100.0,
+        entry_price=10.0,
+        entry_date=date(2025, 1, 2),
+        exit_date=None,
+        multiplier=1.0,
+        underlying_symbol=None,
+        strike_price=None,
+        expiration_date=None,
+        deleted_at=None,
     )
     row.update(kw)
     return row
@@ -29,8 +40,10 @@ def position(pid, symbol, **kw) -> dict:
 def make_book(engine, positions: list[dict], events: list[dict] = ()) -> None:
     with engine.begin() as conn:
         conn.execute(t.users.insert(), [dict(id="u1", email="u@example.com", full_name="U")])
-        conn.execute(t.portfolios.insert(), [dict(id="p1", user_id="u1", name="P", opening_equity=1e6,
-                                                   inception_date=date(2025, 1, 2))])
+        conn.execute(
+            t.portfolios.insert(),
+            [dict(id="p1", user_id="u1", name="P", opening_equity=1e6, inception_date=date(2025, 1, 2))],
+        )
         conn.execute(t.positions.insert(), positions)
         if events:
             conn.execute(t.position_realized_events.insert(), list(events))
@@ -64,7 +77,9 @@ def universe(engine, start=START, end=END):
 
 
 def test_universe_is_active_positions_plus_spy_and_factor_etfs_in_one_query(engine):
-    make_book(engine, [position("a", "AAPL"), position("s", "SPY"), position("late", "NVDA", entry_date=date(2025, 7, 21))])
+    make_book(
+        engine, [position("a", "AAPL"), position("s", "SPY"), position("late", "NVDA", entry_date=date(2025, 7, 21))]
+    )
     kinds, skipped, statements = universe(engine)
     assert set(kinds) == {"AAPL", "SPY"} | ETFS
     assert kinds["AAPL"] == "position" and kinds["SPY"] == "position" and kinds["VTV"] == "factor"
@@ -78,11 +93,14 @@ def test_spy_is_the_market_proxy_when_nobody_holds_it(engine):
 
 
 def test_deleted_positions_count_until_their_deletion(engine):
-    make_book(engine, [
-        position("gone", "GONE", deleted_at=date(2025, 7, 3)),
-        position("today", "TODAY", deleted_at=START),
-        position("later", "LATER", deleted_at=date(2025, 7, 10)),
-    ])
+    make_book(
+        engine,
+        [
+            position("gone", "GONE", deleted_at=date(2025, 7, 3)),
+            position("today", "TODAY", deleted_at=START),
+            position("later", "LATER", deleted_at=date(2025, 7, 10)),
+        ],
+    )
     kinds, _, _ = universe(engine)
     assert "GONE" not in kinds and {"TODAY", "LATER"} <= set(kinds)
 
@@ -92,8 +110,9 @@ def test_positions_fully_closed_before_the_window_are_left_out(engine):
         engine,
         [position("x", "SOLD"), position("y", "HALF"), position("z", "WKND"), position("w", "INWIN")],
         [
-            event("e1", "x", date(2025, 7, 1), 60), event("e2", "x", date(2025, 7, 3), 40),  # closed before
-            event("e3", "y", date(2025, 7, 1), 50),                                          # half open
+            event("e1", "x", date(2025, 7, 1), 60),
+            event("e2", "x", date(2025, 7, 3), 40),  # closed before
+            event("e3", "y", date(2025, 7, 1), 50),  # half open
             event("e4", "z", date(2025, 7, 5), 100),  # Saturday: belongs to the 7th, inside the window
             event("e5", "w", date(2025, 7, 9), 100),  # closed inside the window
         ],
@@ -103,24 +122,38 @@ def test_positions_fully_closed_before_the_window_are_left_out(engine):
 
 
 def test_option_positions_bring_their_underlyings(engine):
-    make_book(engine, [
-        position("o1", "NNN250919P00050000", position_type="LP", investment_class="OPTIONS", multiplier=100.0,
-                 underlying_symbol="NNN", strike_price=50.0, expiration_date=date(2025, 9, 19)),
-        position("o2", "QQQ251219C00600000", position_type="SC", investment_class="OPTIONS", multiplier=100.0),
-    ])
+    make_book(
+        engine,
+        [
+            position(
+                "o1",
+                "NNN250919P00050000",
+                position_type="LP",
+                investment_class="OPTIONS",
+                multiplier=100.0,
+                underlying_symbol="NNN",
+                strike_price=50.0,
+                expiration_date=date(2025, 9, 19),
+            ),
+            position("o2", "QQQ251219C00600000", position_type="SC", investment_class="OPTIONS", multiplier=100.0),
+        ],
+    )
     kinds, _, _ = universe(engine)
     assert kinds["NNN250919P00050000"] == "position" and kinds["NNN"] == "underlying"
     assert kinds["QQQ"] == "underlying"  # parsed from the OCC symbol
 
 
 def test_private_and_synthetic_symbols_are_skipped_with_reasons(engine):
-    make_book(engine, [
-        position("a", "AAPL"),
-        position("pe", "PRIVATE_EQUITY_FUND_I", investment_class="PRIVATE"),
-        position("re", "REALTY", investment_class="PRIVATE"),
-        position("re2", "REALTY"),  # the same name held as PUBLIC is still never sent out
-        position("syn", "my cash bucket"),
-    ])
+    make_book(
+        engine,
+        [
+            position("a", "AAPL"),
+            position("pe", "PRIVATE_EQUITY_FUND_I", investment_class="PRIVATE"),
+            position("re", "REALTY", investment_class="PRIVATE"),
+            position("re2", "REALTY"),  # the same name held as PUBLIC is still never sent out
+            position("syn", "my cash bucket"),
+        ],
+    )
     kinds, skipped, _ = universe(engine)
     assert skipped[SKIP_PRIVATE] == ["PRIVATE_EQUITY_FUND_I", "REALTY"]
     assert skipped[SKIP_SYNTHETIC] == ["my cash bucket"]
@@ -143,8 +176,10 @@ def store_closes(engine, symbol, days):
 
 def remember(engine, symbol, lo, hi, asked_at):
     with engine.begin() as conn:
-        conn.execute(t.price_coverage_gaps.insert(), [dict(symbol=symbol, start_date=lo, end_date=hi, source="test",
-                                                           reason="nothing there", asked_at=asked_at)])
+        conn.execute(
+            t.price_coverage_gaps.insert(),
+            [dict(symbol=symbol, start_date=lo, end_date=hi, source="test", reason="nothing there", asked_at=asked_at)],
+        )
 
 
 def gaps(engine, symbols, start=date(2025, 7, 1), end=date(2025, 7, 31), now=NOW):
@@ -193,7 +228,7 @@ def test_a_remembered_range_only_hides_the_sessions_it_covers(engine):
 
 
 def test_a_range_touching_the_latest_sessions_expires_after_twelve_hours(engine):
-    now = datetime(2025, 11, 7, 14, tzinfo=timezone.utc)  # Friday morning in New York
+    now = datetime(2025, 11, 7, 14, tzinfo=UTC)  # Friday morning in New York
     lo, hi = date(2025, 11, 3), date(2025, 11, 6)
     remember(engine, "LATE", lo, hi, now - timedelta(hours=11))
     remember(engine, "OLD", date(2025, 10, 1), date(2025, 10, 3), now - timedelta(hours=13))
@@ -205,9 +240,9 @@ def test_a_range_touching_the_latest_sessions_expires_after_twelve_hours(engine)
 
 
 def test_recent_cutoff_is_the_fifth_latest_session_in_new_york():
-    assert recent_cutoff(datetime(2025, 11, 7, 14, tzinfo=timezone.utc)) == date(2025, 11, 3)
+    assert recent_cutoff(datetime(2025, 11, 7, 14, tzinfo=UTC)) == date(2025, 11, 3)
     # 01:00 UTC on Saturday is still Friday evening in New York; Thanksgiving is skipped
-    assert recent_cutoff(datetime(2025, 11, 29, 1, tzinfo=timezone.utc)) == date(2025, 11, 21)
+    assert recent_cutoff(datetime(2025, 11, 29, 1, tzinfo=UTC)) == date(2025, 11, 21)
 
 
 def test_session_runs_join_sessions_across_weekends_and_holidays():

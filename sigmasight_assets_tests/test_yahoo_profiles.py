@@ -34,12 +34,22 @@ from sigmasight_assets_tests.fake_yahoo import (
 )
 
 AAPL = {
-    "symbol": "AAPL", "name": "Apple Inc.", "quote_type": "EQUITY", "sector": "Technology",
-    "industry": "Consumer Electronics", "beta": 1.211, "market_cap": 3172513237217.0,
+    "symbol": "AAPL",
+    "name": "Apple Inc.",
+    "quote_type": "EQUITY",
+    "sector": "Technology",
+    "industry": "Consumer Electronics",
+    "beta": 1.211,
+    "market_cap": 3172513237217.0,
 }
 SPY = {
-    "symbol": "SPY", "name": "SPDR S&P 500 ETF Trust", "quote_type": "ETF", "sector": None,
-    "industry": None, "beta": None, "market_cap": None,
+    "symbol": "SPY",
+    "name": "SPDR S&P 500 ETF Trust",
+    "quote_type": "ETF",
+    "sector": None,
+    "industry": None,
+    "beta": None,
+    "market_cap": None,
 }
 
 
@@ -52,10 +62,13 @@ class FakeYahoo(FixtureYahoo):
 
     def __init__(self):
         super().__init__(
-            QUOTE_SUMMARY, "quote_summary",
+            QUOTE_SUMMARY,
+            "quote_summary",
             fail_replies={401: Reply(401, (FIXTURES / "quote_summary_invalid_crumb.json").read_bytes())},
-            routes={"/v7/finance/quote": Reply(200, b'{"quoteResponse": {"result": [], "error": null}}'),
-                    "/ws/fundamentals-timeseries/": Reply(200, b'{"timeseries": {"result": [], "error": null}}')},
+            routes={
+                "/v7/finance/quote": Reply(200, b'{"quoteResponse": {"result": [], "error": null}}'),
+                "/ws/fundamentals-timeseries/": Reply(200, b'{"timeseries": {"result": [], "error": null}}'),
+            },
         )
 
     def summaries(self, provider: str | None = None) -> list[str]:
@@ -69,8 +82,9 @@ def yahoo(start_yahoo) -> FakeYahoo:
 
 
 def source(port, **kw) -> YahooProfileSource:
-    return YahooProfileSource(session_factory=routed_factory(port), timeout_s=kw.pop("timeout_s", 5),
-                              budget_s=kw.pop("budget_s", 30), **kw)
+    return YahooProfileSource(
+        session_factory=routed_factory(port), timeout_s=kw.pop("timeout_s", 5), budget_s=kw.pop("budget_s", 30), **kw
+    )
 
 
 def rows(result: ProfileResult) -> dict[str, dict]:
@@ -186,8 +200,9 @@ def test_the_time_budget_stops_the_fetch_naming_itself_and_the_symbols_left(sile
 
 def test_every_request_is_capped_by_the_session_timeout(yahoo):
     sessions: list = []
-    src = YahooProfileSource(session_factory=routed_factory(yahoo.server_address[1], sessions),
-                             timeout_s=1.5, budget_s=30)
+    src = YahooProfileSource(
+        session_factory=routed_factory(yahoo.server_address[1], sessions), timeout_s=1.5, budget_s=30
+    )
     yahoo.fail["yahooquery"] = 401  # both libraries send requests
     with request_timeouts() as seen:
         result = src.fetch_profiles(["AAPL"])
@@ -227,14 +242,30 @@ def test_mapping_takes_fallbacks_and_never_invents_values():
     assert got["market_cap"] == 3172513237217.0  # price.marketCap
     assert got["name"] == "Apple Inc." and got["industry"] is None
     # formatted=true style values are read through their raw value
-    assert quote_summary_profile({"summaryDetail": {"beta": {"raw": 0.9, "fmt": "0.90"}, "marketCap": {}},
-                                  "quoteType": {"quoteType": "MUTUALFUND", "longName": "X Fund"}}) == {
-        "name": "X Fund", "quote_type": "MUTUALFUND", "sector": None, "industry": None, "beta": 0.9, "market_cap": None}
+    assert quote_summary_profile(
+        {
+            "summaryDetail": {"beta": {"raw": 0.9, "fmt": "0.90"}, "marketCap": {}},
+            "quoteType": {"quoteType": "MUTUALFUND", "longName": "X Fund"},
+        }
+    ) == {
+        "name": "X Fund",
+        "quote_type": "MUTUALFUND",
+        "sector": None,
+        "industry": None,
+        "beta": 0.9,
+        "market_cap": None,
+    }
     # a fund's 3-year beta and total assets are other statistics: not used as beta / market cap
     spy = json.loads((FIXTURES / "quote_summary_SPY.json").read_text())["quoteSummary"]["result"][0]
     assert quote_summary_profile(spy) == {k: v for k, v in SPY.items() if k != "symbol"}
     assert info_profile({"shortName": "Apple", "quoteType": "equity", "beta": float("nan")}) == {
-        "name": "Apple", "quote_type": "equity", "sector": None, "industry": None, "beta": None, "market_cap": None}
+        "name": "Apple",
+        "quote_type": "equity",
+        "sector": None,
+        "industry": None,
+        "beta": None,
+        "market_cap": None,
+    }
 
 
 def test_the_fixture_payloads_follow_the_v10_quote_summary_format():

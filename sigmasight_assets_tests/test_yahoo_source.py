@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -50,7 +50,15 @@ def yahoo(start_yahoo) -> FakeYahoo:
 def test_yfinance_serves_the_closes_of_the_recorded_chart_and_no_adjusted_close(yahoo):
     result = source(yahoo.server_address[1]).fetch({"AAPL": JULY, "SPY": JULY})
     aapl = closes(result, "AAPL")
-    assert list(aapl) == ["2025-07-01", "2025-07-02", "2025-07-03", "2025-07-07", "2025-07-08", "2025-07-09", "2025-07-10"]
+    assert list(aapl) == [
+        "2025-07-01",
+        "2025-07-02",
+        "2025-07-03",
+        "2025-07-07",
+        "2025-07-08",
+        "2025-07-09",
+        "2025-07-10",
+    ]
     assert aapl["2025-07-01"] == pytest.approx(207.82) and closes(result, "SPY")["2025-07-10"] == pytest.approx(625.82)
     row = result.prices[(result.prices["symbol"] == "AAPL")].iloc[0]
     assert "adj_close" not in result.prices.columns  # Yahoo's adjclose is re-based after every dividend
@@ -90,7 +98,7 @@ def test_a_symbol_unknown_to_both_providers_is_missing_with_both_reasons(yahoo):
 
 
 def test_a_session_not_yet_closed_is_never_returned(yahoo):
-    during_the_session = datetime(2025, 7, 10, 15, 0, tzinfo=timezone.utc)  # 11:00 in New York
+    during_the_session = datetime(2025, 7, 10, 15, 0, tzinfo=UTC)  # 11:00 in New York
     result = source(yahoo.server_address[1], utcnow=lambda: during_the_session).fetch({"SPY": JULY})
     assert max(closes(result, "SPY")) == "2025-07-09"
 
@@ -143,8 +151,12 @@ def test_budget_and_timeout_come_from_the_environment(monkeypatch):
 
 def test_every_request_is_capped_by_the_session_timeout(yahoo):
     sessions: list = []
-    src = YahooPriceSource(session_factory=routed_factory(yahoo.server_address[1], sessions), timeout_s=1.5,
-                           budget_s=30, utcnow=lambda: AFTER_THE_FACT)
+    src = YahooPriceSource(
+        session_factory=routed_factory(yahoo.server_address[1], sessions),
+        timeout_s=1.5,
+        budget_s=30,
+        utcnow=lambda: AFTER_THE_FACT,
+    )
     with request_timeouts() as seen:
         src.fetch({"SPY": JULY})
     assert seen and max(seen) <= 1.5
