@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 from dagster import DagsterInstance, materialize
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from sigmasight_assets import schema as t
 from sigmasight_assets.resources import MarketDataResource, StoreResource
+from sigmasight_assets.run_tags import RANGE_END_TAG, RANGE_START_TAG
 
 EXAMPLE_BOOK = Path(__file__).parent / "fixtures" / "example_book"
 
@@ -30,7 +30,7 @@ def materialize_range(
     return materialize(
         assets,
         resources={"store": StoreResource(database_url=url), "market_data": MarketDataResource(spec=price_spec)},
-        tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+        tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
         instance=instance or DagsterInstance.ephemeral(),
         raise_on_error=raise_on_error,
     )

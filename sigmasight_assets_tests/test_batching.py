@@ -53,16 +53,16 @@ def test_rows_are_the_same_whatever_the_batch_size(demo_book, db_url, monkeypatc
 
 def test_a_long_write_logs_how_many_portfolios_are_done(demo_book, db_url, monkeypatch):
     from dagster import DagsterInstance, materialize
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from sigmasight_assets.resources import MarketDataResource, StoreResource
+    from sigmasight_assets.run_tags import RANGE_END_TAG, RANGE_START_TAG
 
     monkeypatch.setattr(common, "CHUNK_ROWS", 1_000)
     instance = DagsterInstance.ephemeral()
     result = materialize(
         [prices, *ACCOUNTING_ASSETS],
         resources={"store": StoreResource(database_url=db_url), "market_data": MarketDataResource(spec="demo")},
-        tags={ASSET_PARTITION_RANGE_START_TAG: START, ASSET_PARTITION_RANGE_END_TAG: END},
+        tags={RANGE_START_TAG: START, RANGE_END_TAG: END},
         instance=instance,
     )
     messages = [e.user_message for e in instance.all_logs(result.run_id)]
