@@ -251,7 +251,7 @@ def test_asset_graph_backfill_of_a_historical_range_runs_every_asset_and_fetches
     depends on its own previous partition ("Self-dependant assets cannot be materialized in
     the same run as other assets") and the unpartitioned company_profiles runs alone — but
     every run succeeds, every asset is materialized for every session, and company_profiles,
-    reading the range from the backfill, asks no provider for a historical range."""
+    run alone with a backfill tag but no partition tags, asks no provider."""
     keys = dagster.job_asset_keys()
     backfill_id = dagster.launch_backfill(
         {
