@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sigmasight_assets.calendar import all_sessions, previous_session, sessions_between  # noqa: E402
+from sigmasight_assets.demo.generate import POSITION_COLUMNS  # noqa: E402
 from sigmasight_assets.market_data.profiles import FUND_SYMBOLS  # noqa: E402
 from sigmasight_assets.market_data.sources import demo  # noqa: E402
 from sigmasight_assets.symbols import FACTOR_ETFS, is_listed_symbol, parse_occ  # noqa: E402
@@ -310,24 +311,7 @@ def build(portfolios: int, positions: int, symbols: int, users: int, seed: int) 
     return {
         "users": users_df,
         "portfolios": portfolios_df,
-        "positions": pos[
-            [
-                "id",
-                "portfolio_id",
-                "symbol",
-                "position_type",
-                "investment_class",
-                "quantity",
-                "entry_price",
-                "entry_date",
-                "exit_date",
-                "multiplier",
-                "underlying_symbol",
-                "strike_price",
-                "expiration_date",
-                "deleted_at",
-            ]
-        ],
+        "positions": pos[list(POSITION_COLUMNS)],
         "realized_events": pd.DataFrame(
             events, columns=["id", "position_id", "trade_date", "quantity_closed", "price"]
         ),

@@ -20,9 +20,13 @@ from typing import TypeGuard
 
 import pandas as pd
 
+from sigmasight_assets.book import POSITIONS
 from sigmasight_assets.calendar import all_sessions, previous_session
 from sigmasight_assets.market_data.sources.demo import DemoPriceSource
 from sigmasight_assets.symbols import DEFAULT_OPTION_MULTIPLIER, POSITION_TYPES, parse_occ
+
+# The demo writes every positions.csv column but the optional ones (no exit prices).
+POSITION_COLUMNS = tuple(c for c in POSITIONS.columns if c not in POSITIONS.optional_columns)
 
 HERE = Path(__file__).resolve().parent
 INCEPTION = date(2025, 7, 1)
@@ -254,22 +258,7 @@ def build_book() -> dict[str, list[list[str]]]:
             ],
         ],
         "positions.csv": [
-            [
-                "id",
-                "portfolio_id",
-                "symbol",
-                "position_type",
-                "investment_class",
-                "quantity",
-                "entry_price",
-                "entry_date",
-                "exit_date",
-                "multiplier",
-                "underlying_symbol",
-                "strike_price",
-                "expiration_date",
-                "deleted_at",
-            ],
+            list(POSITION_COLUMNS),
             *pos_rows,
         ],
         "realized_events.csv": [["id", "position_id", "trade_date", "quantity_closed", "price"], *event_rows],
