@@ -20,13 +20,13 @@ from typing import TypeGuard
 
 import pandas as pd
 
-from sigmasight_assets.book import POSITIONS
+from sigmasight_assets.book import POSITIONS as POSITIONS_FILE
 from sigmasight_assets.calendar import all_sessions, previous_session
 from sigmasight_assets.market_data.sources.demo import DemoPriceSource
 from sigmasight_assets.symbols import DEFAULT_OPTION_MULTIPLIER, POSITION_TYPES, parse_occ
 
 # The demo writes every positions.csv column but the optional ones (no exit prices).
-POSITION_COLUMNS = tuple(c for c in POSITIONS.columns if c not in POSITIONS.optional_columns)
+POSITION_COLUMNS = tuple(c for c in POSITIONS_FILE.columns if c not in POSITIONS_FILE.optional_columns)
 
 HERE = Path(__file__).resolve().parent
 INCEPTION = date(2025, 7, 1)
