@@ -17,6 +17,7 @@ from pathlib import Path
 
 DEFAULT_PRICE_SOURCE = "demo"
 DEFAULT_HISTORY_DAYS = 400
+DEFAULT_RISK_FREE_RATE = 0.04
 
 
 def data_dir(create: bool = True) -> Path:
@@ -56,6 +57,12 @@ def env_number(name: str, default, cast: type = int, minimum: float = 0, exclusi
     if value < minimum or (exclusive and value == minimum):
         raise ValueError(f"{name} must be {'>' if exclusive else '>='} {minimum}, got {raw!r}")
     return value
+
+
+def risk_free_rate() -> float:
+    """``SIGMASIGHT_RISK_FREE_RATE``: the continuous annual risk-free rate of the option
+    greeks (docs/risk.md §8), default 0.04."""
+    return env_number("SIGMASIGHT_RISK_FREE_RATE", DEFAULT_RISK_FREE_RATE, float, minimum=-1.0)
 
 
 def history_days() -> int:

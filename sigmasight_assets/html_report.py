@@ -2,9 +2,13 @@
 
 For each portfolio: its headline figures (start equity + P&L + flows = last equity, to the
 cent, and the dividends in the P&L), the equity curve, the drawdown of the TWR index, daily
-P&L with its dividends and long/short/net/gross exposures as inline SVG, and the latest
-sector exposures. One bulk query per table; pure functions turn DataFrames into SVG strings and
-``render_report`` assembles the page. Every piece of text is escaped.
+P&L with its dividends and long/short/net/gross exposures as inline SVG, its risk at its last
+session (notional and delta-adjusted exposures, cash, market and rate beta, concentration),
+the 1-day VaR/ES per session, the stress scenarios' P&L worst first and the greeks of its
+options, then the latest sector exposures. The risk figures are what ``portfolio_risk`` and
+``position_values`` stored; where they are not stored the section says so in one line. One
+bulk query per table; pure functions turn DataFrames into SVG strings and ``render_report``
+assembles the page. Every piece of text is escaped.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sigmasight_assets import schema as t
-from sigmasight_assets.reports import portfolio_actions, reconciled
+from sigmasight_assets.reports import portfolio_actions, ranked_stress, reconciled
 from sigmasight_assets.store import check_schema, read_frame
 
 # --- data --------------------------------------------------------------------------------
@@ -37,6 +41,61 @@ class ReportData(NamedTuple):
     actions: pd.DataFrame  # reports.portfolio_actions: splits and dividends each portfolio met
     start: dt.date | None = None
     end: dt.date | None = None
+    # risk (None: not read, shown as not computed). portfolio_var rows of the range:
+    var: pd.DataFrame | None = None  # portfolio_id, date, method, confidence, var, es, n_obs
+    # at each portfolio's last equity session of the range:
+    stress: pd.DataFrame | None = None  # portfolio_stress rows
+    risk: pd.DataFrame | None = None  # portfolio_risk_summary rows
+    greeks: pd.DataFrame | None = None  # position_greeks rows
+    options: pd.DataFrame | None = None  # portfolio_id, date, n: option positions valued that session
+
+
+VAR_COLUMNS = ["portfolio_id", "date", "method", "confidence", "var", "es", "n_obs"]
+STRESS_COLUMNS = [
+    "portfolio_id",
+    "date",
+    "scenario",
+    "kind",
+    "pnl",
+    "pnl_pct_equity",
+    "n_symbols",
+    "n_symbols_missing",
+    "exposure_missing",
+]
+RISK_COLUMNS = [
+    "portfolio_id",
+    "date",
+    "equity_balance",
+    "delta_net_exposure",
+    "delta_gross_exposure",
+    "market_beta",
+    "rate_beta",
+    "hhi",
+    "effective_positions",
+    "top3_weight",
+    "top10_weight",
+    "n_positions",
+    "n_positions_without_exposure",
+    "private_positions_excluded",
+    "worst_scenario",
+    "worst_scenario_pnl",
+]
+GREEK_COLUMNS = [
+    "portfolio_id",
+    "date",
+    "position_id",
+    "symbol",
+    "underlying_symbol",
+    "quantity",
+    "underlying_price",
+    "implied_vol",
+    "iv_status",
+    "delta",
+    "gamma",
+    "vega",
+    "theta",
+    "delta_exposure",
+]
 
 
 def _day(value) -> dt.date | None:
@@ -99,6 +158,12 @@ def load_report_data(engine: Engine, portfolio_ids=None, start=None, end=None) -
                     s.c.short_exposure,
                     s.c.net_market_value.label("net_exposure"),
                     s.c.gross_exposure,
+                    s.c.delta_long_exposure,
+                    s.c.delta_short_exposure,
+                    s.c.delta_net_exposure,
+                    s.c.delta_gross_exposure,
+                    s.c.no_delta_count,
+                    s.c.cash,
                 ),
                 s,
                 s.c.snapshot_date,
@@ -115,12 +180,51 @@ def load_report_data(engine: Engine, portfolio_ids=None, start=None, end=None) -
             parse_dates=["date"],
         )
         actions = portfolio_actions(conn, portfolio_ids, start, end)
+        risk = _risk_frames(conn, where)
     if portfolio_ids:
         portfolios = portfolios[portfolios["id"].isin(portfolio_ids)]
     if equity.empty:
         span = f" between {start or 'the start'} and {end or 'the end'}" if start or end else ""
         raise LookupError(f"no equity history in the store{span}: materialize equity_balances")
-    return ReportData(portfolios.reset_index(drop=True), equity, snapshots, sectors, actions, start, end)
+    return ReportData(portfolios.reset_index(drop=True), equity, snapshots, sectors, actions, start, end, **risk)
+
+
+def _risk_frames(conn, where) -> dict[str, pd.DataFrame]:
+    """The risk tables the report shows: ``portfolio_var`` over the range; the stress, summary
+    and greeks rows, and the count of option positions valued, at each portfolio's last
+    equity session of the range. Empty frames where nothing is stored."""
+    e, v, pv = t.equity_balances, t.portfolio_var, t.position_values
+    last = where(sa.select(e.c.portfolio_id, sa.func.max(e.c.date).label("date")), e, e.c.date)
+    last = last.group_by(e.c.portfolio_id).subquery()
+
+    def at_last(table, columns: list[str], order: list[str]) -> pd.DataFrame:
+        query = sa.select(*(table.c[c] for c in columns)).join(
+            last, sa.and_(table.c.portfolio_id == last.c.portfolio_id, table.c.date == last.c.date)
+        )
+        return read_frame(conn, query.order_by(*(table.c[c] for c in order)), parse_dates=["date"])
+
+    var = read_frame(
+        conn,
+        where(sa.select(*(v.c[c] for c in VAR_COLUMNS)), v, v.c.date).order_by(
+            v.c.portfolio_id, v.c.date, v.c.method, v.c.confidence
+        ),
+        parse_dates=["date"],
+    )
+    options = read_frame(
+        conn,
+        sa.select(pv.c.portfolio_id, pv.c.date, sa.func.count().label("n"))
+        .join(last, sa.and_(pv.c.portfolio_id == last.c.portfolio_id, pv.c.date == last.c.date))
+        .where(pv.c.investment_class == "OPTIONS")
+        .group_by(pv.c.portfolio_id, pv.c.date),
+        parse_dates=["date"],
+    )
+    return {
+        "var": var,
+        "stress": at_last(t.portfolio_stress, STRESS_COLUMNS, ["portfolio_id", "scenario"]),
+        "risk": at_last(t.portfolio_risk_summary, RISK_COLUMNS, ["portfolio_id"]),
+        "greeks": at_last(t.position_greeks, GREEK_COLUMNS, ["portfolio_id", "symbol", "position_id"]),
+        "options": options,
+    }
 
 
 # --- figures -----------------------------------------------------------------------------
@@ -180,6 +284,16 @@ def money(value: float) -> str:
 
 def pct(value: float, digits: int = 2) -> str:
     return "–" if pd.isna(value) else f"{value:.{digits}%}"
+
+
+def amount(value) -> str:
+    """Money to the cent, or "–" when not stored (NULL)."""
+    return "–" if pd.isna(value) else money(float(value))
+
+
+def ratio(value, digits: int = 2) -> str:
+    """A plain number (a beta, an HHI, a greek) to ``digits`` decimals, or "–" when NULL."""
+    return "–" if pd.isna(value) else f"{float(value) + 0.0:.{digits}f}"
 
 
 def short_money(value: float) -> str:
@@ -359,6 +473,8 @@ svg.chart{width:100%;height:auto;font-size:10px;fill:#555}
 table{border-collapse:collapse;margin-top:6px;font-variant-numeric:tabular-nums}
 th,td{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}th:first-child,td:first-child{text-align:left}
 th{font-size:12px;color:#555}
+tr.worst td{background:#fdecea;font-weight:600}
+.risk .charts{margin-top:8px}
 """
 
 
@@ -446,8 +562,246 @@ def _legend(columns: dict[str, str]) -> str:
     )
 
 
+class RiskFrames(NamedTuple):
+    """One portfolio's rows of the risk frames of :class:`ReportData`."""
+
+    var: pd.DataFrame
+    stress: pd.DataFrame
+    summary: pd.DataFrame
+    greeks: pd.DataFrame
+    options: pd.DataFrame
+
+    @classmethod
+    def empty(cls) -> RiskFrames:
+        return cls(
+            var=pd.DataFrame(columns=VAR_COLUMNS),
+            stress=pd.DataFrame(columns=STRESS_COLUMNS),
+            summary=pd.DataFrame(columns=RISK_COLUMNS),
+            greeks=pd.DataFrame(columns=GREEK_COLUMNS),
+            options=pd.DataFrame(columns=["portfolio_id", "date", "n"]),
+        )
+
+
+# label -> (method, confidence, measure, colour) of the VaR/ES chart's lines, in drawing order
+VAR_LINES = {
+    "historical VaR 95%": ("historical", 0.95, "var", "#1565c0"),
+    "historical VaR 99%": ("historical", 0.99, "var", "#c62828"),
+    "historical ES 99%": ("historical", 0.99, "es", "#6a1b9a"),
+    "parametric VaR 99%": ("parametric", 0.99, "var", "#ef6c00"),
+}
+METHODS = ("historical", "parametric", "realized")
+
+
+def _note(text: str) -> str:
+    return f'<p class="meta">{escape(text)}</p>'
+
+
+def _table(heads: list[str], rows: list[tuple[str, list[str]]]) -> str:
+    """A table of already escaped cells; each row (its class or "", its cells)."""
+    head = "".join(f"<th>{h}</th>" for h in heads)
+    body = "".join(
+        (f'<tr class="{cls}">' if cls else "<tr>") + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+        for cls, cells in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def var_series(var: pd.DataFrame) -> pd.DataFrame:
+    """One portfolio's ``portfolio_var`` rows as one row per session: ``date`` and a column per
+    line of ``VAR_LINES`` (NaN where not measured)."""
+    rows = var.assign(confidence=var["confidence"].astype(float).round(4), date=pd.to_datetime(var["date"]))
+    frame = pd.DataFrame({"date": sorted(rows["date"].unique())})
+    for label, (method, confidence, measure, _) in VAR_LINES.items():
+        picked = rows[rows["method"].eq(method) & rows["confidence"].eq(confidence)].set_index("date")[measure]
+        frame[label] = frame["date"].map(picked.astype(float)).astype(float)
+    return frame
+
+
+def var_table(var: pd.DataFrame, day: str) -> str:
+    """VaR and ES of one session by method and confidence, with the observations behind them."""
+    if var.empty:
+        return _note(f"VaR/ES not computed for {day}: materialize portfolio_risk")
+    rank = {m: i for i, m in enumerate(METHODS)}
+    rows = var.assign(_m=var["method"].map(rank).fillna(len(rank))).sort_values(["_m", "confidence"])
+    return f"<h3>VaR / ES at {escape(day)}</h3>" + _table(
+        ["Method", "Confidence", "VaR", "ES", "Observations"],
+        [
+            ("", [escape(str(r.method)), pct(float(r.confidence), 0), amount(r.var), amount(r.es), str(int(r.n_obs))])
+            for r in rows.itertuples()
+        ],
+    )
+
+
+def var_html(name: str, var: pd.DataFrame, day: str) -> str:
+    """The 1-day VaR/ES of every session of the range as lines (historical 95% and 99%, ES 99%,
+    parametric 99%) beside the table of the last session's figures."""
+    if var.empty:
+        return _note("VaR/ES not computed in this range: materialize portfolio_risk")
+    series = var_series(var)
+    colours = {label: spec[3] for label, spec in VAR_LINES.items()}
+    if series[list(VAR_LINES)].isna().all().all():
+        chart = _note("no VaR/ES in this range: no listed position, or fewer observations than the minimum")
+    else:
+        chart = _legend(colours) + line_chart(
+            series, colours, f"{name}: 1-day VaR and ES", dashed=("parametric VaR 99%",)
+        )
+    at_day = var[pd.to_datetime(var["date"]).dt.strftime("%Y-%m-%d").eq(day)]
+    return (
+        f'<div class="charts"><div><h3>1-day VaR and expected shortfall</h3>{chart}</div>'
+        f"<div>{var_table(at_day, day)}</div></div>"
+    )
+
+
+def stress_table(stress: pd.DataFrame, day: str, worst_hint: str | None = None) -> str:
+    """Each stress scenario's P&L and % of equity at ``day``, worst first and highlighted, with
+    the symbols (and exposure) it could not shock when there are any."""
+    if stress.empty:
+        return _note(f"Stress scenarios not computed for {day}: materialize portfolio_risk")
+    if "n_symbols" in stress and pd.to_numeric(stress["n_symbols"], errors="coerce").fillna(0).eq(0).all():
+        return _note(f"Stress scenarios at {day}: no listed position to shock (private positions are left out)")
+    rows = ranked_stress(stress, worst_hint)
+    missing = pd.to_numeric(rows["n_symbols_missing"], errors="coerce").fillna(0).astype(int)
+    show_missing = bool((missing > 0).any())
+    heads = ["Scenario", "Kind", "P&amp;L", "% of equity"] + (["Symbols missing", "Exposure missing"] * show_missing)
+    body = []
+    for r, n in zip(rows.itertuples(), missing):
+        pnl = "–" if pd.isna(r.pnl) else _signed(r.pnl, money(r.pnl))
+        cells = [
+            escape(str(r.scenario)) + (" (worst)" if r.worst else ""),
+            escape(str(r.kind)),
+            pnl,
+            escape(pct(getattr(r, "pnl_pct_equity", float("nan")))),
+        ]
+        if show_missing:
+            total = pd.to_numeric(getattr(r, "n_symbols", None), errors="coerce")
+            of = "" if pd.isna(total) else f" of {int(total)}"
+            cells += [f"{n}{of}", amount(r.exposure_missing)] if n else ["", ""]
+        body.append(("worst" if r.worst else "", cells))
+    return f"<h3>Stress scenarios at {escape(day)}</h3>" + _table(heads, body)
+
+
+def greeks_table(greeks: pd.DataFrame, options: int, day: str) -> str:
+    """The greeks of the option positions at ``day`` (per share; delta exposure Δ·S·q·m).
+    Nothing for a portfolio without options."""
+    if greeks.empty:
+        return _note(f"Option greeks not computed for {day}: materialize position_values") if options else ""
+    heads = ["Option", "Quantity", "Underlying price", "IV", "IV status", "Delta", "Gamma", "Vega", "Theta"]
+    rows = [
+        (
+            "",
+            [
+                escape(str(r.symbol)),
+                escape(f"{float(r.quantity):,g}"),
+                amount(r.underlying_price),
+                escape(pct(r.implied_vol)),
+                escape(str(r.iv_status)),
+                ratio(r.delta, 4),
+                ratio(r.gamma, 4),
+                ratio(r.vega, 4),
+                ratio(r.theta, 4),
+                amount(r.delta_exposure),
+            ],
+        )
+        for r in greeks.itertuples()
+    ]
+    return f"<h3>Option greeks at {escape(day)}</h3>" + _table([*heads, "Delta exposure"], rows)
+
+
+def _first(*values) -> float:
+    return next((float(v) for v in values if v is not None and pd.notna(v)), float("nan"))
+
+
+def exposure_table(snapshot: pd.Series | None, summary: pd.Series | None) -> str:
+    """Long, short, net and gross exposure at notional (market value) and delta-adjusted (an
+    option at Δ·S·q·m) side by side."""
+    snap = snapshot if snapshot is not None else pd.Series(dtype=object)
+    summ = summary if summary is not None else pd.Series(dtype=object)
+    rows = [
+        ("Long", snap.get("long_exposure"), snap.get("delta_long_exposure")),
+        ("Short", snap.get("short_exposure"), snap.get("delta_short_exposure")),
+        ("Net", snap.get("net_exposure"), _first(snap.get("delta_net_exposure"), summ.get("delta_net_exposure"))),
+        (
+            "Gross",
+            snap.get("gross_exposure"),
+            _first(snap.get("delta_gross_exposure"), summ.get("delta_gross_exposure")),
+        ),
+    ]
+    return _table(
+        ["Exposure", "Notional", "Delta-adjusted"],
+        [("", [label, amount(_first(notional)), amount(_first(delta))]) for label, notional, delta in rows],
+    )
+
+
+def risk_cards(snapshot: pd.Series | None, summary: pd.Series | None) -> str:
+    """Cash, betas and concentration of the summary row."""
+    items = []
+    if snapshot is not None and pd.notna(snapshot.get("cash")):
+        items.append(("Cash", escape(money(float(snapshot["cash"])))))
+    if summary is not None:
+        items += [
+            ("Market beta", ratio(summary["market_beta"])),
+            ("Rate beta (TLT)", ratio(summary["rate_beta"])),
+            ("HHI", ratio(summary["hhi"], 4)),
+            ("Effective positions", ratio(summary["effective_positions"])),
+            ("Top-3 weight", escape(pct(summary["top3_weight"]))),
+            ("Top-10 weight", escape(pct(summary["top10_weight"]))),
+            ("Positions with exposure", str(int(summary["n_positions"]))),
+        ]
+        for key, label in (
+            ("n_positions_without_exposure", "Without exposure"),
+            ("private_positions_excluded", "Private, excluded"),
+        ):
+            if pd.notna(summary.get(key)) and int(summary[key]):
+                items.append((label, str(int(summary[key]))))
+    if not items:
+        return ""
+    return '<dl class="stats">' + "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in items) + "</dl>"
+
+
+def risk_html(name: str, day: str, snapshots: pd.DataFrame, risk: RiskFrames) -> str:
+    """One portfolio's risk at its last session ``day`` (YYYY-MM-DD): exposures both ways,
+    cash, betas and concentration; the VaR/ES of the range; the stress scenarios; the
+    greeks of its options. What is not stored is one line saying what to materialize."""
+
+    def at_day(frame: pd.DataFrame) -> pd.DataFrame:
+        if frame.empty:
+            return frame
+        return frame[pd.to_datetime(frame["date"]).dt.strftime("%Y-%m-%d").eq(day)]
+
+    snaps = at_day(snapshots)
+    snapshot = snaps.iloc[-1] if len(snaps) else None
+    summaries = at_day(risk.summary)
+    summary = summaries.iloc[-1] if len(summaries) else None
+    stress, greeks = at_day(risk.stress), at_day(risk.greeks)
+    options = int(pd.to_numeric(at_day(risk.options)["n"]).sum()) if len(risk.options) else 0
+    parts = [f"<h3>Risk at {escape(day)}</h3>"]
+    if snapshot is not None or summary is not None:
+        parts.append(risk_cards(snapshot, summary) + exposure_table(snapshot, summary))
+        if snapshot is not None and pd.notna(snapshot.get("no_delta_count")) and int(snapshot["no_delta_count"]):
+            parts.append(
+                _note(
+                    f"{int(snapshot['no_delta_count'])} priced position(s) without a delta: left out of the delta-adjusted figures"
+                )
+            )
+    if summary is None and risk.var.empty and stress.empty:
+        parts.append(_note(f"Risk not computed for {day}: materialize portfolio_risk (VaR/ES, stress, betas)"))
+    else:
+        if summary is None:
+            parts.append(_note(f"Risk summary not computed for {day}: materialize portfolio_risk"))
+        worst = summary.get("worst_scenario") if summary is not None else None
+        parts += [var_html(name, risk.var, day), stress_table(stress, day, worst if isinstance(worst, str) else None)]
+    parts.append(greeks_table(greeks, options, day))
+    return '<div class="risk">' + "".join(parts) + "</div>"
+
+
 def portfolio_html(
-    pid: str, name: str, equity: pd.DataFrame, snapshots: pd.DataFrame, sectors: pd.DataFrame, actions: pd.DataFrame
+    pid: str,
+    name: str,
+    equity: pd.DataFrame,
+    snapshots: pd.DataFrame,
+    sectors: pd.DataFrame,
+    actions: pd.DataFrame,
+    risk: RiskFrames | None = None,
 ) -> str:
     head = f'<section id="{escape(pid)}"><h2>{escape(name)}</h2><div class="id">{escape(pid)}</div>'
     if equity.empty:
@@ -470,8 +824,15 @@ def portfolio_html(
     ]
     body = "".join(f"<div><h3>{title}</h3>{svg}</div>" for title, svg in charts)
     charts_html = f'<div class="charts">{body}</div>'
+    day = pd.Timestamp(equity["date"].iloc[-1]).strftime("%Y-%m-%d")
     return (
-        head + stats_html(summary(equity)) + charts_html + sector_table(sectors) + actions_table(actions) + "</section>"
+        head
+        + stats_html(summary(equity))
+        + charts_html
+        + risk_html(name, day, exposures, risk or RiskFrames.empty())
+        + sector_table(sectors)
+        + actions_table(actions)
+        + "</section>"
     )
 
 
@@ -479,18 +840,32 @@ def render_report(data: ReportData, generated: dt.datetime | None = None) -> str
     """The whole page: a title, links to each portfolio, then one section per portfolio."""
     generated = generated or dt.datetime.now(dt.UTC)
     span = f"{data.start or data.equity['date'].min().date()} to {data.end or data.equity['date'].max().date()}"
-    groups = {
-        key: dict(list(frame.groupby("portfolio_id")))
-        for key, frame in (("e", data.equity), ("s", data.snapshots), ("x", data.sectors), ("a", data.actions))
+    none = RiskFrames.empty()
+    frames = {
+        "e": data.equity,
+        "s": data.snapshots,
+        "x": data.sectors,
+        "a": data.actions,
+        **{
+            k: none[i] if v is None else v
+            for i, (k, v) in enumerate(zip("vtrgo", (data.var, data.stress, data.risk, data.greeks, data.options)))
+        },
     }
-    empty = {
-        "e": data.equity.iloc[:0],
-        "s": data.snapshots.iloc[:0],
-        "x": data.sectors.iloc[:0],
-        "a": data.actions.iloc[:0],
-    }
+    groups = {key: dict(list(frame.groupby("portfolio_id"))) for key, frame in frames.items()}
+
+    def part(key: str, pid: str) -> pd.DataFrame:
+        return groups[key].get(pid, frames[key].iloc[:0])
+
     sections = "".join(
-        portfolio_html(p.id, p.name, *(groups[k].get(p.id, empty[k]) for k in ("e", "s", "x", "a")))
+        portfolio_html(
+            p.id,
+            p.name,
+            part("e", p.id),
+            part("s", p.id),
+            part("x", p.id),
+            part("a", p.id),
+            RiskFrames(part("v", p.id), part("t", p.id), part("r", p.id), part("g", p.id), part("o", p.id)),
+        )
         for p in data.portfolios.itertuples()
     )
     nav = "".join(f'<a href="#{escape(p.id)}">{escape(p.name)}</a>' for p in data.portfolios.itertuples())

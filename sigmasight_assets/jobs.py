@@ -12,6 +12,7 @@ from __future__ import annotations
 from dagster import AssetsDefinition, define_asset_job
 
 from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS
+from sigmasight_assets.assets.portfolio_risk import portfolio_risk
 from sigmasight_assets.assets.prices import prices
 from sigmasight_assets.assets.profiles import company_profiles, sector_tags
 from sigmasight_assets.assets.risk import risk_analytics
@@ -19,8 +20,15 @@ from sigmasight_assets.assets.risk import risk_analytics
 DAILY_JOB_NAME = "sigmasight_daily"
 RECOMPUTE_JOB_NAME = "sigmasight_recompute"
 
-ALL_ASSETS: list[AssetsDefinition] = [prices, company_profiles, *ACCOUNTING_ASSETS, sector_tags, risk_analytics]
-RECOMPUTED_ASSETS: list[AssetsDefinition] = [*ACCOUNTING_ASSETS, sector_tags, risk_analytics]
+ALL_ASSETS: list[AssetsDefinition] = [
+    prices,
+    company_profiles,
+    *ACCOUNTING_ASSETS,
+    sector_tags,
+    risk_analytics,
+    portfolio_risk,
+]
+RECOMPUTED_ASSETS: list[AssetsDefinition] = [*ACCOUNTING_ASSETS, sector_tags, risk_analytics, portfolio_risk]
 
 
 def daily_job():
@@ -30,7 +38,8 @@ def daily_job():
         selection=[key for a in ALL_ASSETS for key in a.keys],
         description="Every asset for one trading session or a range of sessions, in one run: prices, "
         "company profiles (refreshed only when the run reaches the latest session), position "
-        "values, daily P&L, equity balances, portfolio snapshots, sector tags and risk analytics.",
+        "values and option greeks, daily P&L, equity balances, portfolio snapshots, sector tags, risk "
+        "analytics, and portfolio risk (VaR/ES, stress scenarios, concentration).",
     )
 
 
@@ -39,7 +48,7 @@ def recompute_job():
     return define_asset_job(
         RECOMPUTE_JOB_NAME,
         selection=[key for a in RECOMPUTED_ASSETS for key in a.keys],
-        description="Recomputes position values, P&L, equity, snapshots, sector tags and risk from the earliest "
+        description="Recomputes position values, P&L, equity, snapshots, sector tags, risk and portfolio risk from the earliest "
         "session a backdated book change or a late price affected through the latest computed one "
         "(launched by the sigmasight_recompute_on_change sensor).",
     )

@@ -23,6 +23,7 @@ from sigmasight_assets.store import check_schema, serialize_writes
 
 COMPUTED_TABLES: dict[sa.Table, str] = {
     t.position_values: "date",
+    t.position_greeks: "date",
     t.position_daily_pnl: "date",
     t.daily_pnl: "date",
     t.equity_balances: "date",
@@ -30,6 +31,7 @@ COMPUTED_TABLES: dict[sa.Table, str] = {
     t.position_sector_tags: "date",
     t.sector_exposures: "date",
     **dict.fromkeys(t.RISK_TABLES, "date"),
+    **dict.fromkeys(t.PORTFOLIO_RISK_TABLES, "date"),
 }
 """The date-keyed tables the partitioned assets below compute (prices are kept)."""
 PURGED_ASSETS = [
@@ -39,6 +41,7 @@ PURGED_ASSETS = [
     "portfolio_snapshots",
     "sector_tags",
     "risk_analytics",
+    "portfolio_risk",
 ]
 CURRENT_COLUMNS = [
     "current_as_of",

@@ -1,4 +1,5 @@
-"""Read-only views of the store for people: a portfolio's equity history."""
+"""Read-only views of the store for people: a portfolio's equity history, and the ordering of a
+session's stress scenarios that the report and ``sigmasight explain`` share."""
 
 from __future__ import annotations
 
@@ -33,6 +34,22 @@ def reconciled(start: float, pnl: float, flows: float, last: float) -> dict:
         "last": e / 100,
         "reconciles": ok,
     }
+
+
+def ranked_stress(stress: pd.DataFrame, worst_hint: str | None = None) -> pd.DataFrame:
+    """One portfolio's ``portfolio_stress`` rows of one session, worst first: by P&L (a NULL
+    P&L, no symbol of the portfolio having a return in the scenario, last), then by name.
+    Column ``worst`` marks the scenario with the lowest P&L; among equal lowest P&Ls the one
+    ``worst_hint`` names (the session's ``portfolio_risk_summary.worst_scenario``, so the
+    two agree), else the first by name. No P&L at all: no worst."""
+    frame = stress.assign(pnl=pd.to_numeric(stress["pnl"], errors="coerce").astype(float))
+    lowest = frame["pnl"].min()
+    candidates = sorted(frame.loc[frame["pnl"].eq(lowest), "scenario"]) if pd.notna(lowest) else []
+    worst = worst_hint if worst_hint in candidates else (candidates[0] if candidates else None)
+    frame["worst"] = frame["scenario"].eq(worst) if worst is not None else False
+    frame["_rest"] = ~frame["worst"]
+    ordered = frame.sort_values(["pnl", "_rest", "scenario"], na_position="last", kind="stable")
+    return ordered.drop(columns="_rest").reset_index(drop=True)
 
 
 def portfolio_actions(conn, portfolio_ids=None, start=None, end=None) -> pd.DataFrame:

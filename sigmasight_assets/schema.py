@@ -256,9 +256,51 @@ position_values = Table(
     Money("market_value"),
     Money("cost_basis", nullable=False),
     Money("unrealized_pnl"),
+    # delta-adjusted exposure (docs/risk.md §8): Δ·S·q·m for an option (NULL without greeks),
+    # else market_value; gamma_exposure ½·Γ·S²·q·m for an option, 0 otherwise
+    Money("delta_exposure"),
+    Money("gamma_exposure"),
     PrimaryKeyConstraint("position_id", "date"),
     Index("ix_position_values_portfolio_date", "portfolio_id", "date"),
     Index("ix_position_values_date", "date"),
+)
+
+# Per option position and session (written with position_values): Black–Scholes–Merton on
+# the underlying's close, implied volatility from the option's own price. Greeks per share of
+# the contract (delta, gamma, vega per vol point, theta per calendar day) and per position
+# (× q × m); NULL with ``iv_status`` saying why when they cannot be computed.
+position_greeks = Table(
+    "position_greeks",
+    metadata,
+    Column("position_id", String(64), nullable=False),
+    Column("portfolio_id", String(64), nullable=False),
+    Column("date", Date, nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("underlying_symbol", String(64), nullable=False),
+    Column("option_right", String(1), nullable=False),  # C | P
+    Money("strike", nullable=False),
+    Column("expiration_date", Date, nullable=False),
+    Money("time_to_expiry"),  # years, ACT/365
+    Money("quantity", nullable=False),
+    Money("multiplier", nullable=False),
+    Money("option_price"),
+    Money("underlying_price"),
+    Money("risk_free_rate", nullable=False),
+    Money("implied_vol"),
+    Column("iv_status", String(24), nullable=False),
+    Money("delta"),
+    Money("gamma"),
+    Money("vega"),
+    Money("theta"),
+    Money("position_delta"),  # Δ·q·m: share-equivalents of the underlying
+    Money("position_gamma"),
+    Money("position_vega"),
+    Money("position_theta"),
+    Money("delta_exposure"),  # Δ·S·q·m
+    Money("gamma_exposure"),  # ½·Γ·S²·q·m: the P&L of a return r is delta_exposure·r + gamma_exposure·r²
+    PrimaryKeyConstraint("position_id", "date"),
+    Index("ix_position_greeks_portfolio_date", "portfolio_id", "date"),
+    Index("ix_position_greeks_date", "date"),
 )
 
 position_daily_pnl = Table(
@@ -330,6 +372,13 @@ portfolio_snapshots = Table(
     Money("leverage"),
     Money("cumulative_pnl", nullable=False),
     Money("twr_index", nullable=False),
+    # delta-adjusted (docs/risk.md §8): options at Δ·S·q·m; positions without one left out, counted
+    Money("delta_net_exposure"),
+    Money("delta_gross_exposure"),
+    Money("delta_long_exposure"),
+    Money("delta_short_exposure"),
+    Column("no_delta_count", Integer),  # priced positions held without a delta exposure
+    Money("cash"),  # equity_balance − net_market_value (negative = borrowing)
     Index("ux_portfolio_snapshots_portfolio_date", "portfolio_id", "snapshot_date", unique=True),
     Index("ix_portfolio_snapshots_date", "snapshot_date"),
 )
@@ -393,16 +442,16 @@ portfolio_market_betas = Table(
     Column("portfolio_id", String(64), nullable=False),
     Column("date", Date, nullable=False),
     Column("window_days", Integer, nullable=False),
-    # Σ_i MV_i·beta_i / equity over priced positions with a beta (shorts negative)
+    # Σ_i e_i·beta_i / equity over priced positions with a beta, e the delta-adjusted exposure
     Money("beta_weighted"),
     Money("beta_ols"),  # OLS of the portfolio's daily_return on SPY
     Money("alpha_ols"),
     Money("r_squared_ols"),
     Column("n_obs_ols", Integer, nullable=False),
-    Money("provider_beta_weighted"),  # Σ_i MV_i·provider_beta_i / equity
+    Money("provider_beta_weighted"),  # Σ_i e_i·provider_beta_i / equity
     Column("n_positions_with_beta", Integer, nullable=False),
     Column("n_positions_without", Integer, nullable=False),
-    Money("weight_without_beta"),  # Σ|MV_i| / equity of positions lacking a beta (PRIVATE incl.)
+    Money("weight_without_beta"),  # Σ|e_i| / equity of positions lacking a beta (PRIVATE incl.)
     Column("n_positions_with_provider_beta", Integer, nullable=False),
     Money("equity_balance"),  # the denominator
     PrimaryKeyConstraint("portfolio_id", "date", "window_days"),
@@ -456,6 +505,84 @@ portfolio_correlation_summary = Table(
     Index("ix_portfolio_correlation_summary_date", "date"),
 )
 
+# --- options, tails, scenarios, concentration (portfolio_risk asset; docs/risk.md §8) ----------
+
+symbol_rate_betas = Table(
+    "symbol_rate_betas",
+    metadata,
+    Column("symbol", String(64), nullable=False),
+    Column("date", Date, nullable=False),
+    Column("window_days", Integer, nullable=False),
+    Money("beta"),  # OLS of the symbol's total return on TLT's
+    Money("alpha"),
+    Money("r_squared"),
+    Column("n_obs", Integer, nullable=False),
+    PrimaryKeyConstraint("symbol", "date", "window_days"),
+    Index("ix_symbol_rate_betas_date", "date"),
+)
+
+portfolio_risk_summary = Table(
+    "portfolio_risk_summary",
+    metadata,
+    Column("portfolio_id", String(64), nullable=False),
+    Column("date", Date, nullable=False),
+    Money("equity_balance"),
+    Money("delta_net_exposure"),
+    Money("delta_gross_exposure"),
+    Money("market_beta"),  # Σ e_i·beta_i(90) / equity, e the delta-adjusted exposure
+    Money("rate_beta"),  # Σ e_i·rate_beta_i(90) / equity
+    Money("hhi"),  # Σ w², w = |e_i| / Σ|e|
+    Money("effective_positions"),  # 1 / hhi
+    Money("top3_weight"),
+    Money("top10_weight"),
+    Column("n_positions", Integer, nullable=False),  # priced positions with an exposure
+    Column("n_positions_without_exposure", Integer, nullable=False),
+    Column("private_positions_excluded", Integer, nullable=False),  # from betas, VaR and stress
+    Money("var_95"),  # historical simulation, the headline figures
+    Money("es_95"),
+    Money("var_99"),
+    Money("es_99"),
+    Column("worst_scenario", String(64)),
+    Money("worst_scenario_pnl"),
+    PrimaryKeyConstraint("portfolio_id", "date"),
+    Index("ix_portfolio_risk_summary_date", "date"),
+)
+
+portfolio_var = Table(
+    "portfolio_var",
+    metadata,
+    Column("portfolio_id", String(64), nullable=False),
+    Column("date", Date, nullable=False),
+    Column("method", String(16), nullable=False),  # historical | parametric | realized
+    Money("confidence", nullable=False),
+    Money("var"),  # 1-day loss, positive, in the book's currency
+    Money("es"),
+    Column("n_obs", Integer, nullable=False),
+    Column("window_sessions", Integer, nullable=False),
+    Column("min_obs", Integer, nullable=False),
+    Column("quantile_method", String(16), nullable=False),
+    PrimaryKeyConstraint("portfolio_id", "date", "method", "confidence"),
+    Index("ix_portfolio_var_date", "date"),
+)
+
+portfolio_stress = Table(
+    "portfolio_stress",
+    metadata,
+    Column("portfolio_id", String(64), nullable=False),
+    Column("date", Date, nullable=False),
+    Column("scenario", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # factor | historical
+    Money("pnl"),  # NULL when none of the portfolio's symbols has a scenario return
+    Money("pnl_pct_equity"),  # pnl / equity, a decimal fraction
+    Column("n_symbols", Integer, nullable=False),
+    Column("n_symbols_missing", Integer, nullable=False),
+    Money("exposure_missing", nullable=False),
+    PrimaryKeyConstraint("portfolio_id", "date", "scenario"),
+    Index("ix_portfolio_stress_date", "date"),
+)
+
+PORTFOLIO_RISK_TABLES = (symbol_rate_betas, portfolio_risk_summary, portfolio_var, portfolio_stress)
+
 RISK_TABLES = (
     symbol_market_betas,
     symbol_factor_exposures,
@@ -473,7 +600,7 @@ RISK_TABLES = (
 RISK_VIEWS: dict[str, str] = {
     "position_market_betas": """
 SELECT pv.position_id, pv.portfolio_id, pv.date, b.window_days, b.beta, b.alpha, b.r_squared, b.n_obs,
-       pv.symbol, pv.risk_symbol, pv.market_value
+       pv.symbol, pv.risk_symbol, pv.market_value, pv.delta_exposure
 FROM position_values pv
 JOIN symbol_market_betas b ON b.symbol = pv.risk_symbol AND b.date = pv.date
 WHERE pv.investment_class <> 'PRIVATE'
@@ -488,7 +615,7 @@ WHERE pv.investment_class <> 'PRIVATE'
 """,
     "position_factor_exposures": """
 SELECT pv.position_id, pv.portfolio_id, pv.date, f.factor, f.window_days, f.exposure, f.alpha, f.r_squared,
-       f.n_obs, pv.symbol, pv.risk_symbol, pv.market_value
+       f.n_obs, pv.symbol, pv.risk_symbol, pv.market_value, pv.delta_exposure
 FROM position_values pv
 JOIN symbol_factor_exposures f ON f.symbol = pv.risk_symbol AND f.date = pv.date
 WHERE pv.investment_class <> 'PRIVATE'

@@ -14,6 +14,8 @@ INVESTMENT_CLASSES = {"PUBLIC", "OPTIONS", "PRIVATE"}
 DEFAULT_OPTION_MULTIPLIER = 100.0
 
 MARKET_PROXY = "SPY"
+RATE_PROXY = "TLT"
+"""The interest-rate proxy: a symbol's rate beta is its OLS beta on TLT's returns."""
 FACTOR_ETFS = {
     "Market": "SPY",
     "Value": "VTV",

@@ -18,6 +18,7 @@ from sigmasight_assets.accounting.snapshots import exposures
 from sigmasight_assets.calendar import sessions_between
 
 CALL = "AAA250919C00100000"
+RATE = 0.04
 CLOSES = {
     "AAA": {"2025-08-27": 100.0, "2025-08-28": 102.0, "2025-08-29": 101.0, "2025-09-02": 105.0, "2025-09-03": 104.0},
     "BBB": {"2025-08-27": 50.0, "2025-08-28": 49.0, "2025-08-29": 51.0, "2025-09-03": 47.0},  # no 09-02 close
@@ -146,12 +147,13 @@ def run(
     )
     sessions = sessions_between(start, end)
     grid, _ = pipeline.price(priced, sessions)
-    values = pipeline.value(grid, sessions[0], sessions[-1]).values
+    values, greeks = pipeline.exposure(pipeline.value(grid, sessions[0], sessions[-1]).values, priced, RATE)
     pos_pnl, daily = pipeline.pnl(grid, priced, sessions)
     equity = pipeline.equity(daily, book.portfolios, sessions, stored_prev)
     inception = pipeline.inception_sessions(book.portfolios, sessions[-1])
     return {
         "values": values,
+        "greeks": greeks,
         "position_pnl": pos_pnl,
         "daily": daily,
         "equity": equity,

@@ -108,10 +108,12 @@ D1, D2 = pd.Timestamp("2025-11-05"), pd.Timestamp("2025-11-06")
 
 
 def _values(rows) -> pd.DataFrame:
-    """Position rows (portfolio_id, date, risk_symbol, investment_class, market_value)."""
-    return pd.DataFrame(
+    """Position rows (portfolio_id, date, risk_symbol, investment_class, market_value) of
+    stock, whose delta-adjusted exposure is its market value."""
+    frame = pd.DataFrame(
         rows, columns=["portfolio_id", "date", "risk_symbol", "investment_class", "market_value"]
     ).astype({"market_value": float})
+    return frame.assign(delta_exposure=frame["market_value"])
 
 
 def _betas(rows) -> pd.DataFrame:
@@ -269,11 +271,13 @@ def test_closes_off_session_are_dropped_and_counted_and_actions_fall_on_their_ex
     ]
 
 
-def test_history_starts_history_sessions_before_the_range_and_the_universe_adds_spy_and_factors():
+def test_history_starts_history_sessions_before_the_range_and_the_universe_adds_spy_factors_and_tlt():
 
     first = history_start(pd.Timestamp("2025-10-27"))
     assert len(sessions_between(first, "2025-10-27")) == HISTORY_SESSIONS + 1
-    assert risk_universe(["AAPL", "SPY", "ZZZ"]) == ["AAPL", "SPY", "ZZZ", *[s for s in ETFS.values() if s != "SPY"]]
+    etfs = [s for s in ETFS.values() if s != "SPY"]
+    assert risk_universe(["AAPL", "SPY", "ZZZ"]) == ["AAPL", "SPY", "ZZZ", *etfs, "TLT"]
+    assert risk_universe(["TLT", "SPY"]) == ["TLT", "SPY", *etfs]
 
 
 def test_batches_combine_into_the_books_figures_and_unsnapped_sessions_are_named():

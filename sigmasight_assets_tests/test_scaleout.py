@@ -386,7 +386,7 @@ def test_default_definitions_keep_in_process_single_run():
 
 # --- 2. BackfillPolicy.multi_run(N) through the backfill daemon -----------------------------
 
-MULTI_START, MULTI_END, PER_RUN = "2025-07-01", "2025-07-31", 4
+MULTI_START, MULTI_END, PER_RUN = "2025-07-01", "2025-07-14", 3
 DAEMON = (
     "import dagster._daemon.controller as c; c.DEFAULT_DAEMON_INTERVAL_SECONDS = 1; "
     "from dagster._daemon.cli import main; main()"
@@ -446,8 +446,8 @@ def wait_for_backfill(home: Path, backfill_id: str, daemon: Group):
 
 
 def test_multi_run_backfill_split_by_the_daemon_equals_the_single_run(demo_book, db_url, tmp_path):
-    """The accounting chain over 22 sessions with multi_run(4): the daemon launches runs of
-    at most 4 sessions; equity_balances' chunks run one after another, in order, each after
+    """The accounting chain over 9 sessions with multi_run(3): the daemon launches runs of
+    at most 3 sessions; equity_balances' chunks run one after another, in order, each after
     the previous chunk's run ended; the rows equal one single-run backfill of the range."""
     from dagster._core.execution.backfill import BulkActionStatus
 
@@ -465,7 +465,7 @@ def test_multi_run_backfill_split_by_the_daemon_equals_the_single_run(demo_book,
     wipe(demo_book)
 
     backfill_id, partitions = launch_asset_backfill(home, ACCOUNTING, MULTI_START, MULTI_END)
-    assert len(partitions) == 22
+    assert len(partitions) == 9
     daemon = Group(
         [sys.executable, "-c", DAEMON, "run", "-m", "sigmasight_assets.scaleout", "-a", "multi_run_defs"],
         env,
@@ -491,7 +491,7 @@ def test_multi_run_backfill_split_by_the_daemon_equals_the_single_run(demo_book,
         assert covered == list(range(len(partitions))), key
         assert max(hi - lo + 1 for lo, hi, _ in chunks) == PER_RUN, key
     equity = by_asset["equity_balances"]
-    assert len(equity) == math.ceil(len(partitions) / PER_RUN) == 6
+    assert len(equity) == math.ceil(len(partitions) / PER_RUN) == 3
     for _, _, rec in equity:  # a self-dependent asset is never grouped with other assets
         assert {k.to_user_string() for k in rec.dagster_run.asset_selection} == {"equity_balances"}
     for (_, _, before), (_, _, after) in itertools.pairwise(equity):

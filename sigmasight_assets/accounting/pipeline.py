@@ -9,6 +9,7 @@ modules it calls (``valuation``, ``pnl``, ``equity``, ``snapshots``):
                window: quantity after realized events and splits, price (close, mark or
                lookback fill), settlements of exits and expiries
     value      market value q · price · m of the positions held at each close
+    exposure   option greeks and the delta-adjusted exposure of every held position
     pnl        daily P&L per position and per portfolio (unrealized, realized, dividends)
                and capital flows per portfolio session
     equity     equity_d = equity_{d⁻} + unrealized + realized + dividends + capital_flow,
@@ -42,6 +43,7 @@ from sigmasight_assets.accounting.valuation import (
     value_positions,
 )
 from sigmasight_assets.calendar import previous_session, session_on_or_after
+from sigmasight_assets.risk.exposure import CONTRACT_TERMS, position_greeks, with_exposures
 
 SETTLED_COLUMNS = ["position_id", "symbol", "date", "settlement", "terminal_price"]
 
@@ -82,10 +84,11 @@ class Valuation:
 
 
 def position_symbols(prepared: pd.DataFrame) -> pd.DataFrame:
-    """(position_id, symbol, risk_symbol) of each position (``prepared`` by
-    ``valuation.prepare_positions``): the symbols whose closes value it (``risk_symbol``
-    is an option's underlying, else the symbol itself)."""
-    return prepared[["id", "symbol", "risk_symbol"]].rename(columns={"id": "position_id"})
+    """(position_id, symbol, risk_symbol, option_right, strike, expiration) of each
+    position (``prepared`` by ``valuation.prepare_positions``): the symbols whose closes
+    value it (``risk_symbol`` is an option's underlying, else the symbol itself) and an
+    option's contract terms (None/NaN/NaT for the rest)."""
+    return prepared[["id", "symbol", "risk_symbol", *CONTRACT_TERMS]].rename(columns={"id": "position_id"})
 
 
 def priced_book(book: Book, prices: pd.DataFrame, actions: pd.DataFrame) -> PricedBook:
@@ -135,6 +138,15 @@ def value(grid: pd.DataFrame, first: pd.Timestamp, as_of: pd.Timestamp) -> Valua
     rows = grid[grid["date"] >= first]
     settled = rows.loc[rows["settlement"].notna(), SETTLED_COLUMNS]
     return Valuation(value_positions(rows), current_state(rows, as_of), settled)
+
+
+def exposure(values: pd.DataFrame, priced: PricedBook, rate: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The position_values rows ``values`` with their delta-adjusted exposures, and the
+    greeks of their option rows at the continuous rate ``rate`` (``risk.exposure``:
+    Black–Scholes–Merton on the underlying's close with the implied volatility of the
+    option's price; ``delta_exposure`` = Δ·S·q·m for an option, the market value otherwise)."""
+    greeks = position_greeks(values, priced.symbols, priced.prices, rate)
+    return with_exposures(values, greeks), greeks
 
 
 def unpriced_counts(grid: pd.DataFrame, first: pd.Timestamp) -> pd.DataFrame:

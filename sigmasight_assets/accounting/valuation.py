@@ -54,8 +54,8 @@ def prepare_positions(positions: pd.DataFrame) -> pd.DataFrame:
     """Add ``sign``, ``entry_session``, ``deleted_session`` and ``exit_session`` (NaT when
     absent), ``risk_symbol`` (an option's underlying, else the symbol itself), default
     multipliers (100 for options, 1 otherwise), ``split_adjusted`` and, for options,
-    ``option_right`` (C/P), ``strike`` and ``expiration_session`` (from the columns, else
-    parsed from the OCC symbol)."""
+    ``option_right`` (C/P), ``strike``, ``expiration`` (the date) and ``expiration_session``
+    (from the columns, else parsed from the OCC symbol)."""
     pos = positions.astype({"quantity": float, "entry_price": float})
     if "exit_price" not in pos.columns:
         pos["exit_price"] = np.nan
@@ -81,7 +81,8 @@ def prepare_positions(positions: pd.DataFrame) -> pd.DataFrame:
     expiry = pd.to_datetime(pos["expiration_date"]).fillna(
         pd.to_datetime(occ.map(lambda c: getattr(c, "expiration", None)))
     )
-    pos["expiration_session"] = _sessions_on_or_before(expiry.where(is_option))
+    pos["expiration"] = expiry.where(is_option)
+    pos["expiration_session"] = _sessions_on_or_before(pos["expiration"])
     pos["entry_session"] = _sessions_or_nat(pos["entry_date"])
     pos["deleted_session"] = _sessions_or_nat(pos["deleted_at"])
     pos["exit_session"] = _sessions_or_nat(pos["exit_date"])

@@ -44,6 +44,7 @@ from sigmasight_assets.assets.metadata import (
     table_metadata,
 )
 from sigmasight_assets.calendar import next_session, previous_session, session_on_or_after
+from sigmasight_assets.config import risk_free_rate
 from sigmasight_assets.partitions import daily_partitions
 from sigmasight_assets.queries.accounting import (
     last_equity_session_before,
@@ -54,6 +55,7 @@ from sigmasight_assets.queries.accounting import (
 )
 from sigmasight_assets.queries.book import read_portfolios, read_priced_book
 from sigmasight_assets.resources import StoreResource
+from sigmasight_assets.risk.options import DEFINITION as OPTIONS_DEFINITION
 from sigmasight_assets.store import replace_window, replace_window_chunks, update_from_frame
 
 
@@ -69,6 +71,19 @@ PARTITIONED = _Partitioned(
     partitions_def=daily_partitions, backfill_policy=BackfillPolicy.single_run(), group_name="accounting"
 )
 ROW_COUNT = "dagster/row_count"
+GREEKS_SHOWN = [
+    "position_id",
+    "symbol",
+    "underlying_price",
+    "implied_vol",
+    "iv_status",
+    "delta",
+    "gamma",
+    "vega",
+    "theta",
+    "delta_exposure",
+]
+"""The position_greeks columns position_values shows for the last session."""
 
 
 def _progress(context: AssetExecutionContext, asset: str, window: Window, batches: list[list[str]]):
@@ -138,17 +153,24 @@ class _Valued:
         self.settled: list[pd.DataFrame] = []
         self.current: list[pd.DataFrame] = []
         self.unpriced: list[pd.DataFrame] = []
+        self.greeks: list[pd.DataFrame] = []
+        self.options = _SessionSums()
 
-    def add(self, valuation: pipeline.Valuation) -> None:
-        """Keep what one batch's valuation tells (its rows themselves are written, not kept)."""
+    def add(self, valuation: pipeline.Valuation, greeks: pd.DataFrame) -> None:
+        """Keep what one batch's valuation tells (its rows themselves are written, not
+        kept) and its option greeks (a few rows per option, written after the values)."""
         values = valuation.values
         unpriced = ~values["is_priced"].astype(bool)
         self.sessions.add(
             values["date"],
             market_value=values["market_value"],
+            delta_exposure=values["delta_exposure"],
             unpriced_rows=unpriced,
             filled_rows=values["is_filled"].astype(bool),
         )
+        self.greeks.append(greeks)
+        solved = greeks["iv_status"].eq("ok")
+        self.options.add(greeks["date"], options_with_greeks=solved, options_without_greeks=~solved)
         self.unpriced.append(values.loc[unpriced, ["symbol", "date"]])
         self.last.append(
             values[values["date"] == self.end]
@@ -169,8 +191,9 @@ class _Valued:
         settled = pd.concat(self.settled, ignore_index=True)
         kinds = pd.crosstab(settled["date"], settled["settlement"]).reindex(columns=["expiry", "exit"], fill_value=0)
         kinds = kinds.rename(columns={"expiry": "expiries_settled", "exit": "exits_settled"}).astype(np.int64)
-        frame = self.sessions.totals().join(kinds, how="outer").fillna(0)  # a session with no row holds 0
-        counts = [ROW_COUNT, "unpriced_rows", "filled_rows", *kinds.columns]
+        options = self.options.totals().drop(columns=ROW_COUNT)
+        frame = self.sessions.totals().join([kinds, options], how="outer").fillna(0)  # a session with no row holds 0
+        counts = [ROW_COUNT, "unpriced_rows", "filled_rows", *kinds.columns, *options.columns]
         return frame.astype(dict.fromkeys(counts, np.int64))
 
 
@@ -204,8 +227,9 @@ def _price_coverage(unpriced: pd.DataFrame) -> AssetCheckResult:
 def position_values(context: AssetExecutionContext, store: StoreResource):
     """Per held position per session: signed quantity after realized events and splits,
     price and price_date (10-day lookback; PRIVATE from its latest mark or cost), market
-    value q·price·m, cost basis and unrealized P&L against entry. Unpriced positions are
-    flagged, never valued at 0. Each position's current state (open, closed, expired,
+    value q·price·m, cost basis, unrealized P&L against entry and the delta-adjusted
+    exposure; per option position also its implied volatility and greeks (position_greeks).
+    Unpriced positions are flagged, never valued at 0. Each position's current state (open, closed, expired,
     exited, deleted) is recorded on positions, never moved back by a backfill."""
     window = Window.from_context(context)
     engine = store.engine()
@@ -213,14 +237,17 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
         priced = read_priced_book(conn, window.end, window.previous, live_after=window.previous)
     batches = portfolio_batches(priced.book, len(window.with_previous))
     valued = _Valued(window.end)
+    rate = risk_free_rate()
 
     def rows():
-        """The window's rows a batch of portfolios at a time (computed inside the write)."""
+        """The window's rows a batch of portfolios at a time (computed inside the write),
+        with the delta-adjusted exposures of the batch's option greeks."""
         for ids in batches:
             grid, _ = pipeline.price(pipeline.portfolios_part(priced, ids), window.sessions)
             valuation = pipeline.value(grid, window.start, window.end)
             del grid
-            valued.add(valuation)
+            valuation.values, greeks = pipeline.exposure(valuation.values, priced, rate)
+            valued.add(valuation, greeks)
             yield valuation.values
 
     def write(conn) -> dict:
@@ -235,6 +262,8 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
             expected,
             _progress(context, "position_values", window, batches),
         )
+        greeks = pd.concat(valued.greeks, ignore_index=True)
+        n_greeks = replace_window(conn, t.position_greeks, "date", window.start.date(), window.end.date(), greeks)
         current = pd.concat(valued.current, ignore_index=True)
         moved = update_from_frame(conn, t.positions, current, "id", guard="current_as_of")
         context.log.info(f"position_values {window.label()}: {n} rows for {valued.positions} positions")
@@ -249,9 +278,15 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
                     pd.concat(valued.settled, ignore_index=True).sort_values(["date", "position_id"])
                 ),
                 "current_positions_updated": MetadataValue.int(moved),
+                "option_greeks": markdown_table(_at(greeks, window.end, GREEKS_SHOWN), ",.4f"),
+                "greek_rows_written": MetadataValue.int(n_greeks),
             },
         )
-        return {**table_metadata(t.position_values), "window": window.label()}
+        return {
+            **table_metadata(t.position_values),
+            "window": window.label(),
+            "greeks_definition": MetadataValue.json({**OPTIONS_DEFINITION, "risk_free_rate": rate}),
+        }
 
     yield from write_checked(engine, write, [lambda conn: _price_coverage(pd.concat(valued.unpriced))])
 

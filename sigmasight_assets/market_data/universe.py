@@ -27,11 +27,12 @@ from sigmasight_assets.symbols import (
     FACTOR_ETFS,
     MARKET_PROXY,
     OPTION_TYPES,
+    RATE_PROXY,
     is_provider_eligible,
     parse_occ,
 )
 
-KINDS = ("position", "underlying", "market", "factor")
+KINDS = ("position", "underlying", "market", "factor", "rates")
 """A symbol needed for several reasons gets the first kind in this order."""
 SKIP_PRIVATE = "PRIVATE investment class: never sent to a provider"
 SKIP_SYNTHETIC = "synthetic symbol (not a listed ticker or OCC option): never sent to a provider"
@@ -85,7 +86,9 @@ def needed_symbols(active: pd.DataFrame) -> pd.DataFrame:
     )
     under = pd.DataFrame({"symbol": underlying.dropna().astype(str).str.strip(), "kind": "underlying"})
     etfs = pd.DataFrame(
-        [(MARKET_PROXY, "market")] + [(s, "factor") for s in FACTOR_ETFS.values() if s != MARKET_PROXY],
+        [(MARKET_PROXY, "market")]
+        + [(s, "factor") for s in FACTOR_ETFS.values() if s != MARKET_PROXY]
+        + [(RATE_PROXY, "rates")],
         columns=["symbol", "kind"],
     )
     out = pd.concat([held, under.assign(investment_class=None), etfs.assign(investment_class=None)])

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from sigmasight_assets import schema as t
+from sigmasight_assets.accounting.snapshots import EXPOSURE_COLUMNS
 from sigmasight_assets.store import read_frame, window_source
 
 
@@ -50,11 +51,13 @@ def stored_exposures(conn: Connection, start, end) -> pd.DataFrame:
     """``snapshots.exposures`` of the stored position_values with ``start <= date <= end``,
     aggregated by the store (one row per portfolio and session instead of one per
     position): net, gross, long and short market value (NULL = unpriced counts 0),
-    position and unpriced counts, and ``recomputed_net_market_value`` = Σ quantity · price
+    the same four of the delta-adjusted exposures (``delta_*``; NULL = no delta counts 0),
+    position, unpriced and priced-without-delta counts, and ``recomputed_net_market_value`` = Σ quantity · price
     · multiplier of the priced rows (not from their stored market_value), in the same scan."""
     lo, hi = pd.Timestamp(start).date(), pd.Timestamp(end).date()
     pv = window_source(conn, t.position_values, "date", lo, hi).c
     mv = sa.func.coalesce(pv.market_value, 0.0)
+    de = sa.func.coalesce(pv.delta_exposure, 0.0)
     statement = (
         sa.select(
             pv.portfolio_id,
@@ -63,8 +66,15 @@ def stored_exposures(conn: Connection, start, end) -> pd.DataFrame:
             sa.func.sum(sa.func.abs(mv)).label("gross_exposure"),
             sa.func.sum(sa.case((mv > 0, mv), else_=0.0)).label("long_exposure"),
             sa.func.sum(sa.case((mv < 0, mv), else_=0.0)).label("short_exposure"),
+            sa.func.sum(de).label("delta_net_exposure"),
+            sa.func.sum(sa.func.abs(de)).label("delta_gross_exposure"),
+            sa.func.sum(sa.case((de > 0, de), else_=0.0)).label("delta_long_exposure"),
+            sa.func.sum(sa.case((de < 0, de), else_=0.0)).label("delta_short_exposure"),
             sa.func.count().label("position_count"),
             sa.func.sum(sa.case((pv.is_priced == sa.false(), 1), else_=0)).label("unpriced_count"),
+            sa.func.sum(sa.case(((pv.is_priced == sa.true()) & pv.delta_exposure.is_(None), 1), else_=0)).label(
+                "no_delta_count"
+            ),
             # Σ q · price · m from the other stored columns, for the NMV check
             sa.func.sum(sa.case((pv.is_priced == sa.true(), pv.quantity * pv.price * pv.multiplier), else_=0.0)).label(
                 "recomputed_net_market_value"
@@ -75,7 +85,8 @@ def stored_exposures(conn: Connection, start, end) -> pd.DataFrame:
         .order_by(pv.portfolio_id, pv.date)
     )
     frame = read_frame(conn, statement, parse_dates=["date"])
-    money = ["net_market_value", "gross_exposure", "long_exposure", "short_exposure", "recomputed_net_market_value"]
+    money = [*EXPOSURE_COLUMNS, "recomputed_net_market_value"]
     frame[money] = frame[money].astype(float)
-    frame[["position_count", "unpriced_count"]] = frame[["position_count", "unpriced_count"]].astype(np.int64)
+    counts = ["position_count", "unpriced_count", "no_delta_count"]
+    frame[counts] = frame[counts].astype(np.int64)
     return frame

@@ -17,7 +17,7 @@ import pandas as pd
 from sigmasight_assets.accounting.actions import dividends_per_share, split_ratios
 from sigmasight_assets.accounting.valuation import prepare_positions
 from sigmasight_assets.calendar import all_sessions
-from sigmasight_assets.symbols import FACTOR_ETFS, MARKET_PROXY
+from sigmasight_assets.symbols import FACTOR_ETFS, MARKET_PROXY, RATE_PROXY
 
 from .correlation import CORR_WINDOW
 from .regression import (
@@ -28,6 +28,7 @@ from .regression import (
     market_betas,
     rolling_factor_exposures,
 )
+from .returns import total_returns
 from .volatility import HAR_WINDOW, REALIZED_WINDOWS, volatility_metrics
 
 PRIVATE = "PRIVATE"
@@ -70,8 +71,8 @@ def risk_symbols(positions: pd.DataFrame) -> list[str]:
 
 def risk_universe(symbols: list[str]) -> list[str]:
     """The symbols whose returns the statistics read: ``symbols``, then the market proxy
-    (SPY) and the factor ETFs, each once, in that order."""
-    return list(dict.fromkeys([*symbols, MARKET_PROXY, *FACTOR_ETFS.values()]))
+    (SPY), the factor ETFs and the rate proxy (TLT), each once, in that order."""
+    return list(dict.fromkeys([*symbols, MARKET_PROXY, *FACTOR_ETFS.values(), RATE_PROXY]))
 
 
 def wide_closes(prices: pd.DataFrame, sessions: pd.DatetimeIndex, symbols) -> tuple[pd.DataFrame, int]:
@@ -127,3 +128,14 @@ def volatility_rows(vol: pd.DataFrame, key: str) -> pd.DataFrame:
     """``volatility_metrics`` output as stored: (key, date, *VOLATILITY_COLUMNS), its
     ``symbol`` column renamed ``key``."""
     return vol[["symbol", "date", *VOLATILITY_COLUMNS]].rename(columns={"symbol": key})
+
+
+def symbol_returns(
+    prices: pd.DataFrame, actions: pd.DataFrame, sessions: pd.DatetimeIndex, symbols
+) -> tuple[pd.DataFrame, int]:
+    """Sessions × ``symbols`` total returns (``risk.total_returns``) on exactly ``sessions``
+    from long as-traded (symbol, date, close) rows and the corporate ``actions``, and the
+    number of off-session closes ignored (``wide_closes``)."""
+    closes, off_session = wide_closes(prices, sessions, symbols)
+    ratios, dividends = actions_by_session(actions, sessions)
+    return total_returns(closes, ratios, dividends, sessions), off_session

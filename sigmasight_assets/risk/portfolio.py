@@ -52,18 +52,18 @@ CORRELATION_SUMMARY_COLUMNS = [
 """The columns of ``correlation_summaries`` rows (the table portfolio_correlation_summary)."""
 
 PORTFOLIO_BETA_DEFINITION = {
-    "beta_weighted": "Σ_i MV_i · beta_i(window) / equity_d over the portfolio's priced positions with a "
-    "beta at session d; MV signed (shorts negative); an option contributes its premium MV times its "
-    "underlying's beta (not delta-adjusted)",
+    "beta_weighted": "Σ_i e_i · beta_i(window) / equity_d over the portfolio's priced positions with an "
+    "exposure and a beta at session d; e_i the delta-adjusted exposure (position_values.delta_exposure: "
+    "market value, signed, shorts negative; an option delta · S · q · m on its underlying's beta)",
     "denominator": "portfolio equity at the close of d (portfolio_snapshots.equity_balance): the beta of "
     "the equity, comparable with beta_ols (daily_return = P&L / previous equity); cash has beta 0; "
     "NULL when equity <= 0",
-    "missing": "positions without a beta (PRIVATE, unpriced, short history) are left out and reported: "
-    "n_positions_without, weight_without_beta = Σ|MV| / equity of those with a market value; "
-    "beta_weighted NULL when no position has a beta",
+    "missing": "positions without a beta or an exposure (PRIVATE, unpriced, option without greeks, short "
+    "history) are left out and reported: n_positions_without, weight_without_beta = Σ|e| / equity of those "
+    "with an exposure; beta_weighted NULL when no position has a beta",
     "beta_ols": "OLS of the portfolio's stored daily_return on SPY returns over the window "
     f"(min {BETA_MIN_OBS} observations), sessions with a stored return only",
-    "provider_beta_weighted": "Σ_i MV_i · provider_beta_i / equity, provider beta from the latest "
+    "provider_beta_weighted": "Σ_i e_i · provider_beta_i / equity, provider beta from the latest "
     "company profile of the risk symbol (an option's underlying)",
     "windows": list(BETA_WINDOWS),
 }
@@ -123,10 +123,10 @@ def portfolio_volatility(preturns: pd.DataFrame, grid: pd.DataFrame, start, end)
 
 def provider_beta_sums(values: pd.DataFrame, provider: pd.Series) -> pd.DataFrame:
     """Per (portfolio_id, date) of the position rows ``values``: provider_contrib =
-    Σ_i MV_i · provider_beta_i over listed positions with a market value and a provider
-    beta for their risk symbol, and n_positions_with_provider_beta, their count."""
+    Σ_i e_i · provider_beta_i over listed positions with a delta-adjusted exposure e_i and
+    a provider beta for their risk symbol, and n_positions_with_provider_beta, their count."""
     pbeta = values["risk_symbol"].map(provider).where(values["investment_class"].ne(PRIVATE))
-    mv = values["market_value"]
+    mv = values["delta_exposure"]
     has = mv.notna() & pbeta.notna()
     base = pd.DataFrame(
         {
@@ -163,10 +163,10 @@ def position_betas(values: pd.DataFrame, betas: pd.DataFrame, windows=BETA_WINDO
 
 def beta_sums(values: pd.DataFrame, beta: pd.Series) -> pd.DataFrame:
     """Per (portfolio_id, date) of the position rows ``values`` with betas ``beta``:
-    contrib = Σ_i MV_i · beta_i over positions with a market value and a beta,
-    n_positions_with_beta their count, n_positions_without the others' count and
-    abs_without = Σ |MV_i| over the others (0 for those without a market value)."""
-    mv = values["market_value"]
+    contrib = Σ_i e_i · beta_i over positions with a delta-adjusted exposure e_i and a
+    beta, n_positions_with_beta their count, n_positions_without the others' count and
+    abs_without = Σ |e_i| over the others (0 for those without an exposure)."""
+    mv = values["delta_exposure"]
     has = mv.notna() & beta.notna()
     return (
         pd.DataFrame(

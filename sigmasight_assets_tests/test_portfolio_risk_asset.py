@@ -1,0 +1,234 @@
+"""The portfolio_risk asset on the demo book, on SQLite and PostgreSQL: every stored figure
+against a direct numpy computation on the stored rows (position_values' exposures, the
+stored closes and actions, symbol betas and snapshots), independently of risk.tail,
+risk.stress and risk.summary."""
+
+import datetime as dt
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+from sigmasight_assets import schema as t
+from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS
+from sigmasight_assets.assets.portfolio_risk import portfolio_risk
+from sigmasight_assets.assets.prices import prices
+from sigmasight_assets.assets.risk import risk_analytics
+from sigmasight_assets.calendar import sessions_between
+from sigmasight_assets_tests.runs import materialize_range, table_rows
+from sigmasight_assets_tests.test_risk_asset import BOOK_START, END, query, stored_returns
+
+RISK_START = "2025-11-03"
+HEDGE = "hedgefund-long-short"
+PRIVATE_ONLY = "familyoffice-private-opps"
+DAY = dt.date(2025, 11, 6)
+
+
+@pytest.fixture
+def risk_book(demo_book, db_url, store_cache):
+    """The demo book rolled forward from inception to END, then risk_analytics and
+    portfolio_risk for RISK_START…END: computed once per backend, a copy per test."""
+
+    def build():
+        materialize_range([prices, *ACCOUNTING_ASSETS], db_url, BOOK_START, END)
+        return materialize_range([risk_analytics, portfolio_risk], db_url, RISK_START, END).success
+
+    assert store_cache("portfolio_risk_world", build)
+    return demo_book, db_url
+
+
+def exposures_at(engine, portfolio_id: str, day=DAY) -> pd.DataFrame:
+    """Per listed risk symbol of the portfolio at ``day``: Σ delta_exposure, Σ gamma_exposure."""
+    rows = query(
+        engine,
+        "SELECT risk_symbol, delta_exposure, gamma_exposure FROM position_values "
+        "WHERE portfolio_id = :p AND date = :d AND investment_class <> 'PRIVATE' AND delta_exposure IS NOT NULL",
+        p=portfolio_id,
+        d=day,
+    )
+    return rows.astype({"delta_exposure": float, "gamma_exposure": float}).groupby("risk_symbol").sum()
+
+
+def stored(engine, table: str, portfolio_id: str, day=DAY) -> pd.DataFrame:
+    return query(engine, f"SELECT * FROM {table} WHERE portfolio_id = :p AND date = :d", p=portfolio_id, d=day)
+
+
+def test_var_and_es_equal_a_direct_numpy_computation_on_the_stored_rows(risk_book):
+    engine, _ = risk_book
+    e = exposures_at(engine, HEDGE)
+    returns = stored_returns(engine, list(e.index), sessions=300).loc[: pd.Timestamp(DAY)].iloc[-252:]
+    r = returns[e.index].to_numpy()
+    complete = np.isfinite(r).all(axis=1)
+    r = r[complete]
+    pnl = r @ e["delta_exposure"].to_numpy() + (r**2) @ e["gamma_exposure"].to_numpy()
+    losses = -pnl
+    var = stored(engine, "portfolio_var", HEDGE).set_index(["method", "confidence"])
+    assert len(var) == 6 and (var["window_sessions"] == 252).all()
+    assert var["quantile_method"].to_dict() == {
+        (m, c): "normal" if m == "parametric" else "linear"
+        for m in ("historical", "parametric", "realized")
+        for c in (0.95, 0.99)
+    }
+    assert var.loc[("historical", 0.95), "n_obs"] == complete.sum() >= 240
+    sigma = np.sqrt(e["delta_exposure"].to_numpy() @ np.cov(r.T, ddof=1) @ e["delta_exposure"].to_numpy())
+    for c in (0.95, 0.99):
+        q = np.quantile(losses, c, method="linear")
+        assert var.loc[("historical", c), "var"] == pytest.approx(q, rel=1e-9)
+        assert var.loc[("historical", c), "es"] == pytest.approx(losses[losses >= q].mean(), rel=1e-9)
+        z = norm.ppf(c)
+        assert var.loc[("parametric", c), "var"] == pytest.approx(z * sigma, rel=1e-9)
+        assert var.loc[("parametric", c), "es"] == pytest.approx(norm.pdf(z) / (1 - c) * sigma, rel=1e-9)
+    assert var.loc[("historical", 0.99), "var"] > var.loc[("historical", 0.95), "var"] > 0
+    # the portfolio's own returns, one per session since its inception (the first against opening equity)
+    n_returns = len(sessions_between(BOOK_START, DAY))
+    assert var.loc[("realized", 0.95), "n_obs"] == n_returns >= 60
+
+
+def test_the_realized_var_is_the_quantile_of_the_portfolios_stored_returns(risk_book):
+    engine, _ = risk_book
+    snaps = query(
+        engine,
+        "SELECT snapshot_date, daily_return, equity_balance FROM portfolio_snapshots WHERE portfolio_id = :p",
+        p=HEDGE,
+    )
+    snaps = snaps.assign(snapshot_date=pd.to_datetime(snaps["snapshot_date"])).set_index("snapshot_date").sort_index()
+    r = snaps["daily_return"].astype(float).loc[: pd.Timestamp(DAY)].dropna().iloc[-252:].to_numpy()
+    var = stored(engine, "portfolio_var", HEDGE).set_index(["method", "confidence"])
+    equity = float(snaps.loc[pd.Timestamp(DAY), "equity_balance"])
+    assert var.loc[("realized", 0.99), "n_obs"] == len(r)
+    if len(r) >= 60:
+        q = np.quantile(-r, 0.99, method="linear")
+        assert var.loc[("realized", 0.99), "var"] == pytest.approx(q * equity, rel=1e-9)
+
+
+def test_a_market_shock_goes_through_the_stored_betas_with_gamma(risk_book):
+    engine, _ = risk_book
+    e = exposures_at(engine, HEDGE)
+    betas = query(
+        engine, "SELECT symbol, beta FROM symbol_market_betas WHERE date = :d AND window_days = 90", d=DAY
+    ).set_index("symbol")["beta"]
+    r = -0.10 * betas.reindex(e.index).astype(float)
+    expected = (e["delta_exposure"] * r + e["gamma_exposure"] * r**2).sum()
+    stress = stored(engine, "portfolio_stress", HEDGE).set_index("scenario")
+    assert stress.loc["market_down_10", "pnl"] == pytest.approx(expected, rel=1e-9)
+    assert stress.loc["market_down_10", "n_symbols_missing"] == 0
+    equity = float(stored(engine, "portfolio_risk_summary", HEDGE)["equity_balance"][0])
+    assert stress.loc["market_down_10", "pnl_pct_equity"] == pytest.approx(expected / equity, rel=1e-9)
+
+
+def test_a_historical_replay_compounds_the_stored_returns_of_its_window(risk_book):
+    engine, _ = risk_book
+    e = exposures_at(engine, HEDGE)
+    returns = stored_returns(engine, list(e.index), end="2025-04-08", sessions=6)
+    window = returns.loc["2025-04-03":"2025-04-08", e.index]
+    assert len(window) == 4 and window.notna().all().all()
+    r = (1 + window).prod() - 1
+    expected = (e["delta_exposure"] * r + e["gamma_exposure"] * r**2).sum()
+    stress = stored(engine, "portfolio_stress", HEDGE).set_index("scenario")
+    assert stress.loc["liberation_day_2025", "pnl"] == pytest.approx(expected, rel=1e-9)
+    # no closes are stored for 2020: that replay's P&L is unknown, not 0, and never the worst
+    covid = stress.loc["covid_crash_2020"]
+    assert pd.isna(covid["pnl"]) and covid["n_symbols_missing"] == covid["n_symbols"] == len(e)
+
+
+def test_the_summary_holds_concentration_betas_and_the_worst_scenario(risk_book):
+    engine, _ = risk_book
+    rows = query(
+        engine,
+        "SELECT risk_symbol, delta_exposure FROM position_values WHERE portfolio_id = :p AND date = :d",
+        p=HEDGE,
+        d=DAY,
+    )
+    w = rows["delta_exposure"].astype(float).abs()
+    w = (w / w.sum()).sort_values(ascending=False).to_numpy()
+    summary = stored(engine, "portfolio_risk_summary", HEDGE).iloc[0]
+    assert summary["hhi"] == pytest.approx((w**2).sum(), rel=1e-12)
+    assert summary["effective_positions"] == pytest.approx(1 / (w**2).sum(), rel=1e-12)
+    assert summary["top3_weight"] == pytest.approx(w[:3].sum(), rel=1e-12)
+    assert summary["top10_weight"] == pytest.approx(w[:10].sum(), rel=1e-12)
+    assert summary["n_positions"] == len(rows)
+    e = exposures_at(engine, HEDGE)["delta_exposure"]
+    market = query(engine, "SELECT symbol, beta FROM symbol_market_betas WHERE date = :d AND window_days = 90", d=DAY)
+    rate = query(engine, "SELECT symbol, beta FROM symbol_rate_betas WHERE date = :d", d=DAY)
+    equity = summary["equity_balance"]
+    for name, betas in (("market_beta", market), ("rate_beta", rate)):
+        b = betas.set_index("symbol")["beta"].astype(float).reindex(e.index)
+        assert summary[name] == pytest.approx((e * b).sum() / equity, rel=1e-12), name
+    snap = query(
+        engine,
+        "SELECT delta_net_exposure, delta_gross_exposure FROM portfolio_snapshots "
+        "WHERE portfolio_id = :p AND snapshot_date = :d",
+        p=HEDGE,
+        d=DAY,
+    ).iloc[0]
+    assert summary["delta_net_exposure"] == pytest.approx(snap["delta_net_exposure"], abs=1e-6)
+    stress = stored(engine, "portfolio_stress", HEDGE)
+    worst = stress.loc[stress["pnl"].astype(float).idxmin()]
+    assert (summary["worst_scenario"], summary["worst_scenario_pnl"]) == (worst["scenario"], worst["pnl"])
+    var = stored(engine, "portfolio_var", HEDGE).set_index(["method", "confidence"])
+    assert summary["var_99"] == var.loc[("historical", 0.99), "var"]
+
+
+def test_the_rate_beta_is_the_ols_of_the_symbols_returns_on_tlts(risk_book):
+    engine, _ = risk_book
+    returns = stored_returns(engine, ["AAPL", "TLT"]).loc[: pd.Timestamp(DAY)].iloc[-90:].dropna()
+    slope, _ = np.polyfit(returns["TLT"], returns["AAPL"], 1)
+    got = query(
+        engine, "SELECT beta, n_obs, window_days FROM symbol_rate_betas WHERE symbol = 'AAPL' AND date = :d", d=DAY
+    )
+    assert got["beta"][0] == pytest.approx(slope, rel=1e-8)
+    assert (got["n_obs"][0], got["window_days"][0]) == (len(returns), 90)
+
+
+def test_a_book_of_private_holdings_has_no_var_rather_than_zero(risk_book):
+    engine, _ = risk_book
+    var = stored(engine, "portfolio_var", PRIVATE_ONLY)
+    assert var.loc[var["method"].isin(["historical", "parametric"]), ["var", "es"]].isna().all().all()
+    summary = stored(engine, "portfolio_risk_summary", PRIVATE_ONLY).iloc[0]
+    assert summary["private_positions_excluded"] == summary["n_positions"] > 0
+    assert pd.isna(summary["market_beta"]) and pd.isna(summary["worst_scenario"])
+    assert stored(engine, "portfolio_stress", PRIVATE_ONLY)["pnl"].isna().all()
+
+
+def test_every_session_of_the_range_has_a_row_per_portfolio_method_and_scenario(risk_book):
+    engine, _ = risk_book
+    sessions = sessions_between(RISK_START, END)
+    n = 6 * len(sessions)
+    assert len(table_rows(engine, t.portfolio_risk_summary)) == n
+    assert len(table_rows(engine, t.portfolio_var)) == n * 3 * 2
+    assert len(table_rows(engine, t.portfolio_stress)) == n * 10
+    dates = pd.to_datetime(table_rows(engine, t.portfolio_var)["date"]).drop_duplicates().sort_values()
+    assert list(dates) == list(sessions)
+
+
+def test_a_malformed_scenario_file_fails_the_run_naming_file_line_and_field_and_writes_nothing(
+    risk_book, tmp_path, monkeypatch
+):
+    engine, url = risk_book
+    bad = tmp_path / "scenarios.yaml"
+    bad.write_text(
+        textwrap.dedent(
+            """\
+            scenarios:
+              - name: crash
+                kind: factor
+                shocks: {market: -0.3}
+              - name: typo
+                kind: factor
+                shocks: {market: minus ten}
+            """
+        )
+    )
+    monkeypatch.setenv("SIGMASIGHT_STRESS_SCENARIOS", str(bad))
+    before = {tb.name: table_rows(engine, tb) for tb in t.PORTFOLIO_RISK_TABLES}
+    result = materialize_range([portfolio_risk], url, "2025-11-05", END, raise_on_error=False)
+    assert not result.success
+    error = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error
+    message = ""
+    while error is not None:  # the step's error and its causes
+        message, error = message + error.message, error.cause
+    assert str(bad) in message and "line 7" in message and "shocks.market" in message
+    for tb in t.PORTFOLIO_RISK_TABLES:
+        pd.testing.assert_frame_equal(table_rows(engine, tb), before[tb.name])
