@@ -60,6 +60,7 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 		-m sigmasight_assets.definitions --select '*' --partition-range $(DEMO_RANGE) \
 		--config-json '$(DEMO_RUN_CONFIG)'
 	$(BIN)/sigmasight equity
+	$(BIN)/sigmasight risk
 
 test: install
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)

@@ -1,5 +1,5 @@
 """The scale benchmark of docs/operating.md §9: 1,000 portfolios, 50,000 positions, 2,000 symbols,
-252 sessions, all eight assets in ONE CLI range run; targets ≤ 5 min wall, ≤ 3 GiB peak RSS.
+252 sessions, all nine assets in ONE CLI range run; targets ≤ 5 min wall, ≤ 3 GiB peak RSS.
 
     python benchmarks/scale.py [--database sqlite|postgresql] [--scale 0.5] [--both-sizes]
                                [--portfolios N --positions N --symbols N] [--keep]

@@ -5,6 +5,7 @@
     sigmasight book load-demo           import the packaged demo book
     sigmasight equity                   each portfolio's first and last equity in the store
     sigmasight equity PORTFOLIO_ID      a portfolio's equity history (session, equity, P&L, flow)
+    sigmasight risk [--date D]          each portfolio's VaR/ES, betas, concentration, worst scenario; option greeks
     sigmasight report [--out PATH]      an HTML report: equity, drawdown, daily P&L, exposures
     sigmasight explain PORTFOLIO_ID     why equity moved on a session (--date D, --json)
     sigmasight purge --from D           delete computed rows from session D on (--yes to skip the question)
@@ -104,6 +105,25 @@ def cmd_equity(args) -> int:
     else:
         frame = equity_history(engine, args.portfolio_id, args.start, args.end)
     print(frame.to_string(index=False))
+    return 0
+
+
+def cmd_risk(args) -> int:
+    from sigmasight_assets.risk_overview import risk_at
+
+    day, summary, greeks = risk_at(_store(), args.date)
+    print(
+        f"risk at {day.date()}: 1-day VaR/ES (historical, 252 sessions), delta-adjusted exposure, worst stress scenario"
+    )
+    print(summary.to_string(index=False, na_rep="-"))
+    unmeasured = summary.loc[summary["var_95"].isna(), "portfolio"].tolist()
+    if unmeasured:
+        print(
+            f"- : no VaR for {', '.join(unmeasured)}: PRIVATE holdings only, or fewer than 60 sessions where "
+            "every held symbol has a return (portfolio_var.n_obs)"
+        )
+    print(f"\noption greeks at {day.date()} (per share; delta exposure = delta x spot x qty x multiplier)")
+    print(greeks.to_string(index=False, na_rep="-") if len(greeks) else "no option held")
     return 0
 
 
@@ -245,6 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     eq.add_argument("--start")
     eq.add_argument("--end")
     eq.set_defaults(func=cmd_equity)
+
+    risk = sub.add_parser(
+        "risk", help="each portfolio's VaR/ES, betas, concentration, worst scenario and option greeks"
+    )
+    risk.add_argument("--date", help="the session (default: the latest with portfolio risk)")
+    risk.set_defaults(func=cmd_risk)
 
     rep = sub.add_parser("report", help="write an HTML report (equity, drawdown, P&L, exposures) of the store")
     rep.add_argument("--out", help="output file (default: report.html in the data directory)")

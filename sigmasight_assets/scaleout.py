@@ -1,6 +1,6 @@
 """Scale-out variants of the code location (README, "Scaling out"; docs/operating.md §9 "Beyond one
 machine"). ``sigmasight_assets.definitions`` stays the default: in-process executor,
-``BackfillPolicy.single_run()`` everywhere. This module builds the same eight assets with
+``BackfillPolicy.single_run()`` everywhere. This module builds the same nine assets with
 another executor or another backfill policy, so nothing here is a home-made scheduler:
 Dagster's executors and its backfill daemon do the distributing and the splitting.
 

@@ -613,6 +613,14 @@ FROM position_values pv
 JOIN symbol_volatility v ON v.symbol = pv.risk_symbol AND v.date = pv.date
 WHERE pv.investment_class <> 'PRIVATE'
 """,
+    # The snapshot with its risk figures: the accounting row of portfolio_snapshots beside the
+    # portfolio_risk_summary row of the same session (NULL until portfolio_risk has run).
+    "portfolio_snapshot_risk": """
+SELECT s.*, r.market_beta, r.rate_beta, r.hhi, r.effective_positions, r.top3_weight, r.top10_weight,
+       r.var_95, r.es_95, r.var_99, r.es_99, r.worst_scenario, r.worst_scenario_pnl
+FROM portfolio_snapshots s
+LEFT JOIN portfolio_risk_summary r ON r.portfolio_id = s.portfolio_id AND r.date = s.snapshot_date
+""",
     "position_factor_exposures": """
 SELECT pv.position_id, pv.portfolio_id, pv.date, f.factor, f.window_days, f.exposure, f.alpha, f.r_squared,
        f.n_obs, pv.symbol, pv.risk_symbol, pv.market_value, pv.delta_exposure

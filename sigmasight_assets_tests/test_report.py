@@ -1,18 +1,23 @@
 """The HTML report (``sigmasight report``) and ``sigmasight equity``: pure chart and figure
 functions on hand-made frames, a hand-made store with dividends and flows, and the page of
-the demo book materialized over two weeks, on SQLite and PostgreSQL."""
+the demo book materialized over two weeks, on SQLite and PostgreSQL; its risk part (VaR/ES,
+stress, risk summary, option greeks) against the rows portfolio_risk and position_values
+stored, and with those rows missing."""
 
 import datetime as dt
 import re
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from sigmasight_assets import cli
 from sigmasight_assets import schema as t
 from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS
+from sigmasight_assets.assets.portfolio_risk import portfolio_risk
 from sigmasight_assets.assets.prices import prices
 from sigmasight_assets.assets.profiles import sector_tags
+from sigmasight_assets.assets.risk import risk_analytics
 from sigmasight_assets.html_report import (
     ReportData,
     bar_chart,
@@ -470,3 +475,175 @@ def test_the_equity_history_and_the_report_show_the_splits_and_dividends_a_portf
     html = render_report(load_report_data(engine))
     assert "<h3>Corporate actions</h3>" in html and "AAA split 2-for-1" in html
     assert "<td>DDD dividend 0.5/share</td><td>45.00</td>" in html
+
+
+# --- the risk part: VaR/ES, stress, risk summary, option greeks --------------------------
+
+RISK_START, RISK_END = "2025-07-01", "2025-07-15"
+RISK_STORE = "report_risk_weeks"
+"""store_cache key of :func:`build_risk_weeks` (test_explain_risk uses the same store)."""
+
+
+def build_risk_weeks(db_url: str) -> bool:
+    """Prices, the accounting assets, sector tags, risk_analytics and portfolio_risk of the
+    demo book over RISK_START…RISK_END, in one run."""
+    assets = [prices, *ACCOUNTING_ASSETS, sector_tags, risk_analytics, portfolio_risk]
+    return materialize_range(assets, db_url, RISK_START, RISK_END).success
+
+
+@pytest.fixture
+def risk_weeks(demo_book, db_url, store_cache):
+    """The demo book with the risk tables over two weeks: built once per backend, each test
+    gets a copy of that store."""
+    assert store_cache(RISK_STORE, lambda: build_risk_weeks(db_url))
+    return demo_book
+
+
+def rows(engine, sql: str, **params) -> pd.DataFrame:
+    with engine.connect() as conn:
+        result = conn.execute(sa.text(sql), params)
+        return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def risk_page(engine, tmp_path, **kw) -> dict[str, str]:
+    return sections(write_report(engine, tmp_path / "r.html", **kw).read_text())
+
+
+def test_the_report_shows_the_risk_summary_and_var_of_the_last_session(risk_weeks, tmp_path):
+    found = risk_page(risk_weeks, tmp_path)
+    names = rows(risk_weeks, "SELECT id, name FROM portfolios").set_index("id")["name"]
+    summary = rows(risk_weeks, "SELECT * FROM portfolio_risk_summary WHERE date = :d", d=RISK_END)
+    snaps = rows(risk_weeks, "SELECT * FROM portfolio_snapshots WHERE snapshot_date = :d", d=RISK_END)
+    var = rows(risk_weeks, "SELECT * FROM portfolio_var")
+    assert len(summary) == len(snaps) == 6 and len(var) == 6 * 10 * 6  # portfolios × sessions × (method, level)
+    for s in summary.itertuples():
+        body, snap = found[s.portfolio_id], snaps.set_index("portfolio_id").loc[s.portfolio_id]
+        assert f"<h3>Risk at {RISK_END}</h3>" in body
+        c = cards(body)
+        assert c["Cash"] == f"{snap['cash']:,.2f}"
+        assert c["HHI"] == f"{s.hhi:.4f}" and c["Effective positions"] == f"{s.effective_positions:.2f}"
+        assert (c["Top-3 weight"], c["Top-10 weight"]) == (f"{s.top3_weight:.2%}", f"{s.top10_weight:.2%}")
+        assert c["Positions with exposure"] == str(s.n_positions)
+        if pd.notna(s.market_beta):
+            assert (c["Market beta"], c["Rate beta (TLT)"]) == (f"{s.market_beta:.2f}", f"{s.rate_beta:.2f}")
+        else:  # only private positions: no beta
+            assert s.portfolio_id == "familyoffice-private-opps" and c["Market beta"] == "–"
+        # notional next to delta-adjusted, the summary's delta exposures = the snapshot's
+        assert s.delta_net_exposure == pytest.approx(snap["delta_net_exposure"], abs=0.005)
+        for side, notional, delta in (
+            ("Net", snap["net_market_value"], s.delta_net_exposure),
+            ("Gross", snap["gross_exposure"], s.delta_gross_exposure),
+            ("Long", snap["long_exposure"], snap["delta_long_exposure"]),
+            ("Short", snap["short_exposure"], snap["delta_short_exposure"]),
+        ):
+            assert f"<tr><td>{side}</td><td>{notional + 0.0:,.2f}</td><td>{delta + 0.0:,.2f}</td></tr>" in body
+
+        # VaR/ES: the last session's table, and one chart point per session with a value
+        mine = var[var["portfolio_id"] == s.portfolio_id]
+        for v in mine[pd.to_datetime(mine["date"]) == pd.Timestamp(RISK_END)].itertuples():
+            figures = "".join(f"<td>{'–' if pd.isna(x) else f'{x:,.2f}'}</td>" for x in (v.var, v.es))
+            assert f"<tr><td>{v.method}</td><td>{v.confidence:.0%}</td>{figures}<td>{v.n_obs}</td></tr>" in body
+        label = f"{names[s.portfolio_id]}: 1-day VaR and ES".replace("&", "&amp;")
+        chart = re.search(rf'<svg[^>]*aria-label="{re.escape(label)}".*?</svg>', body, flags=re.S)
+        if mine["var"].isna().all():
+            assert chart is None and body.count("<svg") == 4 and "no VaR/ES in this range" in body
+            continue
+        assert body.count("<svg") == 5
+        assert s.var_99 == pytest.approx(mine.query("method == 'historical' and confidence == 0.99")["var"].iloc[-1])
+        for line, method, level, measure in (
+            ("historical VaR 95%", "historical", 0.95, "var"),
+            ("historical VaR 99%", "historical", 0.99, "var"),
+            ("historical ES 99%", "historical", 0.99, "es"),
+            ("parametric VaR 99%", "parametric", 0.99, "var"),
+        ):
+            points = re.search(rf'points="([^"]*)"[^>]*><title>{line}</title>', chart.group(0)).group(1)
+            measured = mine[(mine["method"] == method) & (mine["confidence"] == level)][measure].notna().sum()
+            assert len(points.split()) == measured == 10, (s.portfolio_id, line)
+
+
+def test_the_report_lists_the_stress_scenarios_worst_first(risk_weeks, tmp_path):
+    found = risk_page(risk_weeks, tmp_path)
+    stress = rows(risk_weeks, "SELECT * FROM portfolio_stress WHERE date = :d", d=RISK_END)
+    summary = rows(risk_weeks, "SELECT * FROM portfolio_risk_summary WHERE date = :d", d=RISK_END)
+    worst_of = summary.set_index("portfolio_id")["worst_scenario"]
+    for pid, mine in stress.groupby("portfolio_id"):
+        body = found[pid]
+        if (mine["n_symbols"] == 0).all():  # only private positions: nothing to shock
+            assert pid == "familyoffice-private-opps"
+            assert f"Stress scenarios at {RISK_END}: no listed position to shock" in body
+            assert 'class="worst"' not in body
+            continue
+        table = re.search(r"<h3>Stress scenarios at 2025-07-15</h3><table>(.*?)</table>", body).group(1)
+        shown = re.findall(r"<tr(?: class=\"worst\")?><td>([a-z0-9_]+)(?: \(worst\))?</td>", table)
+        expected = mine.sort_values(["pnl", "scenario"], na_position="last")
+        assert shown == expected["scenario"].tolist(), pid
+        worst = expected.iloc[0]
+        assert worst["pnl"] == mine["pnl"].min() and worst["scenario"] == worst_of[pid]
+        span = "down" if worst["pnl"] < 0 else "up"
+        assert (
+            table.count('class="worst"') == 1
+            and (
+                f'<tr class="worst"><td>{worst["scenario"]} (worst)</td><td>{worst["kind"]}</td>'
+                f'<td><span class="{span}">{worst["pnl"]:,.2f}</span></td><td>{worst["pnl_pct_equity"]:.2%}</td>'
+            )
+            in table
+        )
+        missing = mine[mine["n_symbols_missing"] > 0]
+        assert ("<th>Symbols missing</th>" in table) == (len(missing) > 0), pid
+        for m in missing.itertuples():  # a replay older than the stored prices: no P&L, all missing
+            cell = f"<td>{m.n_symbols_missing} of {m.n_symbols}</td><td>{m.exposure_missing:,.2f}</td>"
+            assert f"<tr><td>{m.scenario}</td><td>{m.kind}</td><td>–</td><td>–</td>{cell}</tr>" in table
+    assert "<td>covid_crash_2020</td><td>historical</td><td>–</td>" in found["hedgefund-long-short"]
+
+
+def test_the_report_shows_the_greeks_of_the_option_positions(risk_weeks, tmp_path):
+    found = risk_page(risk_weeks, tmp_path)
+    greeks = rows(risk_weeks, "SELECT * FROM position_greeks WHERE date = :d ORDER BY symbol", d=RISK_END)
+    assert set(greeks["portfolio_id"]) == {"hedgefund-long-short"} and len(greeks) == 3
+    body = found["hedgefund-long-short"]
+    table = re.search(r"<h3>Option greeks at 2025-07-15</h3><table>(.*?)</table>", body).group(1)
+    assert table.count("<tr>") == 1 + len(greeks)
+    for g in greeks.itertuples():
+        assert (
+            f"<tr><td>{g.symbol}</td><td>{g.quantity:,g}</td><td>{g.underlying_price:,.2f}</td>"
+            f"<td>{g.implied_vol:.2%}</td><td>{g.iv_status}</td><td>{g.delta:.4f}</td><td>{g.gamma:.4f}</td>"
+            f"<td>{g.vega:.4f}</td><td>{g.theta:.4f}</td><td>{g.delta_exposure:,.2f}</td></tr>"
+        ) in table
+    assert all("Option greeks" not in b for pid, b in found.items() if pid != "hedgefund-long-short")
+
+
+def test_a_store_without_portfolio_risk_rows_renders_with_a_one_line_note(risk_weeks, tmp_path):
+    with risk_weeks.begin() as conn:  # the last session not computed: the chart shows the sessions before
+        for table in (t.portfolio_var, t.portfolio_stress, t.portfolio_risk_summary, t.position_greeks):
+            conn.execute(table.delete().where(table.c.date == dt.date(2025, 7, 15)))
+    found = risk_page(risk_weeks, tmp_path)
+    body = found["hedgefund-long-short"]
+    for part in ("Risk summary", "VaR/ES", "Stress scenarios"):
+        assert f"{part} not computed for 2025-07-15: materialize portfolio_risk" in body
+    assert "Option greeks not computed for 2025-07-15: materialize position_values" in body
+    assert body.count("<svg") == 5 and "2025-07-14</text>" in body.split("1-day VaR and expected shortfall")[1]
+    assert "<tr><td>Net</td><td>1,245,295.60</td><td>956,878.28</td></tr>" in body  # the snapshot's exposures
+
+    with risk_weeks.begin() as conn:  # nothing of portfolio_risk, as a store from before it
+        for table in (t.portfolio_var, t.portfolio_stress, t.portfolio_risk_summary):
+            conn.execute(table.delete())
+    found = risk_page(risk_weeks, tmp_path)
+    assert sorted(found) == DEMO_IDS
+    for pid, body in found.items():
+        risk = re.search(r'<div class="risk">(.*?)</div><h3>Sector', body, flags=re.S).group(1)
+        notes = re.findall(r'<p class="meta">(.*?)</p>', risk)
+        expected = ["Risk not computed for 2025-07-15: materialize portfolio_risk (VaR/ES, stress, betas)"]
+        if pid == "hedgefund-long-short":
+            expected.append("Option greeks not computed for 2025-07-15: materialize position_values")
+        assert notes == expected, pid
+        assert body.count("<svg") == 4 and 'class="worst"' not in body and "<h3>Stress" not in body
+
+
+def test_a_hand_made_store_without_snapshots_or_risk_still_renders(dividend_store, tmp_path):
+    found = risk_page(dividend_store, tmp_path)
+    for day, body in (("2025-07-03", found["dividend-fund"]), ("2025-07-02", found["plain-fund"])):
+        risk = re.search(r'<div class="risk">(.*?)</div>', body, flags=re.S).group(1)
+        assert risk == (
+            f'<h3>Risk at {day}</h3><p class="meta">Risk not computed for {day}: '
+            "materialize portfolio_risk (VaR/ES, stress, betas)</p>"
+        )

@@ -381,7 +381,7 @@ def test_default_definitions_keep_in_process_single_run():
     assert celery_defs.resolve_job_def("sigmasight_daily").executor_def.name == "sigmasight_celery"
     multi = policies(multi_run_defs)
     assert multi.pop("company_profiles") == BackfillPolicy.single_run()  # unpartitioned
-    assert set(multi.values()) == {BackfillPolicy.multi_run(4)} and len(multi) == 7
+    assert set(multi.values()) == {BackfillPolicy.multi_run(4)} and len(multi) == 8
 
 
 # --- 2. BackfillPolicy.multi_run(N) through the backfill daemon -----------------------------

@@ -17,6 +17,7 @@ betas and factor exposures the factor scenarios shock):
 """
 
 import time
+from dataclasses import dataclass
 
 import pandas as pd
 from dagster import AssetExecutionContext, BackfillPolicy, MetadataValue, asset
@@ -25,7 +26,7 @@ from sqlalchemy.engine import Connection
 from sigmasight_assets import schema as t
 from sigmasight_assets.assets.common import Window, portfolio_batches, write_checked
 from sigmasight_assets.assets.metadata import markdown_table, session_metadata, session_totals, table_metadata
-from sigmasight_assets.assets.risk import read_inputs
+from sigmasight_assets.assets.risk import RiskInputs, read_inputs
 from sigmasight_assets.calendar import previous_session, sessions_between
 from sigmasight_assets.partitions import daily_partitions
 from sigmasight_assets.queries.market import read_actions
@@ -86,6 +87,67 @@ def rate_betas(returns: pd.DataFrame, symbols: list[str], window: Window) -> pd.
     return rows
 
 
+@dataclass
+class Scenarios:
+    """The stress scenarios, the loadings their factor shocks apply to (symbol, date, one
+    column per shock key) and their historical replays' returns (scenario × symbol)."""
+
+    scenarios: list[Scenario]
+    loadings: pd.DataFrame
+    replays: pd.DataFrame
+
+
+def read_scenarios(engine, window: Window, inputs: RiskInputs, rates: pd.DataFrame, scenarios) -> Scenarios:
+    """The stored market betas and factor exposures of the window with the ``rates`` betas
+    beside them, and the replay returns of the historical scenarios."""
+    with engine.connect() as conn:
+        loadings = read_loadings(conn, inputs.symbols, window.start, window.end, RATE_WINDOW)
+        replays = replay_returns(replay_history(conn, inputs.universe, scenarios), scenarios)
+    rate = rates[["symbol", "date", "beta"]].rename(columns={"beta": "rates"})
+    return Scenarios(scenarios, loadings.merge(rate, on=["symbol", "date"], how="outer"), replays)
+
+
+def portfolio_figures(
+    engine, window: Window, inputs: RiskInputs, returns: pd.DataFrame, rates: pd.DataFrame, stress: Scenarios
+) -> dict[str, pd.DataFrame]:
+    """The portfolio_risk_summary, portfolio_var and portfolio_stress rows, a batch of whole
+    portfolios at a time from their position rows' exposures (each batch read by a
+    background thread while the previous one is computed)."""
+    grid = snapshot_grid(inputs.snapshots, window.start)
+    preturns = portfolio_returns(inputs.snapshots, inputs.sessions)
+    market = stress.loadings[["symbol", "date", "market"]].rename(columns={"market": "beta"})
+
+    def batch_values():
+        with engine.connect() as conn:
+            for ids in portfolio_batches(inputs.book, len(window.sessions)):
+                yield ids, read_exposures(conn, window.start, window.end, ids)
+
+    parts: dict[str, list[pd.DataFrame]] = {"summary": [], "var": [], "stress": []}
+    for ids, values in prefetched(batch_values()):
+        part = grid[grid["portfolio_id"].isin(ids)]
+        exposures = listed_exposures(values)
+        var = portfolio_var(exposures, returns, preturns, part, window.start, window.end)
+        var = unmeasured(var, values, ["var", "es"], var["method"].isin(["historical", "parametric"]))
+        pnl = stress_pnl(exposures, stress.loadings, stress.replays, stress.scenarios, part)
+        pnl = unmeasured(part[["portfolio_id", "date"]].merge(pnl), values, ["pnl", "pnl_pct_equity"])
+        parts["summary"].append(risk_summary(part, values, market, rates, var, worst_scenarios(pnl)))
+        parts["var"].append(var)
+        parts["stress"].append(pnl)
+    return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
+
+
+def definitions() -> dict:
+    """What every stored figure means, for the materialization's metadata."""
+    return {
+        "summary": SUMMARY_DEFINITION,
+        "var_es": TAIL_DEFINITION,
+        "stress": STRESS_DEFINITION,
+        "greeks": OPTIONS_DEFINITION,
+        "rate_beta": f"OLS of the symbol's total return on {RATE_PROXY}'s over {RATE_WINDOW} sessions, "
+        f"min {BETA_MIN_OBS} observations",
+    }
+
+
 @asset(
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
@@ -106,55 +168,32 @@ def portfolio_risk(context: AssetExecutionContext, store: StoreResource):
     inputs = read_inputs(engine, window)
     returns, _ = symbol_returns(inputs.prices, inputs.actions, inputs.sessions, inputs.universe)
     rates = rate_betas(returns, inputs.symbols, window)
-    with engine.connect() as conn:
-        loadings = read_loadings(conn, inputs.symbols, window.start, window.end, RATE_WINDOW)
-        replays = replay_returns(replay_history(conn, inputs.universe, scenarios), scenarios)
-    loadings = loadings.merge(
-        rates[["symbol", "date", "beta"]].rename(columns={"beta": "rates"}), on=["symbol", "date"], how="outer"
+    figures = portfolio_figures(
+        engine, window, inputs, returns, rates, read_scenarios(engine, window, inputs, rates, scenarios)
     )
-    market = loadings[["symbol", "date", "market"]].rename(columns={"market": "beta"})
-    grid = snapshot_grid(inputs.snapshots, window.start)
-    preturns = portfolio_returns(inputs.snapshots, inputs.sessions)
-    batches = portfolio_batches(inputs.book, len(window.sessions))
-
-    def batch_values():
-        with engine.connect() as conn:
-            for ids in batches:
-                yield ids, read_exposures(conn, window.start, window.end, ids)
-
-    summaries, vars_, stresses = [], [], []
-    for ids, values in prefetched(batch_values()):
-        part = grid[grid["portfolio_id"].isin(ids)]
-        exposures = listed_exposures(values)
-        var = portfolio_var(exposures, returns, preturns, part, window.start, window.end)
-        var = unmeasured(var, values, ["var", "es"], var["method"].isin(["historical", "parametric"]))
-        stress = stress_pnl(exposures, loadings, replays, scenarios, part)
-        stress = unmeasured(part[["portfolio_id", "date"]].merge(stress), values, ["pnl", "pnl_pct_equity"])
-        summaries.append(risk_summary(part, values, market, rates, var, worst_scenarios(stress)))
-        vars_.append(var)
-        stresses.append(stress)
-    summary, var, stress = (pd.concat(f, ignore_index=True) for f in (summaries, vars_, stresses))
+    summary = figures["summary"]
     context.log.info(
         f"portfolio_risk {window.label()}: {len(summary)} portfolio sessions, {len(scenarios)} scenarios, "
         f"{time.perf_counter() - started:.2f}s"
     )
-    tables = {t.portfolio_risk_summary: summary, t.portfolio_var: var, t.portfolio_stress: stress}
+    tables = {
+        t.portfolio_risk_summary: summary,
+        t.portfolio_var: figures["var"],
+        t.portfolio_stress: figures["stress"],
+        t.symbol_rate_betas: rates,
+    }
 
     def write(conn: Connection) -> dict:
         counts = {
             table.name: replace_window(conn, table, "date", window.start.date(), window.end.date(), frame)
-            for table, frame in {**tables, t.symbol_rate_betas: rates}.items()
+            for table, frame in tables.items()
         }
         context.log.info(f"wrote {counts}")
-        per_session = session_totals(
-            summary,
-            "date",
-            {"sum_of_portfolio_var_99": "var_99", "sum_of_worst_scenario_pnl": "worst_scenario_pnl"},
-        )
+        sums = {"sum_of_portfolio_var_99": "var_99", "sum_of_worst_scenario_pnl": "worst_scenario_pnl"}
         session_metadata(
             context,
             window.sessions,
-            per_session,
+            session_totals(summary, "date", sums),
             last={"portfolios": markdown_table(summary.loc[summary["date"] == window.end, SHOWN])},
         )
         return {
@@ -163,16 +202,7 @@ def portfolio_risk(context: AssetExecutionContext, store: StoreResource):
             "window": MetadataValue.text(window.label()),
             "scenario_file": MetadataValue.path(str(scenarios_path())),
             "scenarios": MetadataValue.json([s.name for s in scenarios]),
-            "metric_definitions": MetadataValue.json(
-                {
-                    "summary": SUMMARY_DEFINITION,
-                    "var_es": TAIL_DEFINITION,
-                    "stress": STRESS_DEFINITION,
-                    "greeks": OPTIONS_DEFINITION,
-                    "rate_beta": f"OLS of the symbol's total return on {RATE_PROXY}'s over {RATE_WINDOW} sessions, "
-                    f"min {BETA_MIN_OBS} observations",
-                }
-            ),
+            "metric_definitions": MetadataValue.json(definitions()),
         }
 
     yield from write_checked(engine, write, [])
