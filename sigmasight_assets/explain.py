@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sigmasight_assets import schema as t
-from sigmasight_assets.reports import ranked_stress
+from sigmasight_assets.reports import GREEKS_SHOWN, ranked_stress
+from sigmasight_assets.risk.exposure import GREEK_COLUMNS
 from sigmasight_assets.store import check_schema, read_frame
 
 CENT = 0.005
@@ -152,24 +153,19 @@ SUMMARY_RATIOS = ["market_beta", "rate_beta", "hhi", "effective_positions", "top
 SUMMARY_COUNTS = ["n_positions", "n_positions_without_exposure", "private_positions_excluded"]
 METHODS = ("historical", "parametric", "realized")
 GREEKS = [
-    "strike",
-    "time_to_expiry",
-    "quantity",
-    "multiplier",
-    "option_price",
-    "underlying_price",
-    "risk_free_rate",
-    "implied_vol",
-    "delta",
-    "gamma",
-    "vega",
-    "theta",
-    "position_delta",
-    "position_gamma",
-    "position_vega",
-    "position_theta",
-    "delta_exposure",
-    "gamma_exposure",
+    c
+    for c in GREEK_COLUMNS
+    if c
+    not in (
+        "position_id",
+        "portfolio_id",
+        "date",
+        "symbol",
+        "underlying_symbol",
+        "option_right",
+        "expiration_date",
+        "iv_status",
+    )
 ]
 
 
@@ -398,20 +394,7 @@ def render_risk(risk: dict) -> list[str]:
             )
     if risk["greeks"]:
         lines += ["", "  option greeks (per share; delta exposure = delta x underlying x quantity x multiplier)"]
-        frame = pd.DataFrame(risk["greeks"])[
-            [
-                "symbol",
-                "quantity",
-                "underlying_price",
-                "implied_vol",
-                "iv_status",
-                "delta",
-                "gamma",
-                "vega",
-                "theta",
-                "delta_exposure",
-            ]
-        ]
+        frame = pd.DataFrame(risk["greeks"])[GREEKS_SHOWN]
         lines += [
             "  " + line
             for line in frame.to_string(

@@ -26,7 +26,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sigmasight_assets import schema as t
-from sigmasight_assets.reports import portfolio_actions, ranked_stress, reconciled
+from sigmasight_assets.reports import GREEKS_SHOWN, portfolio_actions, ranked_stress, reconciled
+from sigmasight_assets.risk.stress import STRESS_COLUMNS
+from sigmasight_assets.risk.summary import SUMMARY_COLUMNS
 from sigmasight_assets.store import check_schema, read_frame
 
 # --- data --------------------------------------------------------------------------------
@@ -51,51 +53,8 @@ class ReportData(NamedTuple):
 
 
 VAR_COLUMNS = ["portfolio_id", "date", "method", "confidence", "var", "es", "n_obs"]
-STRESS_COLUMNS = [
-    "portfolio_id",
-    "date",
-    "scenario",
-    "kind",
-    "pnl",
-    "pnl_pct_equity",
-    "n_symbols",
-    "n_symbols_missing",
-    "exposure_missing",
-]
-RISK_COLUMNS = [
-    "portfolio_id",
-    "date",
-    "equity_balance",
-    "delta_net_exposure",
-    "delta_gross_exposure",
-    "market_beta",
-    "rate_beta",
-    "hhi",
-    "effective_positions",
-    "top3_weight",
-    "top10_weight",
-    "n_positions",
-    "n_positions_without_exposure",
-    "private_positions_excluded",
-    "worst_scenario",
-    "worst_scenario_pnl",
-]
-GREEK_COLUMNS = [
-    "portfolio_id",
-    "date",
-    "position_id",
-    "symbol",
-    "underlying_symbol",
-    "quantity",
-    "underlying_price",
-    "implied_vol",
-    "iv_status",
-    "delta",
-    "gamma",
-    "vega",
-    "theta",
-    "delta_exposure",
-]
+RISK_COLUMNS = [c for c in SUMMARY_COLUMNS if c not in ("var_95", "es_95", "var_99", "es_99")]
+GREEK_COLUMNS = ["portfolio_id", "date", "position_id", "underlying_symbol", *GREEKS_SHOWN]
 
 
 def _day(value) -> dt.date | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from sigmasight_assets import schema
 from sigmasight_assets_tests.conftest import PG_SERVER
 from sigmasight_assets_tests.runs import EXAMPLE_BOOK
 
@@ -68,6 +69,8 @@ def test_materialize_everything_over_a_range_is_one_run_in_which_every_asset_run
         "equity_balances",
         "portfolio_snapshots",
         "sector_tags",
+        "risk_analytics",
+        "portfolio_risk",
     ):
         assert f'Finished execution of step "{asset}"' in log, asset
     equity = run(["sigmasight", "equity", "hedgefund-long-short"], cli_env)
@@ -75,6 +78,15 @@ def test_materialize_everything_over_a_range_is_one_run_in_which_every_asset_run
     lines = equity.stdout.strip().splitlines()
     assert lines[0].split() == ["session", "equity", "pnl", "dividends", "flow", "return", "actions"]
     assert lines[1].startswith("2025-07-01") and lines[-1].startswith("2025-07-10") and len(lines) == 1 + 7
+    risk = run(["sigmasight", "risk"], cli_env)
+    assert risk.returncode == 0, risk.stderr
+    text = risk.stdout
+    assert text.startswith("risk at 2025-07-10: 1-day VaR/ES") and "hedgefund-long-short" in text
+    summary = text.split("option greeks")[0]
+    rows = {cells[0]: cells for cells in map(str.split, summary.splitlines()) if cells}
+    assert float(rows["hedgefund-long-short"][6]) > 0  # var_95 of a listed book
+    assert "no VaR for familyoffice-private-opps" in text  # PRIVATE only: none, not 0
+    assert "option greeks at 2025-07-10" in text and "AAPL251219C00220000" in text
 
 
 def test_malformed_book_is_rejected_naming_file_row_and_field_and_changes_nothing(cli_env, tmp_path):
@@ -248,6 +260,7 @@ STORE_COMMANDS = [
     ["equity", "hedgefund-long-short"],
     ["report"],
     ["explain", "hedgefund-long-short"],
+    ["risk"],
     ["purge", "--from", "2025-09-01", "--yes"],
     ["purge", "--from", "2025-09-01"],  # fails before asking
     ["profiles", "refresh"],
@@ -347,7 +360,8 @@ def test_the_default_store_is_in_the_current_directory_and_every_command_names_i
     assert capsys.readouterr().err == f"sigmasight: error: no store at {path}: run `sigmasight db init` first\n"
     assert not (tmp_path / "data").exists()
     assert cli.main(["db", "init"]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == f"store sqlite:///{path}: 28 change(s)"
+    created = len(schema.metadata.tables) + len(schema.RISK_VIEWS)  # every table and view
+    assert capsys.readouterr().out.splitlines()[0] == f"store sqlite:///{path}: {created} change(s)"
     assert path.is_file()
     assert cli.main(["book", "load-demo"]) == 0
     out, err = capsys.readouterr()

@@ -15,10 +15,12 @@ from sigmasight_assets.calendar import sessions_between
 from sigmasight_assets.market_data.sources.base import PRICE_COLUMNS, FetchResult, PriceSourceError
 from sigmasight_assets.resources import MarketDataResource, StoreResource
 from sigmasight_assets.run_tags import RANGE_END_TAG, RANGE_START_TAG
-from sigmasight_assets.symbols import FACTOR_ETFS
+from sigmasight_assets.symbols import FACTOR_ETFS, RATE_PROXY
 from sigmasight_assets_tests.test_universe_and_gaps import make_book, position
 
-ETFS = sorted(set(FACTOR_ETFS.values()))
+ETFS = sorted({*FACTOR_ETFS.values(), RATE_PROXY})
+N = 2 + len(ETFS)
+"""Symbols the two-stock book asks prices for: AAPL, MSFT, the factor ETFs and TLT."""
 HISTORY = 10
 
 
@@ -117,10 +119,10 @@ def test_first_run_fetches_the_window_once_with_one_range_per_symbol(book, db_ur
     window = (date(2025, 6, 30), date(2025, 7, 10))  # 10 calendar days of history
     assert source.calls[0] == dict.fromkeys(["AAPL", "MSFT", *ETFS], window)
     stored = table(book, t.market_data_cache)
-    assert len(stored) == 9 * 8 and not stored.duplicated(["symbol", "date"]).any()  # July 4th is a holiday
+    assert len(stored) == N * 8 and not stored.duplicated(["symbol", "date"]).any()  # July 4th is a holiday
     assert set(stored["source"]) == {"counting"} and stored["fetched_at"].notna().all()
     meta = metadata(result)
-    assert meta["rows_written"] == 72 and meta["symbols_requested"] == 9 and meta["symbols_fetched"] == 9
+    assert meta["rows_written"] == N * 8 and meta["symbols_requested"] == N and meta["symbols_fetched"] == N
     assert meta["source"] == "counting" and meta["missing"] == {}
 
 
@@ -145,9 +147,9 @@ def test_a_range_run_fetches_only_the_gaps(book, db_url):
     # one covering range per symbol: two more history sessions, three after the 10th
     assert set(source.calls[1].values()) == {(date(2025, 6, 26), date(2025, 7, 15))}
     meta = metadata(result)
-    assert meta["rows_written"] == 9 * 5  # June 26th, 27th and July 11th, 14th, 15th
+    assert meta["rows_written"] == N * 5  # June 26th, 27th and July 11th, 14th, 15th
     stored = table(book, t.market_data_cache)
-    assert len(stored) == 9 * 13 and not stored.duplicated(["symbol", "date"]).any()
+    assert len(stored) == N * 13 and not stored.duplicated(["symbol", "date"]).any()
 
 
 def test_a_range_run_is_one_run_with_one_materialization_per_partition(book, db_url):
@@ -164,22 +166,22 @@ def test_each_session_gets_its_own_closes_and_the_run_report_goes_on_the_last(bo
         for m in result.asset_materializations_for_node("prices")
     }
     assert {s: (m["dagster/row_count"], m["closes_written"]) for s, m in mats.items()} == {
-        "2025-07-07": (9, 9),
-        "2025-07-08": (8, 8),
-        "2025-07-09": (9, 9),
+        "2025-07-07": (N, N),
+        "2025-07-08": (N - 1, N - 1),
+        "2025-07-09": (N, N),
     }  # MSFT has no close on the 8th
     for session, meta in mats.items():  # step-wide: the tables written, the source and the window fetched
         assert meta["dagster/table_name"] == "market_data_cache" and meta["table_name/corporate_actions"]
         assert meta["source"] == "counting" and meta["window"] == "2025-06-27…2025-07-09"
         assert ("rows_written" in meta) == ("missing" in meta) == (session == "2025-07-09")
-    assert mats["2025-07-09"]["rows_written"] == 9 * 8 - 1  # the whole window, history included
+    assert mats["2025-07-09"]["rows_written"] == N * 8 - 1  # the whole window, history included
     # a second run stores nothing: each session still shows the closes the store holds
     again = run(db_url, source, "2025-07-07", "2025-07-09")
     counts = {
         m.partition: (m.metadata["dagster/row_count"].value, m.metadata["closes_written"].value)
         for m in again.asset_materializations_for_node("prices")
     }
-    assert counts == {"2025-07-07": (9, 0), "2025-07-08": (8, 0), "2025-07-09": (9, 0)}
+    assert counts == {"2025-07-07": (N, 0), "2025-07-08": (N - 1, 0), "2025-07-09": (N, 0)}
 
 
 def test_private_and_synthetic_symbols_are_never_requested(book, db_url):
@@ -385,10 +387,12 @@ def test_the_demo_source_stores_its_split_and_dividends(engine, db_url):
         ("AVGO", "2025-10-14", "SPLIT"): 2.0,
         ("JNJ", "2025-08-25", "CASH_DIVIDEND"): 1.30,
         ("SPY", "2025-09-19", "CASH_DIVIDEND"): 1.76,
+        ("TLT", "2025-09-02", "CASH_DIVIDEND"): 0.33,  # the rate proxy pays monthly
+        ("TLT", "2025-10-01", "CASH_DIVIDEND"): 0.33,
     }
     closes = table(engine, t.market_data_cache).set_index(["symbol", "date"])["close"]
     assert 0.4 < closes[("AVGO", date(2025, 10, 14))] / closes[("AVGO", date(2025, 10, 13))] < 0.6
-    assert metadata(result)["actions_stored"] == 4
+    assert metadata(result)["actions_stored"] == 6
 
 
 class FailingFor(CountingSource):
@@ -430,7 +434,7 @@ def test_symbols_a_provider_failed_for_warn_are_not_recorded_as_gaps_and_are_ask
     assert result.success and failing.calls[0]["AAPL"] == (date(2025, 7, 10), date(2025, 7, 10))
     (check,) = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert check.check_name == "provider_failures" and not check.passed and check.severity.value == "WARN"
-    assert "counting failed for 1 of 9 symbol(s) asked (AAPL)" in check.description
+    assert f"counting failed for 1 of {N} symbol(s) asked (AAPL)" in check.description
     assert "AAPL: yfinance: HTTP 500 after 3 attempts" in check.description
     assert list(metadata(result)["provider_failures"]) == ["AAPL"]
     stored = table(book, t.market_data_cache)

@@ -41,7 +41,7 @@ from sigmasight_assets.market_data.sources.yahoo import (
     env_proxy,
     retry_after_s,
 )
-from sigmasight_assets.symbols import FACTOR_ETFS
+from sigmasight_assets.symbols import FACTOR_ETFS, RATE_PROXY
 from sigmasight_assets_tests.fake_yahoo import (
     AFTER_THE_FACT,
     CHART,
@@ -501,14 +501,15 @@ def test_one_symbol_answering_500_repeatedly_does_not_fail_the_run(faults_book, 
     assert time.monotonic() - started < 10
     (check,) = check_evaluations(result)
     assert not check.passed and check.severity.value == "WARN"
-    assert check.description.startswith(f"yahoo failed for 1 of 10 symbol(s) asked ({bad});")
+    asked = {"AAPL", "MSFT", "ZZZZ", "SPY", *FACTOR_ETFS.values(), RATE_PROXY}
+    assert check.description.startswith(f"yahoo failed for 1 of {len(asked)} symbol(s) asked ({bad});")
     assert f"HTTP 500 for yfinance: chart/{bad}" in check.description
     assert f"HTTP 500 for yahooquery: chart/{bad}" in check.description
     meta = metadata(result)
     assert list(meta["provider_failures"]) == [bad]
     assert meta["missing"][bad]["sessions"] == 8 and meta["missing"][bad]["reason"].startswith("provider failure")
     stored = table(faults_book, t.market_data_cache)
-    others = {"AAPL", "MSFT", "ZZZZ", "SPY", *FACTOR_ETFS.values()} - {bad}
+    others = asked - {bad}
     assert set(stored["symbol"]) == others  # nothing invented for it, every other symbol served
     assert stored.groupby("symbol").size().eq(8).all()
     assert table(faults_book, t.price_coverage_gaps).empty  # not recorded as an empty range
@@ -535,7 +536,7 @@ def test_every_provider_answering_500_for_every_symbol_still_fails_the_run(fault
     result = run(db_url, source(yahoo), "2025-07-10")
     assert not result.success
     error = result.get_step_failure_events()[0].event_specific_data.error
-    assert "PriceSourceError: price providers failed for 10 symbol(s)" in error.cause.message
+    assert "PriceSourceError: price providers failed for 11 symbol(s)" in error.cause.message
     assert table(faults_book, t.market_data_cache).empty and table(faults_book, t.price_coverage_gaps).empty
 
 

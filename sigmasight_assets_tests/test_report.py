@@ -205,9 +205,13 @@ def test_all_text_on_the_page_is_escaped():
 
 
 @pytest.fixture
-def two_weeks(demo_book, db_url):
-    """The demo book with prices, the accounting assets and sector tags over 2025-07-01…15."""
-    materialize_range([prices, *ACCOUNTING_ASSETS, sector_tags], db_url, "2025-07-01", "2025-07-15")
+def two_weeks(demo_book, db_url, store_cache):
+    """The demo book with prices, the accounting assets and sector tags over 2025-07-01…15
+    (computed once per backend; each test gets its own copy)."""
+    store_cache(
+        "report_two_weeks",
+        lambda: materialize_range([prices, *ACCOUNTING_ASSETS, sector_tags], db_url, "2025-07-01", "2025-07-15"),
+    )
     return demo_book
 
 

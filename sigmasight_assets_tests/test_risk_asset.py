@@ -160,12 +160,12 @@ def test_each_sessions_partition_carries_its_own_row_counts_and_book_beta(demo_b
     book_beta = query(
         demo_book,
         """
-        SELECT b.date, b.window_days, SUM(b.market_value * b.beta) / e.equity AS beta
+        SELECT b.date, b.window_days, SUM(b.delta_exposure * b.beta) / e.equity AS beta
         FROM position_market_betas b
         JOIN (SELECT snapshot_date, SUM(equity_balance) AS equity FROM portfolio_snapshots WHERE equity_balance > 0
               GROUP BY snapshot_date) e ON e.snapshot_date = b.date
         JOIN portfolio_snapshots s ON s.portfolio_id = b.portfolio_id AND s.snapshot_date = b.date
-        WHERE s.equity_balance > 0 AND b.beta IS NOT NULL AND b.market_value IS NOT NULL
+        WHERE s.equity_balance > 0 AND b.beta IS NOT NULL AND b.delta_exposure IS NOT NULL
         GROUP BY b.date, b.window_days, e.equity""",
     )
     book_beta["date"] = pd.to_datetime(book_beta["date"]).dt.strftime("%Y-%m-%d")
@@ -283,13 +283,13 @@ def test_factor_exposures_match_lstsq_on_stored_closes_and_recover_the_loadings(
     assert np.abs(z).max() < Z_MAX and np.sqrt(np.mean(z**2)) < 1.5, z
 
 
-def test_portfolio_betas_are_the_equity_weighted_symbol_betas_and_the_ols_of_stored_returns(world):
+def test_portfolio_betas_weigh_symbol_betas_by_delta_adjusted_exposure_and_regress_stored_returns(world):
     engine, _, _ = world
     day = dt.date(2025, 11, 6)
     pid = "hedgefund-long-short"
     pos = query(
         engine,
-        "SELECT position_id, market_value, beta FROM position_market_betas "
+        "SELECT position_id, delta_exposure, beta FROM position_market_betas "
         "WHERE portfolio_id = :p AND date = :d AND window_days = 90",
         p=pid,
         d=day,
@@ -301,7 +301,7 @@ def test_portfolio_betas_are_the_equity_weighted_symbol_betas_and_the_ols_of_sto
         d=day,
     )["equity_balance"][0]
     expected = weighted_beta(
-        pos.set_index("position_id")["market_value"] / equity, pos.set_index("position_id")["beta"]
+        pos.set_index("position_id")["delta_exposure"] / equity, pos.set_index("position_id")["beta"]
     )
     got = query(
         engine,
@@ -311,7 +311,8 @@ def test_portfolio_betas_are_the_equity_weighted_symbol_betas_and_the_ols_of_sto
     ).iloc[0]
     assert got["beta_weighted"] == pytest.approx(expected["beta"], rel=1e-12)
     assert got["n_positions_with_beta"] == len(pos) and got["n_positions_without"] == 0
-    assert (pos["market_value"] < 0).sum() == 6  # five short stocks and a short put weigh negative
+    # five short stocks and the long SPY put weigh negative; the short META put's delta exposure is positive
+    assert (pos["delta_exposure"] < 0).sum() == 6
     # OLS of the stored daily returns on SPY over the last 90 sessions
     snaps = query(engine, "SELECT snapshot_date, daily_return FROM portfolio_snapshots WHERE portfolio_id = :p", p=pid)
     r = snaps.set_index(pd.to_datetime(snaps["snapshot_date"]))["daily_return"].astype(float)

@@ -219,7 +219,8 @@ def rows(engine: sa.Engine, table) -> pd.DataFrame:
         if frame[c].dtype == object and c.endswith("date"):
             frame[c] = pd.to_datetime(frame[c])
     keys = [c for c in frame.columns if frame[c].dtype.kind not in "fc"]
-    return frame.sort_values(keys or list(frame.columns)).reset_index(drop=True)
+    # then the float columns in table order (a float can be part of the key: portfolio_var.confidence)
+    return frame.sort_values([*keys, *(c for c in frame.columns if c not in keys)]).reset_index(drop=True)
 
 
 def snapshot(engine: sa.Engine) -> dict[str, pd.DataFrame]:
@@ -323,6 +324,7 @@ def run_on_celery(demo_book, db_url: str, tmp_path: Path, broker: str, backend: 
         "portfolio_snapshots",
         "sector_tags",
         "risk_analytics",
+        "portfolio_risk",
     ]
     for step in steps:
         assert f'Submitting celery task for step "{step}"' in out, step

@@ -9,11 +9,12 @@ from sigmasight_assets import schema as t
 from sigmasight_assets.calendar import sessions_between
 from sigmasight_assets.market_data.gaps import find_gaps, recent_cutoff, session_runs
 from sigmasight_assets.market_data.universe import SKIP_PRIVATE, SKIP_SYNTHETIC, price_universe
-from sigmasight_assets.symbols import FACTOR_ETFS
+from sigmasight_assets.symbols import FACTOR_ETFS, RATE_PROXY
 
 START, END = date(2025, 7, 7), date(2025, 7, 18)
 NOW = datetime(2025, 11, 24, 12, tzinfo=UTC)
-ETFS = set(FACTOR_ETFS.values())
+ETFS = {*FACTOR_ETFS.values(), RATE_PROXY}
+"""The factor ETFs and the rate proxy (TLT): the universe of an empty book."""
 
 
 def position(pid, symbol, **kw) -> dict:
@@ -76,13 +77,14 @@ def universe(engine, start=START, end=END):
 # --- universe -------------------------------------------------------------------------------
 
 
-def test_universe_is_active_positions_plus_spy_and_factor_etfs_in_one_query(engine):
+def test_universe_is_active_positions_plus_spy_factor_etfs_and_tlt_in_one_query(engine):
     make_book(
         engine, [position("a", "AAPL"), position("s", "SPY"), position("late", "NVDA", entry_date=date(2025, 7, 21))]
     )
     kinds, skipped, statements = universe(engine)
     assert set(kinds) == {"AAPL", "SPY"} | ETFS
     assert kinds["AAPL"] == "position" and kinds["SPY"] == "position" and kinds["VTV"] == "factor"
+    assert kinds["TLT"] == "rates"
     assert skipped == {} and len(statements) == 1
 
 
@@ -160,7 +162,7 @@ def test_private_and_synthetic_symbols_are_skipped_with_reasons(engine):
     assert not {"PRIVATE_EQUITY_FUND_I", "REALTY", "my cash bucket"} & set(kinds)
 
 
-def test_an_empty_book_still_needs_spy_and_the_factor_etfs(engine):
+def test_an_empty_book_still_needs_spy_the_factor_etfs_and_tlt(engine):
     kinds, skipped, _ = universe(engine)
     assert set(kinds) == ETFS and skipped == {}
 
