@@ -46,7 +46,7 @@ from sigmasight_assets.risk.stress import (
     worst_scenarios,
 )
 from sigmasight_assets.risk.summary import DEFINITION as SUMMARY_DEFINITION
-from sigmasight_assets.risk.summary import listed_exposures, risk_summary, unmeasured
+from sigmasight_assets.risk.summary import listed_exposures, position_figures, risk_summary, unmeasured
 from sigmasight_assets.risk.tail import DEFINITION as TAIL_DEFINITION
 from sigmasight_assets.risk.tail import portfolio_var
 from sigmasight_assets.store import prefetched, replace_window
@@ -125,12 +125,13 @@ def portfolio_figures(
     parts: dict[str, list[pd.DataFrame]] = {"summary": [], "var": [], "stress": []}
     for ids, values in prefetched(batch_values()):
         part = grid[grid["portfolio_id"].isin(ids)]
-        exposures = listed_exposures(values)
+        exposures, figures = listed_exposures(values), position_figures(values)
+        del values
         var = portfolio_var(exposures, returns, preturns, part, window.start, window.end)
-        var = unmeasured(var, values, ["var", "es"], var["method"].isin(["historical", "parametric"]))
+        var = unmeasured(var, figures, ["var", "es"], var["method"].isin(["historical", "parametric"]))
         pnl = stress_pnl(exposures, stress.loadings, stress.replays, stress.scenarios, part)
-        pnl = unmeasured(part[["portfolio_id", "date"]].merge(pnl), values, ["pnl", "pnl_pct_equity"])
-        parts["summary"].append(risk_summary(part, values, market, rates, var, worst_scenarios(pnl)))
+        pnl = unmeasured(part[["portfolio_id", "date"]].merge(pnl), figures, ["pnl", "pnl_pct_equity"])
+        parts["summary"].append(risk_summary(part, figures, exposures, market, rates, var, worst_scenarios(pnl)))
         parts["var"].append(var)
         parts["stress"].append(pnl)
     return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}

@@ -102,9 +102,9 @@ def held_symbols_without_beta(conn: Connection, day, window_days: int) -> dict[s
 
 
 def read_exposures(conn: Connection, start, end, portfolio_ids: list[str]) -> pd.DataFrame:
-    """(portfolio_id, date, risk_symbol, investment_class, is_priced, market_value,
-    delta_exposure, gamma_exposure) of the position_values rows of ``portfolio_ids`` with
-    ``start <= date <= end``: what the tail, scenario and concentration figures use."""
+    """(portfolio_id, date, risk_symbol, investment_class, is_priced, delta_exposure,
+    gamma_exposure) of the position_values rows of ``portfolio_ids`` with ``start <= date
+    <= end``: what the tail, scenario and concentration figures use."""
     pv = t.position_values.c
     frame = read_frame(
         conn,
@@ -114,13 +114,12 @@ def read_exposures(conn: Connection, start, end, portfolio_ids: list[str]) -> pd
             pv.risk_symbol,
             pv.investment_class,
             pv.is_priced,
-            pv.market_value,
             pv.delta_exposure,
             pv.gamma_exposure,
         ).where(pv.portfolio_id.in_(portfolio_ids), pv.date >= _day(start), pv.date <= _day(end)),
         parse_dates=["date"],
     )
-    money = ["market_value", "delta_exposure", "gamma_exposure"]
+    money = ["delta_exposure", "gamma_exposure"]
     return _ns(frame, "date").astype({**dict.fromkeys(money, float), "is_priced": bool})
 
 

@@ -24,16 +24,6 @@ from .history import PRIVATE
 from .tail import EXPOSURE_COLUMNS
 
 _KEY = ["portfolio_id", "date"]
-CONCENTRATION_COLUMNS = [
-    "portfolio_id",
-    "date",
-    "hhi",
-    "effective_positions",
-    "top3_weight",
-    "top10_weight",
-    "n_positions",
-    "n_positions_without_exposure",
-]
 SUMMARY_COLUMNS = [
     "portfolio_id",
     "date",
@@ -82,34 +72,54 @@ def listed_exposures(values: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def concentration(values: pd.DataFrame) -> pd.DataFrame:
-    """``CONCENTRATION_COLUMNS`` per (portfolio_id, date) of the position rows ``values``
-    (formulas in the module docstring), with the counts of priced positions with and
-    without an exposure."""
-    with_e = values["delta_exposure"].notna()
-    rows = values.loc[with_e, _KEY].assign(size=values.loc[with_e, "delta_exposure"].abs().to_numpy())
-    rows = rows.sort_values([*_KEY, "size"], ascending=[True, True, False], kind="stable")
-    total = rows.groupby(_KEY, sort=False)["size"].transform("sum")
-    w = (rows["size"] / total.where(total > 0)).to_numpy()
-    rank = rows.groupby(_KEY, sort=False).cumcount().to_numpy()
-    parts = pd.DataFrame(
-        {
-            "portfolio_id": rows["portfolio_id"].to_numpy(),
-            "date": rows["date"].to_numpy(),
-            "hhi": w**2,
-            "top3_weight": np.where(rank < 3, w, 0.0),
-            "top10_weight": np.where(rank < 10, w, 0.0),
-            "n_positions": 1,
-        }
-    )
-    out = parts.groupby(_KEY, as_index=False).sum(min_count=1)
-    out["effective_positions"] = 1.0 / out["hhi"].where(out["hhi"] > 0)
-    missing = values.loc[~with_e & values["is_priced"].astype(bool), _KEY]
-    without = missing.groupby(_KEY).size().rename("n_positions_without_exposure").reset_index()
-    out = out.merge(without, on=_KEY, how="outer")
-    counts = ["n_positions", "n_positions_without_exposure"]
-    out[counts] = out[counts].fillna(0).astype(np.int64)
-    return out[CONCENTRATION_COLUMNS]
+def position_figures(values: pd.DataFrame) -> pd.DataFrame:
+    """Per (portfolio_id, date) of the position rows ``values`` (one sort and a few
+    ``bincount`` sums, no group-by per figure): ``delta_net_exposure`` = Σe,
+    ``delta_gross_exposure`` = Σ|e|, the concentration of the module docstring, the counts
+    ``n_positions`` (priced with an exposure), ``n_positions_without_exposure`` (priced
+    without one) and ``private_positions_excluded``, and ``only_private``: the session's
+    exposures are all PRIVATE (nothing listed to measure VaR or stress on)."""
+    pid, pids = pd.factorize(values["portfolio_id"])
+    day, days = pd.factorize(values["date"])
+    key = pid.astype(np.int64) * max(len(days), 1) + day
+    groups, g = np.unique(key, return_inverse=True)
+    n = len(groups)
+    e = values["delta_exposure"].to_numpy(dtype=float)
+    has_e = ~np.isnan(e)
+    size = np.where(has_e, np.abs(e), 0.0)
+    private = values["investment_class"].eq(PRIVATE).to_numpy()
+    priced = values["is_priced"].to_numpy(dtype=bool)
+    total = np.bincount(g, weights=size, minlength=n)
+    order = np.lexsort((-size, g))  # by group, the largest exposure first
+    gs = g[order]
+    starts = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]]) if len(gs) else np.empty(0, dtype=np.int64)
+    rank = np.arange(len(gs)) - np.repeat(starts, np.diff(np.r_[starts, len(gs)]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = size[order] / np.where(total > 0, total, np.nan)[gs]
+        hhi = np.bincount(gs, weights=w**2, minlength=n)
+        measured = total > 0
+        out = pd.DataFrame(
+            {
+                "portfolio_id": pids.to_numpy()[groups // max(len(days), 1)] if n else [],
+                "date": days.to_numpy()[groups % max(len(days), 1)] if n else pd.to_datetime([]),
+                "delta_net_exposure": np.bincount(g, weights=np.where(has_e, e, 0.0), minlength=n),
+                "delta_gross_exposure": total,
+                "hhi": np.where(measured, hhi, np.nan),
+                "effective_positions": np.where(measured, 1.0 / hhi, np.nan),
+                "top3_weight": np.where(
+                    measured, np.bincount(gs, weights=np.where(rank < 3, w, 0.0), minlength=n), np.nan
+                ),
+                "top10_weight": np.where(
+                    measured, np.bincount(gs, weights=np.where(rank < 10, w, 0.0), minlength=n), np.nan
+                ),
+                "n_positions": np.bincount(g, weights=has_e, minlength=n).astype(np.int64),
+                "n_positions_without_exposure": np.bincount(g, weights=~has_e & priced, minlength=n).astype(np.int64),
+                "private_positions_excluded": np.bincount(g, weights=private, minlength=n).astype(np.int64),
+                "only_private": (np.bincount(g, weights=has_e & private, minlength=n) > 0)
+                & (np.bincount(g, weights=has_e & ~private, minlength=n) == 0),
+            }
+        )
+    return out
 
 
 def exposure_beta(exposures: pd.DataFrame, betas: pd.DataFrame, grid: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -128,26 +138,15 @@ def exposure_beta(exposures: pd.DataFrame, betas: pd.DataFrame, grid: pd.DataFra
     return rows[[*_KEY, name]]
 
 
-def private_counts(values: pd.DataFrame) -> pd.DataFrame:
-    """(portfolio_id, date, private_positions_excluded): PRIVATE rows per portfolio session."""
-    private = values.loc[values["investment_class"].eq(PRIVATE), _KEY]
-    return private.groupby(_KEY).size().rename("private_positions_excluded").reset_index()
-
-
 def unmeasured(
-    rows: pd.DataFrame, values: pd.DataFrame, columns: list[str], where: pd.Series | None = None
+    rows: pd.DataFrame, figures: pd.DataFrame, columns: list[str], where: pd.Series | None = None
 ) -> pd.DataFrame:
     """``rows`` (keyed by portfolio_id, date) with ``columns`` set to NULL (on the rows
-    ``where`` selects, all by default) for the portfolio sessions of the position rows
-    ``values`` whose only exposures are PRIVATE (no market returns): VaR and stress give a
-    book without listed exposures a loss of 0, which is true of cash, not of a private
-    holding."""
-    has_e = values["delta_exposure"].notna()
-    private = values["investment_class"].eq(PRIVATE)
-    flags = values.loc[has_e, _KEY].assign(listed=~private[has_e], private=private[has_e])
-    by_key = flags.groupby(_KEY, as_index=False)[["listed", "private"]].any()
-    only_private = by_key.loc[by_key["private"] & ~by_key["listed"], _KEY]
-    hit = rows[_KEY].merge(only_private.assign(_hit=True), on=_KEY, how="left")["_hit"].notna().to_numpy()
+    ``where`` selects, all by default) for the portfolio sessions whose exposures are all
+    PRIVATE (``position_figures``' ``only_private``): VaR and stress give a book without
+    listed exposures a loss of 0, which is true of cash, not of a private holding."""
+    keys = figures.loc[figures["only_private"], _KEY].assign(_hit=True)
+    hit = rows[_KEY].merge(keys, on=_KEY, how="left")["_hit"].notna().to_numpy()
     if where is not None:
         hit = hit & where.to_numpy(dtype=bool)
     out = rows.copy()
@@ -166,41 +165,30 @@ def headline_var(var: pd.DataFrame) -> pd.DataFrame:
 
 def risk_summary(
     grid: pd.DataFrame,
-    values: pd.DataFrame,
+    figures: pd.DataFrame,
+    exposures: pd.DataFrame,
     betas: pd.DataFrame,
     rate_betas: pd.DataFrame,
     var: pd.DataFrame,
     worst: pd.DataFrame,
 ) -> pd.DataFrame:
     """``SUMMARY_COLUMNS`` rows, one per (portfolio_id, date) of ``grid`` (portfolio_id, date,
-    equity_balance): the delta-adjusted net and gross exposure and concentration of the
-    position rows ``values``, their market and rate betas (``betas``, ``rate_betas``:
-    symbol, date, beta), the historical VaR/ES of ``var`` and the worst scenario of
-    ``worst`` (``stress.worst_scenarios``)."""
-    listed = listed_exposures(values)
-    e = values["delta_exposure"]
-    sums = (
-        values[_KEY]
-        .assign(delta_net_exposure=e.fillna(0.0), delta_gross_exposure=e.abs().fillna(0.0))
-        .groupby(_KEY, as_index=False)
-        .sum()
-    )
+    equity_balance): the ``position_figures``, the market and rate betas of the
+    ``listed_exposures`` (``betas``, ``rate_betas``: symbol, date, beta), the historical
+    VaR/ES of ``var`` and the worst scenario of ``worst`` (``stress.worst_scenarios``)."""
     rows = grid[[*_KEY, "equity_balance"]]
     for part in (
-        sums,
-        exposure_beta(listed, betas, grid, "market_beta"),
-        exposure_beta(listed, rate_betas, grid, "rate_beta"),
-        concentration(values),
-        private_counts(values),
+        figures.drop(columns="only_private"),
+        exposure_beta(exposures, betas, grid, "market_beta"),
+        exposure_beta(exposures, rate_betas, grid, "rate_beta"),
         headline_var(var),
         worst[[*_KEY, "worst_scenario", "worst_scenario_pnl"]],
     ):
         rows = rows.merge(part, on=_KEY, how="left")
     counts = ["n_positions", "n_positions_without_exposure", "private_positions_excluded"]
     rows[counts] = rows[counts].fillna(0).astype(np.int64)
-    rows[["delta_net_exposure", "delta_gross_exposure"]] = rows[["delta_net_exposure", "delta_gross_exposure"]].fillna(
-        0.0
-    )
+    money = ["delta_net_exposure", "delta_gross_exposure"]
+    rows[money] = rows[money].fillna(0.0)
     for column in SUMMARY_COLUMNS:
         if column not in rows:
             rows[column] = np.nan
