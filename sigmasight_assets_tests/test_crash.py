@@ -105,7 +105,9 @@ def clean(demo_book, db_url, tmp_path):
 
 
 def _kill_point(backend: str, asset: str, delay: float):
-    return pytest.param(backend, asset, delay, marks=pytest.mark.xdist_group(f"crash_{backend}"), id=f"{asset}-{backend}")
+    return pytest.param(
+        backend, asset, delay, marks=pytest.mark.xdist_group(f"crash_{backend}"), id=f"{asset}-{backend}"
+    )
 
 
 # Every kill point is the same mechanism (one transaction per asset window, write_checked):
