@@ -615,8 +615,11 @@ WHERE pv.investment_class <> 'PRIVATE'
 """,
     # The snapshot with its risk figures: the accounting row of portfolio_snapshots beside the
     # portfolio_risk_summary row of the same session (NULL until portfolio_risk has run).
-    "portfolio_snapshot_risk": """
-SELECT s.*, r.market_beta, r.rate_beta, r.hhi, r.effective_positions, r.top3_weight, r.top10_weight,
+    # the snapshot's columns spelled out, so that a column added to it changes the definition
+    # and store.init_db recreates the view (PostgreSQL fixes a view's `s.*` when it is created)
+    "portfolio_snapshot_risk": f"""
+SELECT {", ".join(f"s.{c.name}" for c in portfolio_snapshots.columns)},
+       r.market_beta, r.rate_beta, r.hhi, r.effective_positions, r.top3_weight, r.top10_weight,
        r.var_95, r.es_95, r.var_99, r.es_99, r.worst_scenario, r.worst_scenario_pnl
 FROM portfolio_snapshots s
 LEFT JOIN portfolio_risk_summary r ON r.portfolio_id = s.portfolio_id AND r.date = s.snapshot_date

@@ -493,7 +493,9 @@ def test_multi_run_backfill_split_by_the_daemon_equals_the_single_run(demo_book,
         assert covered == list(range(len(partitions))), key
         assert max(hi - lo + 1 for lo, hi, _ in chunks) == PER_RUN, key
     equity = by_asset["equity_balances"]
-    assert len(equity) == math.ceil(len(partitions) / PER_RUN) == 3
+    # at least ceil(9 / 3) = 3 runs; more when the daemon's tick found fewer parent partitions
+    # done than PER_RUN (it never waits to fill a chunk), so the exact count is timing
+    assert len(equity) >= math.ceil(len(partitions) / PER_RUN) == 3
     for _, _, rec in equity:  # a self-dependent asset is never grouped with other assets
         assert {k.to_user_string() for k in rec.dagster_run.asset_selection} == {"equity_balances"}
     for (_, _, before), (_, _, after) in itertools.pairwise(equity):
