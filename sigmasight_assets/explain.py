@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sigmasight_assets import schema as t
-from sigmasight_assets.reports import GREEKS_SHOWN, ranked_stress
-from sigmasight_assets.risk.exposure import GREEK_COLUMNS
+from sigmasight_assets.reports import ranked_stress
+from sigmasight_assets.risk.exposure import GREEK_COLUMNS, GREEKS_SHOWN
 from sigmasight_assets.store import check_schema, read_frame
 
 CENT = 0.005

@@ -26,7 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from sigmasight_assets import schema as t
-from sigmasight_assets.reports import GREEKS_SHOWN, portfolio_actions, ranked_stress, reconciled
+from sigmasight_assets.reports import portfolio_actions, ranked_stress, reconciled
+from sigmasight_assets.risk.exposure import GREEKS_SHOWN
 from sigmasight_assets.risk.stress import STRESS_COLUMNS
 from sigmasight_assets.risk.summary import SUMMARY_COLUMNS
 from sigmasight_assets.store import check_schema, read_frame

@@ -11,20 +11,6 @@ from sigmasight_assets import schema as t
 from sigmasight_assets.calendar import session_on_or_after
 from sigmasight_assets.store import check_schema, read_frame
 
-GREEKS_SHOWN = [
-    "symbol",
-    "quantity",
-    "underlying_price",
-    "implied_vol",
-    "iv_status",
-    "delta",
-    "gamma",
-    "vega",
-    "theta",
-    "delta_exposure",
-]
-"""The position_greeks columns the report and ``explain`` show for an option position."""
-
 
 def cents(value: float) -> int:
     """``value`` (stored unrounded) in whole cents: the nearest cent as ``round(value, 2)``

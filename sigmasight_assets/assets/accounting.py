@@ -55,6 +55,7 @@ from sigmasight_assets.queries.accounting import (
 )
 from sigmasight_assets.queries.book import read_portfolios, read_priced_book
 from sigmasight_assets.resources import StoreResource
+from sigmasight_assets.risk.exposure import GREEKS_SHOWN
 from sigmasight_assets.risk.options import DEFINITION as OPTIONS_DEFINITION
 from sigmasight_assets.store import replace_window, replace_window_chunks, update_from_frame
 
@@ -71,19 +72,6 @@ PARTITIONED = _Partitioned(
     partitions_def=daily_partitions, backfill_policy=BackfillPolicy.single_run(), group_name="accounting"
 )
 ROW_COUNT = "dagster/row_count"
-GREEKS_SHOWN = [
-    "position_id",
-    "symbol",
-    "underlying_price",
-    "implied_vol",
-    "iv_status",
-    "delta",
-    "gamma",
-    "vega",
-    "theta",
-    "delta_exposure",
-]
-"""The position_greeks columns position_values shows for the last session."""
 
 
 def _progress(context: AssetExecutionContext, asset: str, window: Window, batches: list[list[str]]):
@@ -278,7 +266,7 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
                     pd.concat(valued.settled, ignore_index=True).sort_values(["date", "position_id"])
                 ),
                 "current_positions_updated": MetadataValue.int(moved),
-                "option_greeks": markdown_table(_at(greeks, window.end, GREEKS_SHOWN), ",.4f"),
+                "option_greeks": markdown_table(_at(greeks, window.end, ["position_id", *GREEKS_SHOWN]), ",.4f"),
                 "greek_rows_written": MetadataValue.int(n_greeks),
             },
         )

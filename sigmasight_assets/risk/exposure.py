@@ -54,6 +54,19 @@ GREEK_COLUMNS = [
     "gamma_exposure",
 ]
 """The columns of ``position_greeks`` rows (the table position_greeks)."""
+GREEKS_SHOWN = [
+    "symbol",
+    "quantity",
+    "underlying_price",
+    "implied_vol",
+    "iv_status",
+    "delta",
+    "gamma",
+    "vega",
+    "theta",
+    "delta_exposure",
+]
+"""The position_greeks columns shown for an option position (asset metadata, report, explain)."""
 CONTRACT_TERMS = ["option_right", "strike", "expiration"]
 """An option position's contract terms (``valuation.prepare_positions``) the greeks need."""
 
