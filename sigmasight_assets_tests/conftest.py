@@ -11,6 +11,12 @@ tests may run in any process. Tests sharing something else carry
 ``pytest.mark.xdist_group(NAME)`` and run one after another in one process: the Celery tests
 (one broker queue), the UI backfill module (one webserver), the kill -9 tests of a backend
 (one cached clean run).
+
+Both stores, once: a test of the store's own behaviour (transactions, bulk writes, locking,
+SQL) runs on both; a long end-to-end test whose subject is not the store (a CLI session, the
+daemon, Celery, the fuzzer, a recompute) runs on one, chosen with
+``@pytest.mark.parametrize("db_url", [BACKEND], indirect=True)``, the slow ones spread over
+the two, so ``make test`` does not run the same ~10-60 s scenario twice.
 """
 
 from __future__ import annotations

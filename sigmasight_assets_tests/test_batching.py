@@ -39,6 +39,7 @@ def test_portfolio_batches_cover_every_portfolio_once_in_order(demo_book):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_rows_are_the_same_whatever_the_batch_size(demo_book, db_url, monkeypatch):
     assets = [prices, *ACCOUNTING_ASSETS, risk_analytics]
     assert materialize_range(assets, db_url, START, END).success
@@ -51,6 +52,7 @@ def test_rows_are_the_same_whatever_the_batch_size(demo_book, db_url, monkeypatc
         pd.testing.assert_frame_equal(batched, whole[tb.name], obj=tb.name)
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_long_write_logs_how_many_portfolios_are_done(demo_book, db_url, monkeypatch):
     from dagster import DagsterInstance, materialize
 

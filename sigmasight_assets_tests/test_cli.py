@@ -41,6 +41,7 @@ def cli_env(tmp_path, db_url):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_materialize_everything_over_a_range_is_one_run_in_which_every_asset_runs(cli_env):
     assert run(["sigmasight", "book", "load-demo"], cli_env).returncode == 0
     out = run(
@@ -146,6 +147,7 @@ def test_book_import_into_an_unreachable_store_fails_in_one_clear_line(tmp_path,
     ]
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_explain_purge_and_runs_from_the_command_line(cli_env):
     assert run(["sigmasight", "book", "import", str(EXAMPLE_BOOK)], cli_env).returncode == 0
     prices = f"csv:{EXAMPLE_BOOK / 'prices.csv'}"
@@ -191,6 +193,7 @@ def test_explain_purge_and_runs_from_the_command_line(cli_env):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_profiles_refresh_on_the_demo_source_fills_the_sectors_of_a_historical_backfill(cli_env, db_url):
     """What `make demo` does: load the demo book, `sigmasight profiles refresh`, then a
     historical backfill (which makes no profile request) tags real sectors, not "Unknown"."""
@@ -235,6 +238,7 @@ def test_profiles_refresh_on_the_demo_source_fills_the_sectors_of_a_historical_b
     assert [tuple(r) for r in aapl] == [("Technology", "profile")]
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_profiles_refresh_names_the_symbols_that_failed_and_exits_1(cli_env, tmp_path):
     """csv source with a profiles.csv holding MMM only: the other names are missing (answered), not failed;
     a malformed profiles.csv fails the source as a whole: every symbol failed, exit 1."""

@@ -621,6 +621,7 @@ def book_bytes(cell: tuple[str, int, str, str] | None = None, raw: tuple[str, by
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 @FUZZ
 @given(files=corrupted_books())
 @example(files=book_bytes(raw=("users.csv", b"Example User", b"Exampl\xe9 User")))  # was UnicodeDecodeError

@@ -12,15 +12,19 @@ import pytest
 from scipy.stats import norm
 
 from sigmasight_assets import schema as t
-from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS
 from sigmasight_assets.assets.portfolio_risk import portfolio_risk
-from sigmasight_assets.assets.prices import prices
-from sigmasight_assets.assets.risk import risk_analytics
 from sigmasight_assets.calendar import sessions_between
 from sigmasight_assets_tests.runs import materialize_range, table_rows
-from sigmasight_assets_tests.test_risk_asset import BOOK_START, END, query, stored_returns
+from sigmasight_assets_tests.test_risk_asset import (
+    BOOK_START,
+    END,
+    RISK_START,
+    RISK_WORLD,
+    build_risk_world,
+    query,
+    stored_returns,
+)
 
-RISK_START = "2025-11-03"
 HEDGE = "hedgefund-long-short"
 PRIVATE_ONLY = "familyoffice-private-opps"
 DAY = dt.date(2025, 11, 6)
@@ -28,14 +32,9 @@ DAY = dt.date(2025, 11, 6)
 
 @pytest.fixture
 def risk_book(demo_book, db_url, store_cache):
-    """The demo book rolled forward from inception to END, then risk_analytics and
-    portfolio_risk for RISK_START…END: computed once per backend, a copy per test."""
-
-    def build():
-        materialize_range([prices, *ACCOUNTING_ASSETS], db_url, BOOK_START, END)
-        return materialize_range([risk_analytics, portfolio_risk], db_url, RISK_START, END).success
-
-    assert store_cache("portfolio_risk_world", build)
+    """The store of ``test_risk_asset.build_risk_world`` (risk_analytics and portfolio_risk
+    over RISK_START…END): computed once per backend, a copy per test."""
+    assert store_cache(RISK_WORLD, lambda: build_risk_world(db_url)).success
     return demo_book, db_url
 
 

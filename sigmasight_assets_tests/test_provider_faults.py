@@ -492,6 +492,7 @@ def test_a_malformed_payload_from_every_provider_warns_and_stores_nothing_for_th
     assert "MSFT" not in set(table(faults_book, t.price_coverage_gaps)["symbol"])
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("bad", ["AAPL", "MSFT"])  # AAPL: the first symbol asked of each provider
 def test_one_symbol_answering_500_repeatedly_does_not_fail_the_run(faults_book, db_url, yahoo, bad):
     yahoo.always[("*", bad)] = HTML_500

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 from dagster import build_sensor_context, instance_for_test
 
@@ -31,6 +32,7 @@ def evaluate(instance, url):
     return recompute_request(context, make_engine(url))
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_backdated_trade_is_recomputed_by_one_run_equal_to_a_clean_backfill(engine, db_url, tmp_path):
     load_book(engine)
     with instance_for_test() as instance:
@@ -63,6 +65,7 @@ def test_a_backdated_trade_is_recomputed_by_one_run_equal_to_a_clean_backfill(en
         pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12, check_dtype=False)
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_request_after_the_latest_computed_session_waits_for_the_next_run(engine, db_url):
     load_book(engine)
     with instance_for_test() as instance:
@@ -88,6 +91,7 @@ def requests(engine) -> pd.DataFrame:
     return table_rows(engine, t.recompute_requests)
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_book_import_records_the_earliest_session_a_change_affects(engine, db_url, tmp_path):
     import shutil
 
@@ -135,6 +139,7 @@ def test_a_change_before_the_first_computed_session_recomputes_from_it(engine, d
     assert list(requests(engine)["session"]) == [dt.date(2025, 8, 25)]  # entry 2025-08-01, first computed 08-25
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_late_price_is_recomputed_like_a_clean_backfill(engine, db_url, tmp_path, monkeypatch):
     from sigmasight_assets.assets.prices import prices
     from sigmasight_assets.book import import_book

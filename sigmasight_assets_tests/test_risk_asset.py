@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sigmasight_assets import schema as t
 from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS, position_values
 from sigmasight_assets.assets.common import Window
+from sigmasight_assets.assets.portfolio_risk import portfolio_risk
 from sigmasight_assets.assets.prices import prices
 from sigmasight_assets.assets.risk import HISTORY_SESSIONS, coverage_check, risk_analytics
 from sigmasight_assets.calendar import session_on_or_after, sessions_between
@@ -88,16 +89,21 @@ def stored_returns(engine, symbols, end=END, sessions=HISTORY_SESSIONS + 5) -> p
     return ratio * (closes + dividend) / closes.shift(1) - 1
 
 
+RISK_WORLD = "risk_world"
+"""store_cache key of :func:`build_risk_world` (test_portfolio_risk_asset uses the same store)."""
+
+
+def build_risk_world(db_url: str):
+    """The demo book rolled forward from inception to END, then risk_analytics and
+    portfolio_risk for RISK_START…END (one run); the result of that run."""
+    materialize_range([prices, *ACCOUNTING_ASSETS], db_url, BOOK_START, END)
+    return materialize_range([risk_analytics, portfolio_risk], db_url, RISK_START, END)
+
+
 @pytest.fixture
 def world(demo_book, db_url, store_cache):
-    """The demo book rolled forward from inception to END, then risk for RISK_START…END:
-    computed once per backend, each test gets a copy of that store."""
-
-    def build():
-        materialize_range([prices, *ACCOUNTING_ASSETS], db_url, BOOK_START, END)
-        return materialize_range([risk_analytics], db_url, RISK_START, END)
-
-    return demo_book, db_url, store_cache("risk_world", build)
+    """``build_risk_world`` computed once per backend; each test gets a copy of that store."""
+    return demo_book, db_url, store_cache(RISK_WORLD, lambda: build_risk_world(db_url))
 
 
 def test_full_backfill_is_one_run_and_writes_every_table_on_sessions_only(demo_book, db_url):
