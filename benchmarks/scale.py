@@ -175,6 +175,8 @@ def count_rows(url: str) -> dict[str, int]:
         "position_sector_tags",
         "sector_exposures",
         *[t.name for t in schema.RISK_TABLES],
+        schema.position_greeks.name,
+        *[t.name for t in schema.PORTFOLIO_RISK_TABLES],
     ]
     with engine.connect() as conn:
         out = {n: conn.execute(sa.text(f'SELECT count(*) FROM "{n}"')).scalar() for n in names}
