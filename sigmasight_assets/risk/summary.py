@@ -81,7 +81,8 @@ def position_figures(values: pd.DataFrame) -> pd.DataFrame:
     exposures are all PRIVATE (nothing listed to measure VaR or stress on)."""
     pid, pids = pd.factorize(values["portfolio_id"])
     day, days = pd.factorize(values["date"])
-    key = pid.astype(np.int64) * max(len(days), 1) + day
+    width = max(len(days), 1)
+    key = pid.astype(np.int64) * width + day
     groups, g = np.unique(key, return_inverse=True)
     n = len(groups)
     e = values["delta_exposure"].to_numpy(dtype=float)
@@ -98,20 +99,20 @@ def position_figures(values: pd.DataFrame) -> pd.DataFrame:
         w = size[order] / np.where(total > 0, total, np.nan)[gs]
         hhi = np.bincount(gs, weights=w**2, minlength=n)
         measured = total > 0
+
+        def top_weight(k: int) -> np.ndarray:
+            return np.where(measured, np.bincount(gs, weights=np.where(rank < k, w, 0.0), minlength=n), np.nan)
+
         out = pd.DataFrame(
             {
-                "portfolio_id": pids.to_numpy()[groups // max(len(days), 1)] if n else [],
-                "date": days.to_numpy()[groups % max(len(days), 1)] if n else pd.to_datetime([]),
+                "portfolio_id": pids.to_numpy()[groups // width] if n else [],
+                "date": days.to_numpy()[groups % width] if n else pd.to_datetime([]),
                 "delta_net_exposure": np.bincount(g, weights=np.where(has_e, e, 0.0), minlength=n),
                 "delta_gross_exposure": total,
                 "hhi": np.where(measured, hhi, np.nan),
                 "effective_positions": np.where(measured, 1.0 / hhi, np.nan),
-                "top3_weight": np.where(
-                    measured, np.bincount(gs, weights=np.where(rank < 3, w, 0.0), minlength=n), np.nan
-                ),
-                "top10_weight": np.where(
-                    measured, np.bincount(gs, weights=np.where(rank < 10, w, 0.0), minlength=n), np.nan
-                ),
+                "top3_weight": top_weight(3),
+                "top10_weight": top_weight(10),
                 "n_positions": np.bincount(g, weights=has_e, minlength=n).astype(np.int64),
                 "n_positions_without_exposure": np.bincount(g, weights=~has_e & priced, minlength=n).astype(np.int64),
                 "private_positions_excluded": np.bincount(g, weights=private, minlength=n).astype(np.int64),
