@@ -231,11 +231,11 @@ def risk_at(conn, portfolio_id: str, day) -> dict:
     ).scalar()
     notes = []
     if row is None and var.empty and stress.empty:
-        notes.append(f"risk not computed for {day}: materialize portfolio_risk")
+        notes.append(f"risk not computed for {day}: materialize risk_analytics and portfolio_risk")
     else:
         for what, missing in (("risk summary", row is None), ("VaR/ES", var.empty), ("stress", stress.empty)):
             if missing:
-                notes.append(f"{what} not computed for {day}: materialize portfolio_risk")
+                notes.append(f"{what} not computed for {day}: materialize risk_analytics and portfolio_risk")
     if options and greeks.empty:
         notes.append(f"option greeks not computed for {day}: materialize position_values")
     if snapshot is None:

@@ -580,7 +580,7 @@ def var_series(var: pd.DataFrame) -> pd.DataFrame:
 def var_table(var: pd.DataFrame, day: str) -> str:
     """VaR and ES of one session by method and confidence, with the observations behind them."""
     if var.empty:
-        return _note(f"VaR/ES not computed for {day}: materialize portfolio_risk")
+        return _note(f"VaR/ES not computed for {day}: materialize risk_analytics and portfolio_risk")
     rank = {m: i for i, m in enumerate(METHODS)}
     rows = var.assign(_m=var["method"].map(rank).fillna(len(rank))).sort_values(["_m", "confidence"])
     return f"<h3>VaR / ES at {escape(day)}</h3>" + _table(
@@ -596,7 +596,7 @@ def var_html(name: str, var: pd.DataFrame, day: str) -> str:
     """The 1-day VaR/ES of every session of the range as lines (historical 95% and 99%, ES 99%,
     parametric 99%) beside the table of the last session's figures."""
     if var.empty:
-        return _note("VaR/ES not computed in this range: materialize portfolio_risk")
+        return _note("VaR/ES not computed in this range: materialize risk_analytics and portfolio_risk")
     series = var_series(var)
     colours = {label: spec[3] for label, spec in VAR_LINES.items()}
     if series[list(VAR_LINES)].isna().all().all():
@@ -616,7 +616,7 @@ def stress_table(stress: pd.DataFrame, day: str, worst_hint: str | None = None) 
     """Each stress scenario's P&L and % of equity at ``day``, worst first and highlighted, with
     the symbols (and exposure) it could not shock when there are any."""
     if stress.empty:
-        return _note(f"Stress scenarios not computed for {day}: materialize portfolio_risk")
+        return _note(f"Stress scenarios not computed for {day}: materialize risk_analytics and portfolio_risk")
     if "n_symbols" in stress and pd.to_numeric(stress["n_symbols"], errors="coerce").fillna(0).eq(0).all():
         return _note(f"Stress scenarios at {day}: no listed position to shock (private positions are left out)")
     rows = ranked_stress(stress, worst_hint)
@@ -744,10 +744,12 @@ def risk_html(name: str, day: str, snapshots: pd.DataFrame, risk: RiskFrames) ->
                 )
             )
     if summary is None and risk.var.empty and stress.empty:
-        parts.append(_note(f"Risk not computed for {day}: materialize portfolio_risk (VaR/ES, stress, betas)"))
+        parts.append(
+            _note(f"Risk not computed for {day}: materialize risk_analytics and portfolio_risk (VaR/ES, stress, betas)")
+        )
     else:
         if summary is None:
-            parts.append(_note(f"Risk summary not computed for {day}: materialize portfolio_risk"))
+            parts.append(_note(f"Risk summary not computed for {day}: materialize risk_analytics and portfolio_risk"))
         worst = summary.get("worst_scenario") if summary is not None else None
         parts += [var_html(name, risk.var, day), stress_table(stress, day, worst if isinstance(worst, str) else None)]
     parts.append(greeks_table(greeks, options, day))

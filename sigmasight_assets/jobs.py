@@ -12,7 +12,6 @@ from __future__ import annotations
 from dagster import AssetsDefinition, define_asset_job
 
 from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS
-from sigmasight_assets.assets.portfolio_risk import portfolio_risk
 from sigmasight_assets.assets.prices import prices
 from sigmasight_assets.assets.profiles import company_profiles, sector_tags
 from sigmasight_assets.assets.risk import risk_analytics
@@ -25,10 +24,9 @@ ALL_ASSETS: list[AssetsDefinition] = [
     company_profiles,
     *ACCOUNTING_ASSETS,
     sector_tags,
-    risk_analytics,
-    portfolio_risk,
+    risk_analytics,  # and portfolio_risk: one multi-asset step
 ]
-RECOMPUTED_ASSETS: list[AssetsDefinition] = [*ACCOUNTING_ASSETS, sector_tags, risk_analytics, portfolio_risk]
+RECOMPUTED_ASSETS: list[AssetsDefinition] = [*ACCOUNTING_ASSETS, sector_tags, risk_analytics]
 
 
 def daily_job():

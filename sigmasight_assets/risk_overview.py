@@ -51,13 +51,15 @@ def risk_at(engine: Engine, day=None) -> tuple[pd.Timestamp, pd.DataFrame, pd.Da
         if day is None:
             latest = conn.execute(sa.select(sa.func.max(s.c.date))).scalar()
             if latest is None:
-                raise LookupError("no portfolio risk in the store: materialize portfolio_risk")
+                raise LookupError("no portfolio risk in the store: materialize risk_analytics and portfolio_risk")
             day = latest
         day = pd.Timestamp(day).date()
         summary = read_frame(conn, sa.select(*(s.c[c] for c in PORTFOLIO_COLUMNS)).where(s.c.date == day))
         greeks = read_frame(conn, sa.select(*(g.c[c] for c in GREEK_COLUMNS)).where(g.c.date == day))
     if summary.empty:
-        raise LookupError(f"no portfolio risk at {day} in the store: materialize portfolio_risk for it")
+        raise LookupError(
+            f"no portfolio risk at {day} in the store: materialize risk_analytics and portfolio_risk for it"
+        )
     summary = summary.sort_values("portfolio_id").rename(columns=PORTFOLIO_COLUMNS)
     greeks = greeks.sort_values(["portfolio_id", "symbol"]).rename(columns=GREEK_COLUMNS)
     money = ["equity", "delta_net", "var_95", "var_99", "es_99", "worst_pnl"]

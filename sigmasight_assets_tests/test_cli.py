@@ -71,7 +71,6 @@ def test_materialize_everything_over_a_range_is_one_run_in_which_every_asset_run
         "portfolio_snapshots",
         "sector_tags",
         "risk_analytics",
-        "portfolio_risk",
     ):
         assert f'Finished execution of step "{asset}"' in log, asset
     equity = run(["sigmasight", "equity", "hedgefund-long-short"], cli_env)

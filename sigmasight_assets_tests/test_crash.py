@@ -112,13 +112,13 @@ def _kill_point(backend: str, asset: str, delay: float):
 
 # Every kill point is the same mechanism (one transaction per asset window, write_checked), so
 # no ~25 s end-to-end run is repeated for nothing: SQLite is killed inside the accounting chain
-# (daily_pnl), PostgreSQL inside a multi-table risk write (portfolio_risk, four tables).
+# (daily_pnl), PostgreSQL inside the multi-table risk write (risk_analytics and portfolio_risk, eleven tables).
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "db_url,asset,delay",
     [
         _kill_point("sqlite", "daily_pnl", 0.2),
-        _kill_point("postgresql", "portfolio_risk", 0.3),
+        _kill_point("postgresql", "risk_analytics", 0.3),
     ],
     indirect=["db_url"],
 )

@@ -129,19 +129,22 @@ def test_a_session_without_portfolio_risk_rows_is_a_note_not_an_error(risk_store
             conn.execute(table.delete().where(table.c.date == day))
     explained = explain_session(risk_store, "hedgefund-long-short", "2025-07-14")
     risk = explained["risk"]
-    assert risk["notes"] == ["risk not computed for 2025-07-14: materialize portfolio_risk"]
+    assert risk["notes"] == ["risk not computed for 2025-07-14: materialize risk_analytics and portfolio_risk"]
     assert (risk["summary"], risk["var"], risk["stress"], risk["worst_scenario"]) == (None, [], [], None)
     assert risk["exposures"]["delta_adjusted"]["net_exposure"] is not None and len(risk["greeks"]) == 3
-    assert "  risk not computed for 2025-07-14: materialize portfolio_risk" in render(explained).splitlines()
+    assert (
+        "  risk not computed for 2025-07-14: materialize risk_analytics and portfolio_risk"
+        in render(explained).splitlines()
+    )
     json.dumps(explained)
     # the session after still has its rows; greeks gone too: a second note
     with risk_store.begin() as conn:
         conn.execute(t.position_greeks.delete().where(t.position_greeks.c.date == day))
         conn.execute(t.portfolio_stress.delete().where(t.portfolio_stress.c.date == dt.date(2025, 7, 15)))
     assert explain_session(risk_store, "hedgefund-long-short", "2025-07-14")["risk"]["notes"] == [
-        "risk not computed for 2025-07-14: materialize portfolio_risk",
+        "risk not computed for 2025-07-14: materialize risk_analytics and portfolio_risk",
         "option greeks not computed for 2025-07-14: materialize position_values",
     ]
     after = explain_session(risk_store, "hedgefund-long-short", RISK_END)["risk"]
-    assert after["notes"] == [f"stress not computed for {RISK_END}: materialize portfolio_risk"]
+    assert after["notes"] == [f"stress not computed for {RISK_END}: materialize risk_analytics and portfolio_risk"]
     assert after["summary"] is not None and len(after["var"]) == 6 and after["worst_scenario"] is None

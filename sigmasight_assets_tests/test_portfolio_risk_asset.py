@@ -12,7 +12,7 @@ import pytest
 from scipy.stats import norm
 
 from sigmasight_assets import schema as t
-from sigmasight_assets.assets.portfolio_risk import portfolio_risk
+from sigmasight_assets.assets.risk import risk_analytics
 from sigmasight_assets.calendar import sessions_between
 from sigmasight_assets_tests.runs import materialize_range, table_rows
 from sigmasight_assets_tests.test_risk_asset import (
@@ -222,7 +222,7 @@ def test_a_malformed_scenario_file_fails_the_run_naming_file_line_and_field_and_
     )
     monkeypatch.setenv("SIGMASIGHT_STRESS_SCENARIOS", str(bad))
     before = {tb.name: table_rows(engine, tb) for tb in t.PORTFOLIO_RISK_TABLES}
-    result = materialize_range([portfolio_risk], url, "2025-11-05", END, raise_on_error=False)
+    result = materialize_range([risk_analytics], url, "2025-11-05", END, raise_on_error=False)
     assert not result.success
     error = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error
     message = ""

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from sigmasight_assets import cli
 from sigmasight_assets import schema as t
 from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS
-from sigmasight_assets.assets.portfolio_risk import portfolio_risk
 from sigmasight_assets.assets.prices import prices
 from sigmasight_assets.assets.profiles import sector_tags
 from sigmasight_assets.assets.risk import risk_analytics
@@ -491,7 +490,7 @@ RISK_STORE = "report_risk_weeks"
 def build_risk_weeks(db_url: str) -> bool:
     """Prices, the accounting assets, sector tags, risk_analytics and portfolio_risk of the
     demo book over RISK_START…RISK_END, in one run."""
-    assets = [prices, *ACCOUNTING_ASSETS, sector_tags, risk_analytics, portfolio_risk]
+    assets = [prices, *ACCOUNTING_ASSETS, sector_tags, risk_analytics]
     return materialize_range(assets, db_url, RISK_START, RISK_END).success
 
 
@@ -623,7 +622,7 @@ def test_a_store_without_portfolio_risk_rows_renders_with_a_one_line_note(risk_w
     found = risk_page(risk_weeks, tmp_path)
     body = found["hedgefund-long-short"]
     for part in ("Risk summary", "VaR/ES", "Stress scenarios"):
-        assert f"{part} not computed for 2025-07-15: materialize portfolio_risk" in body
+        assert f"{part} not computed for 2025-07-15: materialize risk_analytics and portfolio_risk" in body
     assert "Option greeks not computed for 2025-07-15: materialize position_values" in body
     assert body.count("<svg") == 5 and "2025-07-14</text>" in body.split("1-day VaR and expected shortfall")[1]
     assert "<tr><td>Net</td><td>1,245,295.60</td><td>956,878.28</td></tr>" in body  # the snapshot's exposures
@@ -636,7 +635,9 @@ def test_a_store_without_portfolio_risk_rows_renders_with_a_one_line_note(risk_w
     for pid, body in found.items():
         risk = re.search(r'<div class="risk">(.*?)</div><h3>Sector', body, flags=re.S).group(1)
         notes = re.findall(r'<p class="meta">(.*?)</p>', risk)
-        expected = ["Risk not computed for 2025-07-15: materialize portfolio_risk (VaR/ES, stress, betas)"]
+        expected = [
+            "Risk not computed for 2025-07-15: materialize risk_analytics and portfolio_risk (VaR/ES, stress, betas)"
+        ]
         if pid == "hedgefund-long-short":
             expected.append("Option greeks not computed for 2025-07-15: materialize position_values")
         assert notes == expected, pid
@@ -649,5 +650,5 @@ def test_a_hand_made_store_without_snapshots_or_risk_still_renders(dividend_stor
         risk = re.search(r'<div class="risk">(.*?)</div>', body, flags=re.S).group(1)
         assert risk == (
             f'<h3>Risk at {day}</h3><p class="meta">Risk not computed for {day}: '
-            "materialize portfolio_risk (VaR/ES, stress, betas)</p>"
+            "materialize risk_analytics and portfolio_risk (VaR/ES, stress, betas)</p>"
         )

@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from sigmasight_assets import schema as t
 from sigmasight_assets.assets.accounting import ACCOUNTING_ASSETS, position_values
 from sigmasight_assets.assets.common import Window
-from sigmasight_assets.assets.portfolio_risk import portfolio_risk
 from sigmasight_assets.assets.prices import prices
 from sigmasight_assets.assets.risk import HISTORY_SESSIONS, coverage_check, risk_analytics
 from sigmasight_assets.calendar import session_on_or_after, sessions_between
@@ -97,7 +96,7 @@ def build_risk_world(db_url: str):
     """The demo book rolled forward from inception to END, then risk_analytics and
     portfolio_risk for RISK_START…END (one run); the result of that run."""
     materialize_range([prices, *ACCOUNTING_ASSETS], db_url, BOOK_START, END)
-    return materialize_range([risk_analytics, portfolio_risk], db_url, RISK_START, END)
+    return materialize_range([risk_analytics], db_url, RISK_START, END)
 
 
 @pytest.fixture

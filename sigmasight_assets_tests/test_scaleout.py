@@ -324,7 +324,6 @@ def run_on_celery(demo_book, db_url: str, tmp_path: Path, broker: str, backend: 
         "portfolio_snapshots",
         "sector_tags",
         "risk_analytics",
-        "portfolio_risk",
     ]
     for step in steps:
         assert f'Submitting celery task for step "{step}"' in out, step

@@ -4,7 +4,7 @@ in ``sigmasight_assets.queries``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +14,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
+    AssetKey,
     DataVersion,
     Failure,
     MaterializeResult,
@@ -84,11 +85,14 @@ def write_checked(
     write: Callable[[Connection], dict],
     checks: list[Check],
     data_version: DataVersion | None = None,
+    assets: Sequence[AssetKey] = (),
 ) -> Iterator:
     """Run ``write`` and then ``checks`` in one transaction. If a blocking check fails, the
     check results are reported, the transaction is rolled back (nothing is written) and the
     step fails naming the failures; otherwise commit and yield the results and then the
-    ``MaterializeResult`` built from ``write``'s metadata."""
+    ``MaterializeResult`` built from ``write``'s metadata. A multi-asset step names its
+    ``assets``: ``write`` returns one metadata dict per asset key, and the check results go
+    with the first."""
     try:
         with engine.begin() as conn:
             serialize_writes(conn)
@@ -105,4 +109,9 @@ def write_checked(
             f"the store at {where} failed during the write ({type(exc.orig).__name__}: {str(exc.orig).strip()}); "
             "the transaction was rolled back and nothing of this window was written: re-run when the store is back"
         ) from exc
-    yield MaterializeResult(metadata=metadata, check_results=results, data_version=data_version)
+    if not assets:
+        yield MaterializeResult(metadata=metadata, check_results=results, data_version=data_version)
+    for i, key in enumerate(assets):
+        yield MaterializeResult(
+            asset_key=key, metadata=metadata[key], check_results=results if i == 0 else [], data_version=data_version
+        )

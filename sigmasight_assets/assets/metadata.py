@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from dagster import AssetExecutionContext, MetadataValue, TableColumn, TableSchema
+from dagster import AssetExecutionContext, AssetKey, MetadataValue, TableColumn, TableSchema
 
 MARKDOWN_ROWS = 20
 """Rows shown by ``markdown_table``."""
@@ -93,13 +93,14 @@ def session_metadata(
     sessions: pd.DatetimeIndex,
     per_session: pd.DataFrame,
     last: Mapping[str, MetadataValue] | None = None,
+    asset_key: AssetKey | None = None,
 ) -> None:
     """Attach each session's own numbers to its partition's materialization.
 
     ``per_session`` is indexed by session, one column per number (integer columns stay
     integers, the others are money or ratios, shown as floats); a session with no row gets
     zeros. ``last`` is added to the last session's materialization only (e.g. a table of
-    the book as of that session)."""
+    the book as of that session). ``asset_key`` names the asset of a multi-asset step."""
     frame = per_session.reindex(sessions, fill_value=0)
     columns = list(frame.columns)
     integers = [pd.api.types.is_integer_dtype(frame[c]) for c in columns]
@@ -111,4 +112,4 @@ def session_metadata(
         }
         if last and session == sessions[-1]:
             metadata.update(last)
-        context.add_asset_metadata(metadata, partition_key=session.strftime("%Y-%m-%d"))
+        context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=session.strftime("%Y-%m-%d"))

@@ -1,21 +1,29 @@
-"""The ``risk_analytics`` asset: per-symbol market betas, factor exposures, realized
-volatility and HAR forecasts; portfolio betas, volatility and correlation summaries; the
-latest correlation matrix. The maths is in ``sigmasight_assets.risk`` (docs/risk.md).
+"""The ``risk_analytics`` and ``portfolio_risk`` assets, computed in one step (a
+multi-asset): per-symbol market betas, factor exposures, realized volatility and HAR
+forecasts; portfolio betas, volatility and correlation summaries; the latest correlation
+matrix; and, on the delta-adjusted exposures, each portfolio's VaR/ES, stress scenarios,
+concentration and rate beta (``assets.portfolio_risk``). The maths is in
+``sigmasight_assets.risk`` (docs/risk.md).
 
-One single-run asset over a range of sessions [a, b]:
+One single-run step over a range of sessions [a, b]:
 
-1. Reads once (``sigmasight_assets.queries``): the book; the as-traded closes (never the
+1. Validates the stress scenario file first (a malformed file fails the run naming file,
+   line and field; nothing is written).
+2. Reads once (``sigmasight_assets.queries``): the book; the as-traded closes (never the
    provider's re-based ``adj_close``) and corporate actions of every risk symbol of the
-   book (an option's underlying), SPY and the factor ETFs, from ``HISTORY_SESSIONS``
+   book (an option's underlying), SPY, TLT and the factor ETFs, from ``HISTORY_SESSIONS``
    sessions before ``a`` to ``b``; the stored portfolio snapshots of the same span; the
-   provider betas of the latest company profiles (may be empty).
-2. Computes the total returns on exactly the NYSE sessions of the span and every
+   provider betas of the latest company profiles (may be empty); the closes of each
+   historical replay window.
+3. Computes the total returns on exactly the NYSE sessions of the span and every
    statistic once per symbol and session (``risk.history``); PRIVATE holdings have no
    market returns and are left out (and counted).
-3. Derives the portfolio figures a batch of whole portfolios at a time
-   (``risk.portfolio``), the position rows of the next batch read while one is computed.
-4. Replaces the window of every risk table in one transaction with the ``risk_coverage``
-   check, and attaches each session's own row counts and book beta to its partition.
+4. Derives the portfolio figures a batch of whole portfolios at a time
+   (``risk.portfolio``, ``risk.summary``), the position rows of the next batch read while
+   one is computed: each position row is read once for both assets.
+5. Replaces the window of every table of both assets in one transaction with the
+   ``risk_coverage`` check, and attaches each session's own numbers to its partition of
+   each asset.
 
 Position-level tables are the SQL views ``schema.RISK_VIEWS`` (``store.init_db``).
 """
@@ -29,9 +37,10 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetSpec,
     BackfillPolicy,
     MetadataValue,
-    asset,
+    multi_asset,
 )
 from sqlalchemy.engine import Connection, Engine
 
@@ -44,6 +53,13 @@ from sigmasight_assets.assets.metadata import (
     session_metadata,
     session_totals,
     table_metadata,
+)
+from sigmasight_assets.assets.portfolio_risk import (
+    PORTFOLIO_RISK,
+    RATE_WINDOW,
+    rate_betas,
+    read_replays,
+    write_portfolio_risk,
 )
 from sigmasight_assets.calendar import sessions_between
 from sigmasight_assets.partitions import daily_partitions
@@ -85,6 +101,8 @@ from sigmasight_assets.risk.portfolio import (
     snapshot_grid,
 )
 from sigmasight_assets.risk.regression import BETA_MIN_OBS
+from sigmasight_assets.risk.stress import Scenario, load_scenarios, scenario_loadings, scenarios_path
+from sigmasight_assets.risk.summary import portfolio_tail_figures
 from sigmasight_assets.store import bulk_insert, indexes_rebuilt_if_bulk, prefetched, replace_window
 from sigmasight_assets.symbols import FACTOR_ETFS, MARKET_PROXY
 
@@ -140,51 +158,78 @@ def read_inputs(engine: Engine, window: Window) -> RiskInputs:
     )
 
 
-def portfolio_risk(
+@dataclass
+class Figures:
+    """The portfolio figures of the whole book: ``risk_analytics``' (``book``, ``volatility``)
+    and ``portfolio_risk``'s (``tail``: summary, var and stress rows)."""
+
+    book: BatchRisk
+    volatility: pd.DataFrame
+    tail: dict[str, pd.DataFrame]
+
+
+def portfolio_figures(
     context: AssetExecutionContext,
     engine: Engine,
     window: Window,
     inputs: RiskInputs,
     stats: dict[str, pd.DataFrame],
-    grid: pd.DataFrame,
-    ols: pd.DataFrame,
     returns: pd.DataFrame,
-) -> BatchRisk:
-    """``risk.portfolio.batch_risk`` a batch of whole portfolios at a time (memory bounded by
-    the batch; each batch's position rows read by a background thread, on its own
-    connection, while the previous batch is computed). Fails naming what to materialize
-    first when the position rows hold symbols the book no longer has, or portfolio sessions
-    that have no snapshot."""
+    loadings: pd.DataFrame,
+    replays: pd.DataFrame,
+    scenarios: list[Scenario],
+) -> Figures:
+    """``risk.portfolio.batch_risk`` and ``risk.summary.portfolio_tail_figures`` a batch of
+    whole portfolios at a time (memory bounded by the batch; each batch's position rows
+    read by a background thread, on its own connection, while the previous batch is
+    computed). Fails (``require_inputs``) at the first batch whose position rows hold
+    symbols the book no longer has, or portfolio sessions that have no snapshot."""
     batches = portfolio_batches(inputs.book, len(window.sessions))
+    grid = snapshot_grid(inputs.snapshots, window.start)
+    preturns = portfolio_returns(inputs.snapshots, inputs.sessions)
+    ols = portfolio_ols_betas(preturns, returns[MARKET_PROXY], window.start, window.end)
 
     def batch_values():
         with engine.connect() as conn:
             for ids in batches:
                 yield ids, read_values(conn, window.start, window.end, ids)
 
-    parts = []
+    parts, tails = [], []
     for done, (ids, values) in enumerate(prefetched(batch_values()), start=1):
         parts.append(batch_risk(ids, values, stats, inputs.provider, grid, ols, returns, window.start, window.end))
+        require_inputs(parts[-1], inputs.symbols, grid, window)
+        part = grid[grid["portfolio_id"].isin(ids)]
+        tails.append(
+            portfolio_tail_figures(
+                values, part, returns, preturns, loadings, replays, scenarios, window.start, window.end
+            )
+        )
         context.log.info(
             f"risk_analytics: portfolio batch {done}/{len(batches)} ({len(ids)} portfolios, "
             f"{len(values)} position rows) done"
         )
         del values
-    book = combine_batches(parts)
-    stale = sorted(book.held - set(inputs.symbols))
+    tail = {name: pd.concat([p[name] for p in tails], ignore_index=True) for name in ("summary", "var", "stress")}
+    return Figures(combine_batches(parts), portfolio_volatility(preturns, grid, window.start, window.end), tail)
+
+
+def require_inputs(batch: BatchRisk, symbols: list[str], grid: pd.DataFrame, window: Window) -> None:
+    """Fail naming what to materialize first when a batch's position rows hold symbols the
+    book no longer has (stale position_values), or portfolio sessions without a snapshot."""
+    stale = sorted(batch.held - set(symbols))
     if stale:
         raise ValueError(
             f"position_values of {window.label()} hold symbols the book no longer has: {stale[:10]}: "
             "materialize position_values for this range first"
         )
-    unsnapped = missing_snapshots(book.portfolio_sessions, grid)
+    unsnapped = missing_snapshots(batch.portfolio_sessions, grid)
     if len(unsnapped):
         sample = ", ".join(f"{r.portfolio_id} {r.date.date()}" for r in unsnapped.head(5).itertuples())
         raise ValueError(
-            f"portfolio_snapshots lacks {len(unsnapped)} portfolio session(s) that have position values in "
-            f"{window.label()} (e.g. {sample}): materialize portfolio_snapshots for this range first"
+            f"portfolio_snapshots lacks portfolio sessions that have position values in {window.label()} "
+            f"({len(unsnapped)} in the first batch of portfolios that lacks any, e.g. {sample}): "
+            "materialize portfolio_snapshots for this range first"
         )
-    return book
 
 
 def per_session(sessions: pd.DatetimeIndex, tables: dict, book: BatchRisk) -> pd.DataFrame:
@@ -211,13 +256,25 @@ def per_session(sessions: pd.DatetimeIndex, tables: dict, book: BatchRisk) -> pd
     )
 
 
-@asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    group_name="risk",
+RISK_ANALYTICS = AssetSpec(
+    "risk_analytics",
     deps=["prices", "position_values", "portfolio_snapshots", "company_profiles"],
+    group_name="risk",
     # raw values (str, TableSchema): Dagster reads a definition's dagster/table_name as a plain str
     metadata={key: str(v.value) if isinstance(v.value, str) else v.value for key, v in table_metadata(*TABLES).items()},
+    description="Per listed symbol the book holds (an option takes its underlying's), each session: market "
+    "betas on SPY (90 and 252 sessions), exposures to the factor ETFs, realized and HAR volatility, from total "
+    "returns. Per portfolio: the equity-weighted and OLS betas, volatility and correlation summary; the "
+    "correlation matrix of the latest session. PRIVATE holdings have no market returns and are left out. "
+    "Position-level views: position_market_betas, position_volatility, position_factor_exposures.",
+)
+
+
+@multi_asset(
+    name="risk_analytics",
+    specs=[RISK_ANALYTICS, PORTFOLIO_RISK],
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
     check_specs=[
         AssetCheckSpec(
             "risk_coverage",
@@ -227,30 +284,28 @@ def per_session(sessions: pd.DatetimeIndex, tables: dict, book: BatchRisk) -> pd
             "ERROR, nothing written, when a held symbol has no beta row at all (incomplete statistics).",
         )
     ],
-    description="Per listed symbol the book holds (an option takes its underlying's), each session: market "
-    "betas on SPY (90 and 252 sessions), exposures to the factor ETFs, realized and HAR volatility, from total "
-    "returns. Per portfolio: the equity-weighted and OLS betas, volatility and correlation summary; the "
-    "correlation matrix of the latest session. PRIVATE holdings have no market returns and are left out. "
-    "Position-level views: position_market_betas, position_volatility, position_factor_exposures.",
+    description="The risk statistics (risk_analytics) and the portfolio VaR/ES, stress and concentration "
+    "(portfolio_risk), in one step: every position row is read once for both.",
 )
 def risk_analytics(context: AssetExecutionContext, store: StoreResource):
     window = Window.from_context(context)
     engine = store.engine()
     started = time.perf_counter()
+    scenarios = load_scenarios(scenarios_path())  # first: a bad file fails before anything is read
     inputs = read_inputs(engine, window)
     closes, off_session = wide_closes(inputs.prices, inputs.sessions, inputs.universe)
     ratios, dividends = actions_by_session(inputs.actions, inputs.sessions)
     returns = total_returns(closes, ratios, dividends, inputs.sessions)
     stats = symbol_statistics(returns, inputs.symbols, window.start, window.end)
-    grid = snapshot_grid(inputs.snapshots, window.start)
-    preturns = portfolio_returns(inputs.snapshots, inputs.sessions)
-    ols = portfolio_ols_betas(preturns, returns[MARKET_PROXY], window.start, window.end)
-    pvol = portfolio_volatility(preturns, grid, window.start, window.end)
+    rates = rate_betas(returns, inputs.symbols, window)
+    loadings = scenario_loadings(stats["market_betas"], stats["factor_exposures"], rates, RATE_WINDOW)
+    replays = read_replays(engine, inputs.universe, scenarios)
     context.log.info(
         f"risk_analytics {window.label()}: statistics of {len(inputs.symbols)} symbols from "
         f"{len(inputs.prices)} closes ({off_session} off-session, ignored), {time.perf_counter() - started:.2f}s"
     )
-    book = portfolio_risk(context, engine, window, inputs, stats, grid, ols, returns)
+    figures = portfolio_figures(context, engine, window, inputs, stats, returns, loadings, replays, scenarios)
+    book, pvol = figures.book, figures.volatility
     stats = statistics_of(stats, book.held)
     corr_rows, corr_def = correlation_rows(returns, sorted(book.held_at_end), window.end)
     tables = {
@@ -280,8 +335,8 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
         context.log.info(f"wrote {counts}; correlations: {corr_note}")
         written = per_session(window.sessions, {**tables, t.correlations: corr_written}, book)
         last["correlation_matrix"] = MetadataValue.text(corr_note)
-        session_metadata(context, window.sessions, written, last=last)
-        return {
+        session_metadata(context, window.sessions, written, last=last, asset_key=RISK_ANALYTICS.key)
+        analytics = {
             **table_metadata(TABLES[0]),
             "tables": MetadataValue.json([table.name for table in TABLES]),
             "window": MetadataValue.text(window.label()),
@@ -289,8 +344,10 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
             "metric_definitions": MetadataValue.json(definitions),
             "run": MetadataValue.json(run),
         }
+        portfolio = write_portfolio_risk(conn, context, window, figures.tail, rates, scenarios)
+        return {RISK_ANALYTICS.key: analytics, PORTFOLIO_RISK.key: portfolio}
 
-    yield from write_checked(engine, write, [coverage_check(window)])
+    yield from write_checked(engine, write, [coverage_check(window)], assets=(RISK_ANALYTICS.key, PORTFOLIO_RISK.key))
 
 
 def write_correlations(conn: Connection, rows: pd.DataFrame, end: pd.Timestamp) -> tuple[pd.DataFrame, str]:

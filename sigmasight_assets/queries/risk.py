@@ -25,18 +25,27 @@ def _day(value):
 
 
 def read_values(conn: Connection, start, end, portfolio_ids: list[str]) -> pd.DataFrame:
-    """(portfolio_id, date, risk_symbol, investment_class, market_value, delta_exposure) of
-    the position_values rows of ``portfolio_ids`` with ``start <= date <= end``: the columns
-    the portfolio figures use (one query, through the (portfolio_id, date) index)."""
+    """(portfolio_id, date, risk_symbol, investment_class, is_priced, market_value,
+    delta_exposure, gamma_exposure) of the position_values rows of ``portfolio_ids`` with
+    ``start <= date <= end``: the columns the portfolio figures (betas, correlations, VaR,
+    stress, concentration) use (one query, through the (portfolio_id, date) index)."""
     pv = t.position_values.c
     frame = read_frame(
         conn,
         sa.select(
-            pv.portfolio_id, pv.date, pv.risk_symbol, pv.investment_class, pv.market_value, pv.delta_exposure
+            pv.portfolio_id,
+            pv.date,
+            pv.risk_symbol,
+            pv.investment_class,
+            pv.is_priced,
+            pv.market_value,
+            pv.delta_exposure,
+            pv.gamma_exposure,
         ).where(pv.portfolio_id.in_(portfolio_ids), pv.date >= _day(start), pv.date <= _day(end)),
         parse_dates=["date"],
     )
-    return _ns(frame, "date").astype({"market_value": float, "delta_exposure": float})
+    money = ["market_value", "delta_exposure", "gamma_exposure"]
+    return _ns(frame, "date").astype({**dict.fromkeys(money, float), "is_priced": bool})
 
 
 def read_closes(conn: Connection, symbols, start, end) -> pd.DataFrame:
@@ -99,55 +108,3 @@ def held_symbols_without_beta(conn: Connection, day, window_days: int) -> dict[s
         .order_by(pv.risk_symbol)
     ).fetchall()
     return {symbol: None if n is None else int(n) for symbol, n in rows}
-
-
-def read_exposures(conn: Connection, start, end, portfolio_ids: list[str]) -> pd.DataFrame:
-    """(portfolio_id, date, risk_symbol, investment_class, is_priced, delta_exposure,
-    gamma_exposure) of the position_values rows of ``portfolio_ids`` with ``start <= date
-    <= end``: what the tail, scenario and concentration figures use."""
-    pv = t.position_values.c
-    frame = read_frame(
-        conn,
-        sa.select(
-            pv.portfolio_id,
-            pv.date,
-            pv.risk_symbol,
-            pv.investment_class,
-            pv.is_priced,
-            pv.delta_exposure,
-            pv.gamma_exposure,
-        ).where(pv.portfolio_id.in_(portfolio_ids), pv.date >= _day(start), pv.date <= _day(end)),
-        parse_dates=["date"],
-    )
-    money = ["delta_exposure", "gamma_exposure"]
-    return _ns(frame, "date").astype({**dict.fromkeys(money, float), "is_priced": bool})
-
-
-def read_loadings(conn: Connection, symbols, start, end, window_days: int) -> pd.DataFrame:
-    """Per (symbol, date) of ``symbols`` with ``start <= date <= end``: ``market``, the
-    stored ``window_days`` market beta, and one column per factor of the stored factor
-    exposures (NaN where none): the loadings the factor scenarios shock."""
-    names, lo, hi = sorted(set(symbols)), _day(start), _day(end)
-    b, f = t.symbol_market_betas.c, t.symbol_factor_exposures.c
-    betas = read_frame(
-        conn,
-        sa.select(b.symbol, b.date, b.beta.label("market")).where(
-            b.symbol.in_(names), b.date >= lo, b.date <= hi, b.window_days == window_days
-        ),
-        parse_dates=["date"],
-    )
-    factors = read_frame(
-        conn,
-        sa.select(f.symbol, f.date, f.factor, f.exposure).where(f.symbol.in_(names), f.date >= lo, f.date <= hi),
-        parse_dates=["date"],
-    )
-    wide = factors.astype({"exposure": float}).pivot_table(
-        index=["symbol", "date"], columns="factor", values="exposure", aggfunc="first", dropna=False
-    )
-    wide.columns.name = None
-    out = (
-        _ns(betas, "date")
-        .astype({"market": float})
-        .merge(_ns(wide.reset_index(), "date"), on=["symbol", "date"], how="outer")
-    )
-    return out.sort_values(["symbol", "date"]).reset_index(drop=True)

@@ -406,6 +406,29 @@ def replay_returns(returns: pd.DataFrame, scenarios: list[Scenario]) -> pd.DataF
     return pd.DataFrame(out, index=pd.Index([s.name for s in historical], name="scenario"), columns=returns.columns)
 
 
+def scenario_loadings(
+    market_betas: pd.DataFrame, factor_exposures: pd.DataFrame, rate_betas: pd.DataFrame, window_days: int
+) -> pd.DataFrame:
+    """The loadings the factor scenarios shock, one row per (symbol, date): ``market`` = the
+    ``window_days`` beta of ``market_betas`` (symbol, date, window_days, beta), ``rates`` =
+    the beta of ``rate_betas`` (symbol, date, beta) and one column per factor of
+    ``factor_exposures`` (symbol, date, factor, exposure); NaN where a symbol has none."""
+
+    def keyed(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+        out = frame[["symbol", "date", "beta"]].rename(columns={"beta": name})
+        return out.assign(date=pd.to_datetime(out["date"]).astype("datetime64[ns]"), **{name: out[name].astype(float)})
+
+    factors = factor_exposures.assign(
+        date=pd.to_datetime(factor_exposures["date"]).astype("datetime64[ns]"),
+        exposure=factor_exposures["exposure"].astype(float),
+    ).pivot(index=["symbol", "date"], columns="factor", values="exposure")
+    factors.columns.name = None
+    out = keyed(market_betas[market_betas["window_days"].eq(window_days)], "market")
+    for part in (factors.reset_index(), keyed(rate_betas, "rates")):
+        out = out.merge(part, on=["symbol", "date"], how="outer")
+    return out.sort_values(["symbol", "date"]).reset_index(drop=True)
+
+
 def _loadings_long(loadings: pd.DataFrame) -> pd.DataFrame:
     """``loadings`` with ``symbol`` and ``date`` as columns (they may be the index)."""
     if {"symbol", "date"} <= set(loadings.columns):

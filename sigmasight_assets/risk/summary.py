@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from .history import PRIVATE
-from .tail import EXPOSURE_COLUMNS
+from .stress import Scenario, stress_pnl, worst_scenarios
+from .tail import EXPOSURE_COLUMNS, portfolio_var
 
 _KEY = ["portfolio_id", "date"]
 SUMMARY_COLUMNS = [
@@ -194,3 +195,31 @@ def risk_summary(
         if column not in rows:
             rows[column] = np.nan
     return rows[SUMMARY_COLUMNS].sort_values(_KEY).reset_index(drop=True)
+
+
+def portfolio_tail_figures(
+    values: pd.DataFrame,
+    grid: pd.DataFrame,
+    returns: pd.DataFrame,
+    preturns: pd.DataFrame,
+    loadings: pd.DataFrame,
+    replays: pd.DataFrame,
+    scenarios: list[Scenario],
+    start,
+    end,
+) -> dict[str, pd.DataFrame]:
+    """The ``summary`` (``risk_summary``), ``var`` (``tail.portfolio_var``) and ``stress``
+    (``stress.stress_pnl``) rows of the portfolio sessions of ``grid`` (portfolio_id, date,
+    equity_balance) from their position rows ``values`` (portfolio_id, date, risk_symbol,
+    investment_class, is_priced, delta_exposure, gamma_exposure): VaR and the scenarios on
+    the ``listed_exposures``, their figures NULL where the session's exposures are all
+    PRIVATE (``unmeasured``); the market and rate betas are the ``loadings``' ``market`` and
+    ``rates`` columns (``stress.scenario_loadings``)."""
+    exposures, figures = listed_exposures(values), position_figures(values)
+    var = portfolio_var(exposures, returns, preturns, grid, start, end)
+    var = unmeasured(var, figures, ["var", "es"], var["method"].isin(["historical", "parametric"]))
+    pnl = stress_pnl(exposures, loadings, replays, scenarios, grid)
+    pnl = unmeasured(grid[_KEY].merge(pnl), figures, ["pnl", "pnl_pct_equity"])
+    market, rates = (loadings[["symbol", "date", name]].rename(columns={name: "beta"}) for name in ("market", "rates"))
+    summary = risk_summary(grid, figures, exposures, market, rates, var, worst_scenarios(pnl))
+    return {"summary": summary, "var": var, "stress": pnl}
