@@ -27,7 +27,7 @@ from sigmasight_assets.risk.stress import DEFINITION as STRESS_DEFINITION
 from sigmasight_assets.risk.stress import Scenario, replay_returns, scenarios_path
 from sigmasight_assets.risk.summary import DEFINITION as SUMMARY_DEFINITION
 from sigmasight_assets.risk.tail import DEFINITION as TAIL_DEFINITION
-from sigmasight_assets.store import replace_window
+from sigmasight_assets.store import replace_window_chunks
 from sigmasight_assets.symbols import RATE_PROXY
 
 __all__ = ["PORTFOLIO_RISK", "RATE_WINDOW", "rate_betas", "read_replays", "write_portfolio_risk"]
@@ -103,23 +103,24 @@ def write_portfolio_risk(
     conn: Connection,
     context: AssetExecutionContext,
     window: Window,
-    figures: dict[str, pd.DataFrame],
+    figures: dict[str, list[pd.DataFrame]],
     rates: pd.DataFrame,
     scenarios: list[Scenario],
 ) -> dict:
-    """Replace the window of the four tables with ``figures`` (summary, var, stress) and the
-    ``rates`` rows, attach each session's totals to its partition, and return the
-    materialization's metadata."""
-    summary = figures["summary"]
+    """Replace the window of the four tables with ``figures`` (summary, var and stress rows,
+    a frame per batch of portfolios) and the ``rates`` rows, attach each session's totals to
+    its partition, and return the materialization's metadata."""
+    summary = pd.concat(figures["summary"], ignore_index=True)
     tables = {
-        t.portfolio_risk_summary: summary,
+        t.portfolio_risk_summary: [summary],
         t.portfolio_var: figures["var"],
         t.portfolio_stress: figures["stress"],
-        t.symbol_rate_betas: rates,
+        t.symbol_rate_betas: [rates],
     }
+    start, end = window.start.date(), window.end.date()
     counts = {
-        table.name: replace_window(conn, table, "date", window.start.date(), window.end.date(), frame)
-        for table, frame in tables.items()
+        table.name: replace_window_chunks(conn, table, "date", start, end, frames, sum(map(len, frames)))
+        for table, frames in tables.items()
     }
     context.log.info(f"portfolio_risk wrote {counts}")
     sums = {"sum_of_portfolio_var_99": "var_99", "sum_of_worst_scenario_pnl": "worst_scenario_pnl"}

@@ -161,11 +161,12 @@ def read_inputs(engine: Engine, window: Window) -> RiskInputs:
 @dataclass
 class Figures:
     """The portfolio figures of the whole book: ``risk_analytics``' (``book``, ``volatility``)
-    and ``portfolio_risk``'s (``tail``: summary, var and stress rows)."""
+    and ``portfolio_risk``'s (``tail``: the summary, var and stress rows, a frame per batch,
+    written as they are: one frame of millions of rows would be a copy of them all)."""
 
     book: BatchRisk
     volatility: pd.DataFrame
-    tail: dict[str, pd.DataFrame]
+    tail: dict[str, list[pd.DataFrame]]
 
 
 def portfolio_figures(
@@ -209,7 +210,7 @@ def portfolio_figures(
             f"{len(values)} position rows) done"
         )
         del values
-    tail = {name: pd.concat([p[name] for p in tails], ignore_index=True) for name in ("summary", "var", "stress")}
+    tail = {name: [p[name] for p in tails] for name in ("summary", "var", "stress")}
     return Figures(combine_batches(parts), portfolio_volatility(preturns, grid, window.start, window.end), tail)
 
 

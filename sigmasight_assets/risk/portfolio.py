@@ -376,8 +376,8 @@ def batch_risk(
         betas=portfolio_betas(values, stats["market_betas"], provider, grid, ols[ols["symbol"].isin(ids)]),
         summaries=summaries,
         summary_definition=definition,
-        held=set(values.loc[~private, "risk_symbol"]),
-        held_at_end=set(values.loc[~private & values["date"].eq(pd.Timestamp(end)), "risk_symbol"]),
+        held=set(values.loc[~private, "risk_symbol"].unique()),  # unique first: iterating a str column is slow
+        held_at_end=set(values.loc[~private & values["date"].eq(pd.Timestamp(end)), "risk_symbol"].unique()),
         # index named with a plain str: groupby(level=...) rejects SQLAlchemy's str subclass
         private_by_session=values.loc[private].groupby("date").size().rename_axis("date"),
         portfolio_sessions=values[_KEY].drop_duplicates(),
