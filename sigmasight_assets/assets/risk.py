@@ -200,11 +200,10 @@ def portfolio_figures(
         parts.append(batch_risk(ids, values, stats, inputs.provider, grid, ols, returns, window.start, window.end))
         require_inputs(parts[-1], inputs.symbols, grid, window)
         part = grid[grid["portfolio_id"].isin(ids)]
-        tails.append(
-            portfolio_tail_figures(
-                values, part, returns, preturns, loadings, replays, scenarios, window.start, window.end
-            )
+        figures = portfolio_tail_figures(
+            values, part, returns, preturns, loadings, replays, scenarios, window.start, window.end
         )
+        tails.append({name: compact(frame) for name, frame in figures.items()})
         context.log.info(
             f"risk_analytics: portfolio batch {done}/{len(batches)} ({len(ids)} portfolios, "
             f"{len(values)} position rows) done"
@@ -212,6 +211,14 @@ def portfolio_figures(
         del values
     tail = {name: [p[name] for p in tails] for name in ("summary", "var", "stress")}
     return Figures(combine_batches(parts), portfolio_volatility(preturns, grid, window.start, window.end), tail)
+
+
+def compact(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its text columns as categoricals: the rows kept until the write repeat
+    a few portfolio ids, symbols, factor, scenario and method names millions of times (the
+    stored values are the same)."""
+    text = [c for c in frame.columns if pd.api.types.is_string_dtype(frame[c])]
+    return frame.astype(dict.fromkeys(text, "category"))
 
 
 def require_inputs(batch: BatchRisk, symbols: list[str], grid: pd.DataFrame, window: Window) -> None:
@@ -300,6 +307,7 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
     stats = symbol_statistics(returns, inputs.symbols, window.start, window.end)
     rates = rate_betas(returns, inputs.symbols, window)
     loadings = scenario_loadings(stats["market_betas"], stats["factor_exposures"], rates, RATE_WINDOW)
+    stats["factor_exposures"] = compact(stats["factor_exposures"])  # kept until the write: 7 rows per symbol session
     replays = read_replays(engine, inputs.universe, scenarios)
     context.log.info(
         f"risk_analytics {window.label()}: statistics of {len(inputs.symbols)} symbols from "
