@@ -23,6 +23,7 @@ from sigmasight_assets.risk.stress import (
     factor_returns,
     load_scenarios,
     replay_returns,
+    scenario_loadings,
     scenarios_path,
     stress_pnl,
     worst_scenarios,
@@ -391,6 +392,26 @@ def test_factor_returns_sum_loadings_times_shocks():
     assert np.isnan(r[3])  # no Growth loading: not half a return
     no_rates = factor_returns(loadings, [Scenario("r", "factor", shocks={"rates": -0.05})])
     assert no_rates["r"].isna().all()  # an absent column is no loading
+
+
+def test_scenario_loadings_put_each_factor_beside_the_market_and_rate_betas():
+    betas = pd.DataFrame(
+        {"symbol": ["AAA", "AAA", "AAA"], "date": [D1, D1, D2], "window_days": [90, 252, 90], "beta": [1.1, 9.9, 1.2]}
+    )
+    exposures = pd.DataFrame(
+        {
+            "symbol": ["AAA", "AAA", "BBB"],
+            "date": [D1, D1, D1],
+            "factor": ["Growth", "Value", "Growth"],
+            "exposure": [0.4, -0.2, 0.7],
+        }
+    )
+    rates = pd.DataFrame({"symbol": ["BBB"], "date": [D1], "beta": [-0.3]})
+    out = scenario_loadings(betas, exposures, rates, 90)
+    assert list(out.columns) == ["symbol", "date", "market", "Growth", "Value", "rates"]
+    assert list(zip(out["symbol"], out["date"])) == [("AAA", D1), ("AAA", D2), ("BBB", D1)]
+    expected = [[1.1, 0.4, -0.2, np.nan], [1.2, np.nan, np.nan, np.nan], [np.nan, 0.7, np.nan, -0.3]]
+    np.testing.assert_array_equal(out[["market", "Growth", "Value", "rates"]].to_numpy(), expected)
 
 
 def test_a_replay_compounds_actual_returns():

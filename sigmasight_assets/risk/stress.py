@@ -414,17 +414,17 @@ def scenario_loadings(
     the beta of ``rate_betas`` (symbol, date, beta) and one column per factor of
     ``factor_exposures`` (symbol, date, factor, exposure); NaN where a symbol has none."""
 
-    def keyed(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-        out = frame[["symbol", "date", "beta"]].rename(columns={"beta": name})
+    def keyed(frame: pd.DataFrame, name: str, value: str = "beta") -> pd.DataFrame:
+        out = frame[["symbol", "date", value]].rename(columns={value: name})
         return out.assign(date=pd.to_datetime(out["date"]).astype("datetime64[ns]"), **{name: out[name].astype(float)})
 
-    factors = factor_exposures.assign(
-        date=pd.to_datetime(factor_exposures["date"]).astype("datetime64[ns]"),
-        exposure=factor_exposures["exposure"].astype(float),
-    ).pivot(index=["symbol", "date"], columns="factor", values="exposure")
-    factors.columns.name = None
     out = keyed(market_betas[market_betas["window_days"].eq(window_days)], "market")
-    for part in (factors.reset_index(), keyed(rate_betas, "rates")):
+    factor = factor_exposures["factor"]
+    parts = [  # one factor at a time: a pivot of every row at once would copy them all
+        keyed(factor_exposures.loc[factor.eq(name), ["symbol", "date", "exposure"]], str(name), "exposure")
+        for name in pd.unique(factor)
+    ]
+    for part in [*parts, keyed(rate_betas, "rates")]:
         out = out.merge(part, on=["symbol", "date"], how="outer")
     return out.sort_values(["symbol", "date"]).reset_index(drop=True)
 
