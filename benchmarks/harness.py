@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -18,6 +19,34 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PG_SERVER = os.environ.get("SIGMASIGHT_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432")
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A checkout of the project and the venv whose commands (``sigmasight``, ``dagster``)
+    run it: this one, or an older commit to time beside it."""
+
+    root: Path
+    bin: Path
+    label: str
+
+
+HERE = Checkout(ROOT, BIN, "this checkout")
+
+
+@contextmanager
+def baseline(rev: str, directory: Path) -> Iterator[Checkout]:
+    """Commit ``rev`` of this repository in a ``git worktree`` under ``directory`` with its
+    own venv (its own ``make install``: its lock file, its dependencies), removed afterwards.
+    Runs of the old and the new code one after the other in one session give a ratio this
+    machine's drifting speed does not spoil."""
+    root = directory / f"baseline-{rev}"
+    sh(["git", "worktree", "add", "--detach", str(root), rev], os.environ, f"git worktree add {rev}")
+    try:
+        sh(["make", "-C", str(root), "install"], os.environ, f"make install in the worktree of {rev}")
+        yield Checkout(root, root / ".venv" / "bin", rev)
+    finally:
+        sh(["git", "worktree", "remove", "--force", str(root)], os.environ, "git worktree remove")
 
 
 @contextmanager
@@ -39,22 +68,23 @@ def fresh_store(database: str, directory: Path) -> Iterator[str]:
         admin.dispose()
 
 
-def run_env(url: str, dagster_home: Path) -> dict[str, str]:
-    """The environment of the CLI runs: this store, this Dagster instance, demo prices."""
+def run_env(url: str, dagster_home: Path, checkout: Checkout = HERE) -> dict[str, str]:
+    """The environment of the CLI runs: this store, this Dagster instance, demo prices, the
+    ``checkout``'s commands first on the PATH."""
     return {
         **os.environ,
         "SIGMASIGHT_DATABASE_URL": url,
         "DAGSTER_HOME": str(dagster_home),
         "SIGMASIGHT_PRICE_SOURCE": "demo",
-        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "PATH": f"{checkout.bin}:{os.environ['PATH']}",
     }
 
 
-def sh(args, env, what: str = "command") -> tuple[float, str]:
-    """Run ``args`` in the project directory; its wall time and output. Exits naming
-    ``what`` and with the output's tail when it fails."""
+def sh(args, env, what: str = "command", cwd: Path = ROOT) -> tuple[float, str]:
+    """Run ``args`` in ``cwd`` (the project directory); its wall time and output. Exits
+    naming ``what`` and with the output's tail when it fails."""
     started = time.perf_counter()
-    out = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
+    out = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if out.returncode != 0:
         sys.exit(f"{what} failed: {' '.join(map(str, args))}\n{(out.stdout + out.stderr)[-4000:]}")

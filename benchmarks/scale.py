@@ -3,6 +3,7 @@
 
     python benchmarks/scale.py [--database sqlite|postgresql] [--scale 0.5] [--both-sizes]
                                [--portfolios N --positions N --symbols N] [--keep]
+                               [--baseline REV]
 
 For each size: generates the book (``benchmarks/scale_book.py``) into a temp dir, then
 ``sigmasight db init``, ``sigmasight book import DIR``, and one
@@ -13,11 +14,15 @@ each asset's step time (the run log's 'Finished execution of step "X" in ...'), 
 process of its tree, and the sampled sum of the tree's RSS from /proc), the rows stored
 per output table, and the load average. ``--both-sizes`` runs half size and then the
 requested size and prints the ratios (time should grow linearly with positions × sessions).
+``--baseline REV`` runs commit REV (``harness.baseline``: a git worktree with its own venv)
+on the same book just before this checkout, at each size, and prints old -> new ratios: the
+honest comparison on a machine whose speed drifts between sessions.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import re
@@ -34,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import scale_book  # noqa: E402
-from harness import BIN, fresh_store, run_env, sh, step_seconds  # noqa: E402
+from harness import HERE, Checkout, baseline, fresh_store, run_env, sh, step_seconds  # noqa: E402
 
 WALL_TARGET_S, RSS_TARGET_GIB = 300.0, 3.0
 GIB = 1024**3
@@ -111,9 +116,17 @@ def step_peaks(text: str, samples: list[tuple[float, int]]) -> dict[str, int]:
     return peaks
 
 
-def materialize(env, start: str, end: str, log_path: Path, timeout: float, profile: Path | None = None) -> dict:
+def materialize(
+    env,
+    start: str,
+    end: str,
+    log_path: Path,
+    timeout: float,
+    profile: Path | None = None,
+    checkout: Checkout = HERE,
+) -> dict:
     dagster = [
-        str(BIN / "dagster"),
+        str(checkout.bin / "dagster"),
         "asset",
         "materialize",
         "-m",
@@ -124,12 +137,12 @@ def materialize(env, start: str, end: str, log_path: Path, timeout: float, profi
         f"{start}...{end}",
     ]
     if profile is not None:  # pyinstrument around the CLI (a sampling profiler: small overhead)
-        dagster = [str(BIN / "pyinstrument"), "-r", "text", "--show-all", "-o", str(profile), *dagster]
+        dagster = [str(checkout.bin / "pyinstrument"), "-r", "text", "--show-all", "-o", str(profile), *dagster]
     args = [sys.executable, "-c", LAUNCHER, *dagster]
     before = load()
     started = time.perf_counter()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(args, cwd=checkout.root, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
         sampler = TreeSampler(proc.pid)
         sampler.start()
         try:
@@ -165,7 +178,7 @@ def count_rows(url: str) -> dict[str, int]:
     from sigmasight_assets import schema
 
     engine = sa.create_engine(url)
-    names = [
+    wanted = [
         "market_data_cache",
         "position_values",
         "position_daily_pnl",
@@ -179,39 +192,42 @@ def count_rows(url: str) -> dict[str, int]:
         *[t.name for t in schema.PORTFOLIO_RISK_TABLES],
     ]
     with engine.connect() as conn:
+        stored = set(sa.inspect(conn).get_table_names())
+        names = [n for n in wanted if n in stored]  # an older commit's store lacks the newer tables
         out = {n: conn.execute(sa.text(f'SELECT count(*) FROM "{n}"')).scalar() for n in names}
     engine.dispose()
     return out
 
 
-def run_size(args, scale: float, work: Path) -> dict:
+def run_size(args, scale: float, work: Path, checkout: Checkout = HERE) -> dict:
     ns = argparse.Namespace(**{**vars(args), "scale": scale})
     portfolios, positions, symbols, users = scale_book.sizes(ns)
     label = f"{portfolios} portfolios / {positions} positions / {symbols} symbols"
-    here = work / f"scale-{scale:g}"
+    here = work / f"scale-{scale:g}" / ("this" if checkout is HERE else f"baseline-{checkout.label}")
     (here / "dagster_home").mkdir(parents=True)
-    shutil.copy(ROOT / "dagster.yaml", here / "dagster_home" / "dagster.yaml")  # as `make demo` does
+    shutil.copy(checkout.root / "dagster.yaml", here / "dagster_home" / "dagster.yaml")  # as `make demo` does
     t0 = time.perf_counter()
     counts = scale_book.write(scale_book.build(portfolios, positions, symbols, users, args.seed), here / "book")
     generate_s = time.perf_counter() - t0
     print(
-        f"[{scale:g}] book {label}: "
+        f"[{scale:g}] {checkout.label}: book {label}: "
         + ", ".join(f"{v} {k}" for k, v in counts.items())
         + f" (generated in {generate_s:.1f} s)",
         flush=True,
     )
 
     with fresh_store(args.database, here) as url:
-        env = run_env(url, here / "dagster_home")
-        sh([str(BIN / "sigmasight"), "db", "init"], env, "db init")
-        import_s, _ = sh([str(BIN / "sigmasight"), "book", "import", str(here / "book")], env, "book import")
+        env = run_env(url, here / "dagster_home", checkout)
+        cli = str(checkout.bin / "sigmasight")
+        sh([cli, "db", "init"], env, "db init", checkout.root)
+        import_s, _ = sh([cli, "book", "import", str(here / "book")], env, "book import", checkout.root)
         print(
             f"[{scale:g}] book import {import_s:.1f} s; materializing {scale_book.START}...{scale_book.END} "
             f"(load {load()})",
             flush=True,
         )
         profile = here / "profile.txt" if args.profile else None
-        result = materialize(env, scale_book.START, scale_book.END, here / "run.log", args.timeout, profile)
+        result = materialize(env, scale_book.START, scale_book.END, here / "run.log", args.timeout, profile, checkout)
         rows = count_rows(url) if not result["failed"] else {}
         if args.database == "sqlite":
             result["db_bytes"] = sum(p.stat().st_size for p in here.glob("sigmasight.db*"))
@@ -224,13 +240,14 @@ def run_size(args, scale: float, work: Path) -> dict:
         "generate_s": generate_s,
         "rows": rows,
         "book": counts,
+        "checkout": checkout.label,
     }
 
 
 def report(r: dict, database: str) -> None:
     s = r["scale"]
     status = "FAILED (see " + str(r["log"]) + ")" if r["failed"] else f"{r['runs']} run"
-    print(f"[{s:g}] {r['label']}, {scale_book.SESSIONS} sessions, store {database}: {status}")
+    print(f"[{s:g}] {r['checkout']}: {r['label']}, {scale_book.SESSIONS} sessions, store {database}: {status}")
     print(f"[{s:g}] per-asset step time: " + ", ".join(f"{k} {v:.1f}s" for k, v in r["steps"].items()))
     print(
         f"[{s:g}] peak RSS while each step ran: "
@@ -266,6 +283,11 @@ def main() -> None:
         help="run the CLI under pyinstrument; the report is profile.txt beside run.log (use with --keep)",
     )
     parser.add_argument("--timeout", type=float, default=3600.0, help="kill the run after this many seconds")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run commit REV (a git worktree with its own venv) on the same book, first, and print the ratios",
+    )
     scale_book.add_size_arguments(parser)
     args = parser.parse_args()
 
@@ -280,25 +302,36 @@ def main() -> None:
     scales = [args.scale / 2, args.scale] if args.both_sizes else [args.scale]
     results = []
     try:
-        for scale in scales:
-            results.append(run_size(args, scale, work))
-            report(results[-1], args.database)
+        with contextlib.ExitStack() as stack:
+            old = stack.enter_context(baseline(args.baseline, work)) if args.baseline else None
+            for scale in scales:
+                if old is not None:  # the old code first, then this checkout, on the same book
+                    before = run_size(args, scale, work, old)
+                    report(before, args.database)
+                results.append(run_size(args, scale, work))
+                report(results[-1], args.database)
+                if old is not None:
+                    print(compare(before, results[-1], f"[{scale:g}] {old.label} -> this checkout"), flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     if len(results) == 2:
         half, full = results
         ratio = full["positions"] / half["positions"]
-        print(
-            f"half -> full size ({ratio:.1f}x positions, same {scale_book.SESSIONS} sessions): wall "
-            f"{half['wall']:.1f} s -> {full['wall']:.1f} s ({full['wall'] / half['wall']:.2f}x); per asset: "
-            + ", ".join(
-                f"{k} {half['steps'].get(k, 0):.1f}->{v:.1f}s ({v / max(half['steps'].get(k, 0), 1e-9):.2f}x)"
-                for k, v in full["steps"].items()
-            )
-            + f"; peak RSS {max(half['maxrss'], half['tree_peak']) / GIB:.2f} -> "
-            f"{max(full['maxrss'], full['tree_peak']) / GIB:.2f} GiB"
+        print(compare(half, full, f"half -> full size ({ratio:.1f}x positions, same {scale_book.SESSIONS} sessions)"))
+
+
+def compare(a: dict, b: dict, label: str) -> str:
+    """One line: ``label``, then the wall time, each step's time and the peak RSS of run
+    ``a`` -> run ``b`` with their ratios."""
+    return (
+        f"{label}: wall {a['wall']:.1f} s -> {b['wall']:.1f} s ({b['wall'] / a['wall']:.2f}x); per asset: "
+        + ", ".join(
+            f"{k} {a['steps'].get(k, 0):.1f}->{v:.1f}s ({v / max(a['steps'].get(k, 0), 1e-9):.2f}x)"
+            for k, v in b["steps"].items()
         )
+        + f"; peak RSS {max(a['maxrss'], a['tree_peak']) / GIB:.2f} -> {max(b['maxrss'], b['tree_peak']) / GIB:.2f} GiB"
+    )
 
 
 if __name__ == "__main__":
