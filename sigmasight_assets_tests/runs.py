@@ -24,11 +24,13 @@ def materialize_range(
     price_spec: str = "demo",
     raise_on_error=True,
     instance: DagsterInstance | None = None,
+    selection: list[str] | None = None,
 ):
-    """One run of ``assets`` over [start, end] against the store at ``url`` (in ``instance``,
-    default a new ephemeral one)."""
+    """One run of ``assets`` (or only the asset keys of ``selection``) over [start, end]
+    against the store at ``url`` (in ``instance``, default a new ephemeral one)."""
     return materialize(
         assets,
+        selection=selection,
         resources={"store": StoreResource(database_url=url), "market_data": MarketDataResource(spec=price_spec)},
         tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
         instance=instance or DagsterInstance.ephemeral(),

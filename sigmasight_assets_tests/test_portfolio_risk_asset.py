@@ -231,3 +231,23 @@ def test_a_malformed_scenario_file_fails_the_run_naming_file_line_and_field_and_
     assert str(bad) in message and "line 7" in message and "shocks.market" in message
     for tb in t.PORTFOLIO_RISK_TABLES:
         pd.testing.assert_frame_equal(table_rows(engine, tb), before[tb.name])
+
+
+@pytest.mark.parametrize("alone", ["portfolio_risk", "risk_analytics"])
+def test_either_risk_asset_alone_writes_only_its_own_tables_and_the_same_rows(risk_book, alone):
+    engine, url = risk_book
+    own = {"portfolio_risk": t.PORTFOLIO_RISK_TABLES, "risk_analytics": t.RISK_TABLES}[alone]
+    before = {tb.name: table_rows(engine, tb) for tb in (*t.PORTFOLIO_RISK_TABLES, *t.RISK_TABLES)}
+    with engine.begin() as conn:
+        for tb in own:
+            conn.execute(tb.delete())
+    result = materialize_range([risk_analytics], url, "2025-11-05", END, selection=[alone])
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {alone}
+    for tb in own:  # recomputed for the run's window only: the rest of the range was deleted above
+        got, want = table_rows(engine, tb), before[tb.name]
+        want = want[pd.to_datetime(want["date"]) >= pd.Timestamp("2025-11-05")] if tb is not t.correlations else want
+        pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True), obj=tb.name)
+    for name, rows in before.items():  # the other asset's tables are untouched
+        if name not in {tb.name for tb in own}:
+            pd.testing.assert_frame_equal(table_rows(engine, getattr(t, name)), rows, obj=name)

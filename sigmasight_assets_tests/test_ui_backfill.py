@@ -107,8 +107,11 @@ class Dagster:
         req = urllib.request.Request(
             f"http://127.0.0.1:{self.port}/graphql", data=body, headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            out = json.loads(resp.read())
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                out = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:  # the server's own message, not just "500"
+            raise AssertionError(f"{exc}: {exc.read().decode(errors='replace')[:3000]}\n{self.tail()}") from exc
         assert "errors" not in out, out["errors"]
         return out["data"]
 

@@ -159,10 +159,30 @@ def read_inputs(engine: Engine, window: Window) -> RiskInputs:
 
 
 @dataclass
+class TailInputs:
+    """What ``portfolio_risk``'s figures need beyond the statistics: the scenarios, their
+    loadings (``risk.stress.scenario_loadings``) and replay returns, and the rate betas."""
+
+    scenarios: list[Scenario]
+    loadings: pd.DataFrame
+    replays: pd.DataFrame
+    rates: pd.DataFrame
+
+
+def tail_inputs(engine: Engine, window: Window, inputs: RiskInputs, returns, stats, scenarios) -> TailInputs:
+    """The rate betas from ``returns``, the loadings from them and the in-memory statistics,
+    and the replay returns read from the store."""
+    rates = rate_betas(returns, inputs.symbols, window)
+    loadings = scenario_loadings(stats["market_betas"], stats["factor_exposures"], rates, RATE_WINDOW)
+    return TailInputs(scenarios, loadings, read_replays(engine, inputs.universe, scenarios), rates)
+
+
+@dataclass
 class Figures:
     """The portfolio figures of the whole book: ``risk_analytics``' (``book``, ``volatility``)
     and ``portfolio_risk``'s (``tail``: the summary, var and stress rows, a frame per batch,
-    written as they are: one frame of millions of rows would be a copy of them all)."""
+    written as they are: one frame of millions of rows would be a copy of them all; empty
+    when portfolio_risk is not selected)."""
 
     book: BatchRisk
     volatility: pd.DataFrame
@@ -176,11 +196,9 @@ def portfolio_figures(
     inputs: RiskInputs,
     stats: dict[str, pd.DataFrame],
     returns: pd.DataFrame,
-    loadings: pd.DataFrame,
-    replays: pd.DataFrame,
-    scenarios: list[Scenario],
+    tail: TailInputs | None,
 ) -> Figures:
-    """``risk.portfolio.batch_risk`` and ``risk.summary.portfolio_tail_figures`` a batch of
+    """``risk.portfolio.batch_risk`` and (given ``tail``) ``risk.summary.portfolio_tail_figures`` a batch of
     whole portfolios at a time (memory bounded by the batch; each batch's position rows
     read by a background thread, on its own connection, while the previous batch is
     computed). Fails (``require_inputs``) at the first batch whose position rows hold
@@ -199,18 +217,19 @@ def portfolio_figures(
     for done, (ids, values) in enumerate(prefetched(batch_values()), start=1):
         parts.append(batch_risk(ids, values, stats, inputs.provider, grid, ols, returns, window.start, window.end))
         require_inputs(parts[-1], inputs.symbols, grid, window)
-        part = grid[grid["portfolio_id"].isin(ids)]
-        figures = portfolio_tail_figures(
-            values, part, returns, preturns, loadings, replays, scenarios, window.start, window.end
-        )
-        tails.append({name: compact(frame) for name, frame in figures.items()})
+        if tail is not None:
+            part = grid[grid["portfolio_id"].isin(ids)]
+            figures = portfolio_tail_figures(
+                values, part, returns, preturns, tail.loadings, tail.replays, tail.scenarios, window.start, window.end
+            )
+            tails.append({name: compact(frame) for name, frame in figures.items()})
         context.log.info(
             f"risk_analytics: portfolio batch {done}/{len(batches)} ({len(ids)} portfolios, "
             f"{len(values)} position rows) done"
         )
         del values
-    tail = {name: [p[name] for p in tails] for name in ("summary", "var", "stress")}
-    return Figures(combine_batches(parts), portfolio_volatility(preturns, grid, window.start, window.end), tail)
+    rows = {name: [p[name] for p in tails] for name in ("summary", "var", "stress")}
+    return Figures(combine_batches(parts), portfolio_volatility(preturns, grid, window.start, window.end), rows)
 
 
 def compact(frame: pd.DataFrame) -> pd.DataFrame:
@@ -292,6 +311,7 @@ RISK_ANALYTICS = AssetSpec(
             "ERROR, nothing written, when a held symbol has no beta row at all (incomplete statistics).",
         )
     ],
+    can_subset=True,  # either alone computes what it needs in memory and writes only its own tables
     description="The risk statistics (risk_analytics) and the portfolio VaR/ES, stress and concentration "
     "(portfolio_risk), in one step: every position row is read once for both.",
 )
@@ -299,21 +319,21 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
     window = Window.from_context(context)
     engine = store.engine()
     started = time.perf_counter()
-    scenarios = load_scenarios(scenarios_path())  # first: a bad file fails before anything is read
+    selected = context.selected_asset_keys
+    with_tail = PORTFOLIO_RISK.key in selected
+    scenarios = load_scenarios(scenarios_path()) if with_tail else []  # first: a bad file fails before any read
     inputs = read_inputs(engine, window)
     closes, off_session = wide_closes(inputs.prices, inputs.sessions, inputs.universe)
     ratios, dividends = actions_by_session(inputs.actions, inputs.sessions)
     returns = total_returns(closes, ratios, dividends, inputs.sessions)
     stats = symbol_statistics(returns, inputs.symbols, window.start, window.end)
-    rates = rate_betas(returns, inputs.symbols, window)
-    loadings = scenario_loadings(stats["market_betas"], stats["factor_exposures"], rates, RATE_WINDOW)
+    tail = tail_inputs(engine, window, inputs, returns, stats, scenarios) if with_tail else None
     stats["factor_exposures"] = compact(stats["factor_exposures"])  # kept until the write: 7 rows per symbol session
-    replays = read_replays(engine, inputs.universe, scenarios)
     context.log.info(
         f"risk_analytics {window.label()}: statistics of {len(inputs.symbols)} symbols from "
         f"{len(inputs.prices)} closes ({off_session} off-session, ignored), {time.perf_counter() - started:.2f}s"
     )
-    figures = portfolio_figures(context, engine, window, inputs, stats, returns, loadings, replays, scenarios)
+    figures = portfolio_figures(context, engine, window, inputs, stats, returns, tail)
     book, pvol = figures.book, figures.volatility
     stats = statistics_of(stats, book.held)
     corr_rows, corr_def = correlation_rows(returns, sorted(book.held_at_end), window.end)
@@ -335,7 +355,7 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
     last = {"portfolios": markdown_table(portfolio_risk_at(book.betas, pvol, book.summaries, window.end), ",.3f")}
     definitions = metric_definitions(stats, corr_def, book.summary_definition, FACTOR_ETFS)
 
-    def write(conn: Connection) -> dict:
+    def write_analytics(conn: Connection) -> dict:
         counts = {
             table.name: replace_window(conn, table, "date", window.start.date(), window.end.date(), frame)
             for table, frame in tables.items()
@@ -345,7 +365,7 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
         written = per_session(window.sessions, {**tables, t.correlations: corr_written}, book)
         last["correlation_matrix"] = MetadataValue.text(corr_note)
         session_metadata(context, window.sessions, written, last=last, asset_key=RISK_ANALYTICS.key)
-        analytics = {
+        return {
             **table_metadata(TABLES[0]),
             "tables": MetadataValue.json([table.name for table in TABLES]),
             "window": MetadataValue.text(window.label()),
@@ -353,10 +373,16 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
             "metric_definitions": MetadataValue.json(definitions),
             "run": MetadataValue.json(run),
         }
-        portfolio = write_portfolio_risk(conn, context, window, figures.tail, rates, scenarios)
-        return {RISK_ANALYTICS.key: analytics, PORTFOLIO_RISK.key: portfolio}
 
-    yield from write_checked(engine, write, [coverage_check(window)], assets=(RISK_ANALYTICS.key, PORTFOLIO_RISK.key))
+    def write(conn: Connection) -> dict:
+        out = {RISK_ANALYTICS.key: write_analytics(conn)} if RISK_ANALYTICS.key in selected else {}
+        if tail is not None:
+            out[PORTFOLIO_RISK.key] = write_portfolio_risk(conn, context, window, figures.tail, tail.rates, scenarios)
+        return out
+
+    checks = [coverage_check(window)] if RISK_ANALYTICS.key in selected else []
+    keys = [key for key in (RISK_ANALYTICS.key, PORTFOLIO_RISK.key) if key in selected]
+    yield from write_checked(engine, write, checks, assets=keys)
 
 
 def write_correlations(conn: Connection, rows: pd.DataFrame, end: pd.Timestamp) -> tuple[pd.DataFrame, str]:
