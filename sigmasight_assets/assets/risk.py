@@ -377,7 +377,9 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
     def write(conn: Connection) -> dict:
         out = {RISK_ANALYTICS.key: write_analytics(conn)} if RISK_ANALYTICS.key in selected else {}
         if tail is not None:
-            out[PORTFOLIO_RISK.key] = write_portfolio_risk(conn, context, window, figures.tail, tail.rates, scenarios)
+            out[PORTFOLIO_RISK.key] = write_portfolio_risk(
+                conn, context, window, figures.tail, tail.rates, tail.scenarios
+            )
         return out
 
     checks = [coverage_check(window)] if RISK_ANALYTICS.key in selected else []
