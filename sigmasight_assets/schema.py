@@ -386,7 +386,7 @@ portfolio_snapshots = Table(
 # --- risk outputs (risk_analytics asset; docs/risk.md §1) --------------------------------------
 # Statistics are properties of a *symbol* and a session (an option's position takes its
 # underlying's rows through position_values.risk_symbol); the position-level tables of the
-# public contract are the views of ``RISK_VIEWS`` below. Too few observations leave the
+# public contract are the views of ``VIEWS`` below. Too few observations leave the
 # statistic NULL with its n_obs; nothing is ever filled in.
 
 symbol_market_betas = Table(
@@ -597,7 +597,7 @@ RISK_TABLES = (
 # the symbol tables, so an option takes its underlying's statistics. PRIVATE positions have
 # no market returns and no rows. Plain SQL valid on SQLite and PostgreSQL; ``store.init_db``
 # creates or replaces them (they depend on the tables above and on position_values).
-RISK_VIEWS: dict[str, str] = {
+VIEWS: dict[str, str] = {
     "position_market_betas": """
 SELECT pv.position_id, pv.portfolio_id, pv.date, b.window_days, b.beta, b.alpha, b.r_squared, b.n_obs,
        pv.symbol, pv.risk_symbol, pv.market_value, pv.delta_exposure
@@ -632,3 +632,8 @@ JOIN symbol_factor_exposures f ON f.symbol = pv.risk_symbol AND f.date = pv.date
 WHERE pv.investment_class <> 'PRIVATE'
 """,
 }
+
+RETIRED_TABLES: dict[str, str] = {}
+"""Tables earlier versions of the schema stored and this one does not (a view of the same
+name may replace one), each with the asset that writes its replacement. ``store.init_db``
+drops them and records a recompute request from the earliest session they held."""

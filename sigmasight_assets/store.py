@@ -14,8 +14,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from sigmasight_assets import config
-from sigmasight_assets.schema import RISK_VIEWS, metadata
+from sigmasight_assets import config, recompute
+from sigmasight_assets.schema import RETIRED_TABLES, VIEWS, metadata
 
 _ENGINES: dict[str, Engine] = {}
 SQLITE_CACHE_KIB = 131_072
@@ -56,11 +56,12 @@ def dispose_engines() -> None:
 
 
 def init_db(engine: Engine) -> list[str]:
-    """Create missing tables, indexes and columns; idempotent. Returns what it changed."""
+    """Create missing tables, indexes and columns, retire the tables ``RETIRED_TABLES``
+    names and (re)create the views of ``VIEWS``; idempotent. Returns what it changed."""
     changes: list[str] = []
     with engine.begin() as conn:
         inspector = sa.inspect(conn)
-        # Tables only: the views of schema.RISK_VIEWS are (re)created after the tables.
+        # Tables only: the views are (re)created after the tables.
         existing = set(inspector.get_table_names()) - set(inspector.get_view_names())
         for table in metadata.sorted_tables:
             if table.name not in existing:
@@ -78,8 +79,41 @@ def init_db(engine: Engine) -> list[str]:
                 if index.name not in have_ix:
                     index.create(conn)
                     changes.append(f"created index {index.name}")
-        changes += ensure_views(conn, RISK_VIEWS)
+        changes += retire_tables(conn, RETIRED_TABLES, VIEWS)
+        changes += ensure_views(conn, VIEWS)
     return changes
+
+
+def retire_tables(conn: Connection, retired: Mapping[str, str], views: Mapping[str, str]) -> list[str]:
+    """Drop each table of ``retired`` (name -> the asset whose output replaces it) that the
+    store still holds: what it held is derived, and the asset writes it again in its new
+    form. The sessions it covered are recorded as a recompute request (from its earliest
+    ``date``), so the recompute sensor (or the next range run over them) fills them, and
+    nothing computed is silently lost. Our views are dropped first (``ensure_views``
+    recreates them), so a view over the old table never blocks the drop."""
+    inspector = sa.inspect(conn)
+    present = set(inspector.get_table_names()) & set(retired)
+    if not present:
+        return []
+    _drop_views(conn, [name for name in views if name in set(inspector.get_view_names())])
+    changes = []
+    for name in sorted(present):
+        table = sa.table(name, sa.column("date"))
+        earliest = conn.execute(sa.select(sa.func.min(table.c.date))).scalar()
+        conn.execute(sa.text(f'DROP TABLE "{name}"'))
+        reason = f"store upgrade: table {name} retired, its sessions are written again by {retired[name]}"
+        recorded = recompute.record_if_computed(conn, earliest, reason) if earliest is not None else None
+        changes.append(
+            f"dropped table {name} (now written by {retired[name]}"
+            + (f"; recompute requested from {recorded})" if recorded else ")")
+        )
+    return changes
+
+
+def _drop_views(conn: Connection, names: list[str]) -> None:
+    """Drop the views ``names`` (existing ones), the last first."""
+    for name in reversed(names):
+        conn.execute(sa.text(f'DROP VIEW "{name}"'))
 
 
 def _view_tag(select_sql: str) -> str:
@@ -87,56 +121,54 @@ def _view_tag(select_sql: str) -> str:
     return "sigmasight-view:" + hashlib.sha256(" ".join(select_sql.split()).encode()).hexdigest()[:16]
 
 
-def ensure_views(conn: Connection, views: Mapping[str, str]) -> list[str]:
-    """Create each view ``name AS select_sql``, or replace it when its definition changed;
-    a view already up to date is left alone, so repeated calls change nothing.
+def _stored_view(conn: Connection, name: str) -> str | None:
+    """What identifies the stored definition of view ``name`` (PostgreSQL: its tag comment;
+    SQLite: its normalised ``CREATE VIEW`` text), or None when there is no such view."""
+    if conn.dialect.name == "postgresql":
+        return conn.execute(
+            sa.text(
+                "SELECT coalesce(obj_description(c.oid, 'pg_class'), '') FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relname = :name AND c.relkind = 'v' AND n.nspname = current_schema()"
+            ),
+            {"name": name},
+        ).scalar()
+    current = conn.execute(
+        sa.text("SELECT sql FROM sqlite_master WHERE type = 'view' AND name = :name"), {"name": name}
+    ).scalar()
+    return None if current is None else " ".join(current.split())
 
-    PostgreSQL: ``CREATE OR REPLACE VIEW`` (falling back to DROP + CREATE inside a
-    savepoint when the column list changed, which OR REPLACE refuses), tagged with
-    ``COMMENT ON VIEW`` = a digest of the definition. SQLite: ``DROP VIEW IF EXISTS`` +
-    ``CREATE VIEW``, compared with the stored ``sqlite_master.sql``. A *table* of the same
-    name is an error (never dropped)."""
-    dialect = conn.dialect.name
-    inspector = sa.inspect(conn)
-    tables = set(inspector.get_table_names())
-    have = set(inspector.get_view_names())
-    changes: list[str] = []
-    for name, select_sql in views.items():
+
+def ensure_views(conn: Connection, views: Mapping[str, str]) -> list[str]:
+    """Create each view ``name AS select_sql`` (in order: a view may select from an earlier
+    one); when any is missing or its definition changed, every one of them is dropped
+    (reverse order) and created again, so views that depend on each other never block a
+    change. Views already up to date are left alone: repeated calls change nothing.
+
+    Definitions are recognised by a digest (PostgreSQL: ``COMMENT ON VIEW``) or by the
+    stored ``CREATE VIEW`` text (SQLite). A *table* of a view's name is an error (never
+    dropped here; ``retire_tables`` drops the ones the schema retired)."""
+    tables = set(sa.inspect(conn).get_table_names())
+    for name in views:
         if name in tables:
             raise RuntimeError(
                 f"cannot create view {name}: a table of that name exists in the store; drop or rename it"
             )
-        body = " ".join(select_sql.split())
-        tag = _view_tag(select_sql)
-        if dialect == "postgresql":
-            current = conn.execute(
-                sa.text(
-                    "SELECT obj_description(c.oid, 'pg_class') FROM pg_class c "
-                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE c.relname = :name AND c.relkind = 'v' AND n.nspname = current_schema()"
-                ),
-                {"name": name},
-            ).scalar()
-            if name in have and current == tag:
-                continue
-            try:
-                with conn.begin_nested():
-                    conn.execute(sa.text(f'CREATE OR REPLACE VIEW "{name}" AS {body}'))
-            except sa.exc.DBAPIError:
-                conn.execute(sa.text(f'DROP VIEW IF EXISTS "{name}"'))
-                conn.execute(sa.text(f'CREATE VIEW "{name}" AS {body}'))
-            conn.execute(sa.text(f"COMMENT ON VIEW \"{name}\" IS '{tag}'"))
-        else:
-            ddl = f'CREATE VIEW "{name}" AS {body}'
-            current = conn.execute(
-                sa.text("SELECT sql FROM sqlite_master WHERE type = 'view' AND name = :name"), {"name": name}
-            ).scalar()
-            if current is not None and " ".join(current.split()) == ddl:
-                continue
-            conn.execute(sa.text(f'DROP VIEW IF EXISTS "{name}"'))
-            conn.execute(sa.text(ddl))
-        changes.append(f"{'replaced' if name in have else 'created'} view {name}")
-    return changes
+    postgresql = conn.dialect.name == "postgresql"
+    wanted = {
+        name: _view_tag(sql) if postgresql else " ".join(f'CREATE VIEW "{name}" AS {sql}'.split())
+        for name, sql in views.items()
+    }
+    stored = {name: _stored_view(conn, name) for name in views}
+    stale = [name for name in views if stored[name] != wanted[name]]
+    if not stale:
+        return []
+    _drop_views(conn, [name for name in views if stored[name] is not None])
+    for name, select_sql in views.items():
+        conn.execute(sa.text(f'CREATE VIEW "{name}" AS {" ".join(select_sql.split())}'))
+        if postgresql:
+            conn.execute(sa.text(f"COMMENT ON VIEW \"{name}\" IS '{wanted[name]}'"))
+    return [f"{'created' if stored[name] is None else 'replaced'} view {name}" for name in stale]
 
 
 class StoreNotReadyError(RuntimeError):

@@ -363,7 +363,7 @@ def test_the_default_store_is_in_the_current_directory_and_every_command_names_i
     assert capsys.readouterr().err == f"sigmasight: error: no store at {path}: run `sigmasight db init` first\n"
     assert not (tmp_path / "data").exists()
     assert cli.main(["db", "init"]) == 0
-    created = len(schema.metadata.tables) + len(schema.RISK_VIEWS)  # every table and view
+    created = len(schema.metadata.tables) + len(schema.VIEWS)  # every table and view
     assert capsys.readouterr().out.splitlines()[0] == f"store sqlite:///{path}: {created} change(s)"
     assert path.is_file()
     assert cli.main(["book", "load-demo"]) == 0

@@ -225,7 +225,7 @@ def rows(engine: sa.Engine, table) -> pd.DataFrame:
 
 def snapshot(engine: sa.Engine) -> dict[str, pd.DataFrame]:
     out = {tb.name: rows(engine, tb) for tb in OUTPUT_TABLES}
-    for view in t.RISK_VIEWS:
+    for view in t.VIEWS:
         out[view] = rows(engine, sa.table(view, *[sa.column(c) for c in _view_columns(engine, view)]))
     out["portfolios"] = rows(
         engine,

@@ -1,14 +1,56 @@
+import datetime as dt
+
 import sqlalchemy as sa
 
+from sigmasight_assets import recompute
+from sigmasight_assets import schema as t
 from sigmasight_assets.calendar import previous_session, session_on_or_after
 from sigmasight_assets.partitions import daily_partitions
-from sigmasight_assets.store import init_db
+from sigmasight_assets.store import ensure_views, init_db, retire_tables
 
 
 def test_db_init_is_idempotent(engine):
     assert init_db(engine) == []
     names = set(sa.inspect(engine).get_table_names())
     assert {"market_data_cache", "portfolio_snapshots", "position_values"} <= names
+
+
+def test_a_retired_table_becomes_its_view_and_its_sessions_are_requested_again(engine):
+    """An upgrade drops a derived table the schema no longer has (its view takes the name),
+    even with a view over it, and records a recompute from the earliest session it held."""
+    with engine.begin() as conn:
+        conn.execute(sa.text('CREATE TABLE "old_tags" (position_id VARCHAR(8), date DATE, sector VARCHAR(8))'))
+        conn.execute(sa.text("INSERT INTO old_tags VALUES ('p1', '2025-07-02', 'Tech'), ('p1', '2025-07-03', 'Tech')"))
+        conn.execute(sa.text('CREATE VIEW "over_old" AS SELECT position_id FROM old_tags'))
+        for day in ("2025-07-01", "2025-07-03"):
+            conn.execute(
+                t.equity_balances.insert().values(
+                    portfolio_id="pf",
+                    date=dt.date.fromisoformat(day),
+                    previous_equity=1.0,
+                    daily_pnl=0.0,
+                    dividends=0.0,
+                    capital_flow=0.0,
+                    equity_balance=1.0,
+                    twr_index=1.0,
+                    cumulative_pnl=0.0,
+                )
+            )
+    views = {"over_old": "SELECT 1 AS x", "old_tags": "SELECT 'p1' AS position_id"}
+    with engine.begin() as conn:
+        changes = retire_tables(conn, {"old_tags": "sector_tags"}, views)
+        changes += ensure_views(conn, views)
+    assert changes == [
+        "dropped table old_tags (now written by sector_tags; recompute requested from 2025-07-02)",
+        "created view over_old",
+        "created view old_tags",
+    ]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT position_id FROM old_tags")).scalars().all() == ["p1"]
+        pending = recompute.pending(conn)
+        assert pending is not None and pending.earliest == dt.date(2025, 7, 2)
+        assert "old_tags retired" in pending.reasons[0]
+        assert retire_tables(conn, {"old_tags": "sector_tags"}, views) == [] and ensure_views(conn, views) == []
 
 
 def test_market_data_cache_has_unique_symbol_date_index(engine):

@@ -25,7 +25,7 @@ One single-run step over a range of sessions [a, b]:
    ``risk_coverage`` check, and attaches each session's own numbers to its partition of
    each asset.
 
-Position-level tables are the SQL views ``schema.RISK_VIEWS`` (``store.init_db``).
+Position-level tables are the SQL views ``schema.VIEWS`` (``store.init_db``).
 """
 
 import time
