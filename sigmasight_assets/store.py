@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from sigmasight_assets import config, recompute
+from sigmasight_assets import config, copy_binary, recompute
 from sigmasight_assets.schema import RETIRED_TABLES, VIEWS, metadata
 
 _ENGINES: dict[str, Engine] = {}
@@ -336,55 +336,17 @@ def _bound(column: pd.Series, type_: sa.types.TypeEngine, processor) -> list:
     return [processor(v) for v in _plain(column)]
 
 
-_COPY_TYPES = (sa.String, sa.Float, sa.Integer, sa.Boolean, sa.Date, sa.DateTime)
-
-
 def _copyable(table: sa.Table, frame: pd.DataFrame, names: list[str]) -> bool:
-    """COPY text carries these columns exactly: string, float, integer (integral values
-    only: psycopg2 would send 2.5 as a number PostgreSQL rounds), boolean, date and
-    timestamp types (timestamps as Python datetimes: ISO 8601 with their UTC offset)."""
+    """Binary COPY (``copy_binary``) carries these columns exactly: strings, doubles,
+    integers (integral values only), booleans, dates and timestamps with time zone."""
     for n in names:
-        type_ = table.c[n].type
-        if not isinstance(type_, _COPY_TYPES) or isinstance(type_, (sa.Enum, sa.Time, sa.Interval)):
+        if not copy_binary.supported(table.c[n].type):
             return False
-        if isinstance(type_, sa.DateTime):
-            column = frame[n]
-            if pd.api.types.is_datetime64_any_dtype(column) and getattr(column.dt, "tz", None) is None:
-                return False  # ``_plain`` sends naive datetime64 values as dates
-            if not column.dropna().map(lambda v: isinstance(v, datetime)).all():
-                return False
-        if isinstance(type_, sa.Integer) and pd.api.types.is_float_dtype(frame[n]):
+        if isinstance(table.c[n].type, sa.Integer) and pd.api.types.is_float_dtype(frame[n]):
             v = frame[n].dropna()
             if not np.array_equal(v, np.floor(v)):
                 return False
     return True
-
-
-def _copy_text(column: pd.Series, type_: sa.types.TypeEngine) -> pd.Series:
-    """One column in PostgreSQL COPY text format (NULL = ``\\N``), from the same plain values
-    psycopg2 would adapt: shortest round-trip floats, integers, t/f, ISO dates, escaped text."""
-    values = pd.Series(_plain(column), index=column.index, dtype=object)
-    null = values.isna()
-    if isinstance(type_, sa.Boolean):
-        text = values.map(lambda v: "t" if v else "f", na_action="ignore")
-    elif isinstance(type_, sa.DateTime):
-        text = values.map(lambda v: v.isoformat(sep=" "), na_action="ignore")
-    elif isinstance(type_, sa.Date):
-        text = values.map(lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v), na_action="ignore")
-    elif isinstance(type_, sa.Integer):
-        text = values.map(lambda v: repr(int(v)) if isinstance(v, (float, bool)) else repr(v), na_action="ignore")
-    elif isinstance(type_, sa.Float):
-        text = values.map(repr, na_action="ignore")
-    else:
-        text = values.map(str, na_action="ignore")
-        if text.str.contains(r"[\\\t\n\r]", regex=True, na=False).any():
-            text = (
-                text.str.replace("\\", "\\\\", regex=False)
-                .str.replace("\t", "\\t", regex=False)
-                .str.replace("\n", "\\n", regex=False)
-                .str.replace("\r", "\\r", regex=False)
-            )
-    return text.where(~null, "\\N")
 
 
 def _copy_postgresql_skipping_conflicts(
@@ -416,13 +378,11 @@ def _copy_postgresql(conn: Connection, table: sa.Table, frame: pd.DataFrame, nam
     cursor = driver.cursor()
     quoted = ", ".join(conn.dialect.identifier_preparer.quote(n) for n in names)
     target = conn.dialect.identifier_preparer.format_table(table)
-    sql = f"COPY {target} ({quoted}) FROM STDIN"
+    sql = f"COPY {target} ({quoted}) FROM STDIN WITH (FORMAT binary)"
+    types = [table.c[n].type for n in names]
     try:
         for lo in range(0, len(frame), INSERT_CHUNK):
-            chunk = frame.iloc[lo : lo + INSERT_CHUNK]
-            cols = [_copy_text(chunk[n], table.c[n].type) for n in names]
-            lines = cols[0].str.cat(cols[1:], sep="\t") if len(cols) > 1 else cols[0]
-            cursor.copy_expert(sql, io.StringIO("\n".join(lines.tolist()) + "\n"))
+            cursor.copy_expert(sql, io.BytesIO(copy_binary.encode(frame[names].iloc[lo : lo + INSERT_CHUNK], types)))
     except conn.dialect.loaded_dbapi.Error as exc:  # the raw cursor's error, as SQLAlchemy raises it
         raise sa.exc.DBAPIError.instance(sql, None, exc, conn.dialect.loaded_dbapi.Error) from exc
     finally:

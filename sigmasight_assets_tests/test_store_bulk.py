@@ -83,6 +83,34 @@ def test_bulk_insert_stores_the_values_a_plain_insert_stores(table):
     assert stamp == dt.datetime(2026, 11, 24, 20, 1, 8, 345678)
 
 
+def test_bulk_insert_of_pandas_dtypes_stores_what_a_plain_insert_stores(table):
+    """Categorical and nullable columns, an integer column held as floats with a gap, empty
+    and backslash-N strings, a NULL boolean, dates around 2000-01-01 (the binary COPY
+    epoch): the same rows as the row-by-row insert."""
+    frame = pd.DataFrame(
+        {
+            "id": pd.Series([1.0, 2.0, 3.0, 4.0]),
+            "name": pd.Categorical(["AAPL", "", "\\N", None]),
+            "amount": pd.Series([np.nan, 2.5, -1e300, 0.1], dtype="float64"),
+            "flag": pd.Series([True, None, False, True], dtype=object),
+            "day": pd.to_datetime(["1999-12-31", "2000-01-01", "2000-01-02", None]),
+            "stamp": pd.to_datetime(
+                ["1999-12-31 23:59:59.999999", None, "2030-06-30 12:00:00.000000", "2000-01-01 00:00:00.000000"],
+                utc=True,
+            ),
+        }
+    )
+    with table.begin() as conn:
+        bulk_insert(conn, sample, frame)
+    bulk = stored(table)
+    with table.begin() as conn:
+        conn.execute(sample.delete())
+        conn.execute(sample.insert(), store.records(frame, [c.name for c in sample.columns]))
+    pd.testing.assert_frame_equal(bulk, stored(table))
+    assert bulk["name"].tolist()[:3] == ["AAPL", "", "\\N"] and pd.isna(bulk.loc[3, "name"])
+    assert bulk["flag"].tolist()[::2] == [True, False] and pd.isna(bulk.loc[1, "flag"])
+
+
 def test_bulk_insert_skipping_conflicts_keeps_the_stored_row(table):
     frame = sample_frame()
     with table.begin() as conn:
