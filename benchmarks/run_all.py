@@ -1,12 +1,13 @@
 """Every benchmark of docs/operating.md §9 from one command (``make benchmark``), then a summary with
 one line per target.
 
-    python benchmarks/run_all.py [--skip-scale] [--scale-database sqlite|postgresql]
+    python benchmarks/run_all.py [--skip-scale] [--scale-database sqlite|postgresql|both]
 
 Runs, each in its own process with its output streamed:
 - ``backfill.py --database sqlite`` and ``--database postgresql``: the demo backfill (a),
   the latest session alone (b) and the per-session loop and its ratio (c);
-- ``scale.py --both-sizes``: the scale book at half and full size (d).
+- ``scale.py --both-sizes`` on each store (default both): the scale book at half and full
+  size (d), each followed by the next session alone on the backfilled store.
 Every line a script prints with ``[target ...: met|MISSED]`` is repeated in the summary,
 prefixed by the script and store it came from. Exits 1 when a script fails.
 """
@@ -36,7 +37,7 @@ def run(script: str, *args: str) -> tuple[int, list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip-scale", action="store_true", help="only the demo benchmarks (a)-(c)")
-    parser.add_argument("--scale-database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--scale-database", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
 
     plan = [
@@ -44,7 +45,8 @@ def main() -> None:
         ("demo, postgresql", "backfill.py", "--database", "postgresql"),
     ]
     if not args.skip_scale:
-        plan.append((f"scale, {args.scale_database}", "scale.py", "--both-sizes", "--database", args.scale_database))
+        stores = ["sqlite", "postgresql"] if args.scale_database == "both" else [args.scale_database]
+        plan += [(f"scale, {db}", "scale.py", "--both-sizes", "--database", db) for db in stores]
 
     summary, failed = [], []
     for label, script, *script_args in plan:

@@ -172,31 +172,28 @@ def materialize(
     }
 
 
-def count_rows(url: str) -> dict[str, int]:
+def stored_sizes(url: str) -> dict[str, tuple[int, int]]:
+    """Rows and bytes (table with its indexes) of every table in the store, largest first:
+    SQLite's ``dbstat`` pages, PostgreSQL's ``pg_total_relation_size``. Any store, of any
+    commit: the names are the store's own."""
     import sqlalchemy as sa
 
-    from sigmasight_assets import schema
-
     engine = sa.create_engine(url)
-    wanted = [
-        "market_data_cache",
-        "position_values",
-        "position_daily_pnl",
-        "daily_pnl",
-        "equity_balances",
-        "portfolio_snapshots",
-        "position_sector_tags",
-        "sector_exposures",
-        *[t.name for t in schema.RISK_TABLES],
-        schema.position_greeks.name,
-        *[t.name for t in schema.PORTFOLIO_RISK_TABLES],
-    ]
     with engine.connect() as conn:
-        stored = set(sa.inspect(conn).get_table_names())
-        names = [n for n in wanted if n in stored]  # an older commit's store lacks the newer tables
-        out = {n: conn.execute(sa.text(f'SELECT count(*) FROM "{n}"')).scalar() for n in names}
+        names = sorted(set(sa.inspect(conn).get_table_names()))
+        if conn.dialect.name == "sqlite":
+            pages = conn.execute(
+                sa.text(
+                    "SELECT m.tbl_name, SUM(d.pgsize) FROM dbstat d JOIN sqlite_master m ON m.name = d.name "
+                    "GROUP BY m.tbl_name"
+                )
+            ).all()
+            size = {name: int(total) for name, total in pages}
+        else:
+            size = {n: conn.execute(sa.text("SELECT pg_total_relation_size(:n)"), {"n": n}).scalar() for n in names}
+        out = {n: (conn.execute(sa.text(f'SELECT count(*) FROM "{n}"')).scalar(), size.get(n, 0)) for n in names}
     engine.dispose()
-    return out
+    return dict(sorted(out.items(), key=lambda kv: -kv[1][1]))
 
 
 def run_size(args, scale: float, work: Path, checkout: Checkout = HERE) -> dict:
@@ -228,7 +225,10 @@ def run_size(args, scale: float, work: Path, checkout: Checkout = HERE) -> dict:
         )
         profile = here / "profile.txt" if args.profile else None
         result = materialize(env, scale_book.START, scale_book.END, here / "run.log", args.timeout, profile, checkout)
-        rows = count_rows(url) if not result["failed"] else {}
+        rows = stored_sizes(url) if not result["failed"] else {}
+        if not result["failed"] and not args.no_daily:  # the next session alone, as the daily run does it
+            day = materialize(env, scale_book.NEXT, scale_book.NEXT, here / "daily.log", args.timeout, None, checkout)
+            result["daily"] = day
         if args.database == "sqlite":
             result["db_bytes"] = sum(p.stat().st_size for p in here.glob("sigmasight.db*"))
     return {
@@ -253,7 +253,26 @@ def report(r: dict, database: str) -> None:
         f"[{s:g}] peak RSS while each step ran: "
         + ", ".join(f"{k} {v / GIB:.2f} GiB" for k, v in r["step_peaks"].items())
     )
-    print(f"[{s:g}] rows stored: " + ", ".join(f"{k} {v:,}" for k, v in r["rows"].items()))
+    rows = r["rows"]
+    print(
+        f"[{s:g}] rows and MiB stored (table with its indexes): "
+        + ", ".join(f"{k} {n:,} / {b / 2**20:,.0f}" for k, (n, b) in rows.items() if n)
+    )
+    if rows:
+        print(
+            f"[{s:g}] rows stored in all: {sum(n for n, _ in rows.values()):,}; "
+            f"bytes: {sum(b for _, b in rows.values()) / GIB:.2f} GiB"
+        )
+    if "daily" in r:
+        d = r["daily"]
+        share = d["wall"] / r["wall"]
+        print(
+            f"[{s:g}] the next session alone ({scale_book.NEXT}) on the backfilled store: "
+            + ("FAILED (see " + str(d["log"]) + ")" if d["failed"] else f"{d['wall']:.1f} s")
+            + f", 1/{1 / share:.0f} of the range run; per asset: "
+            + ", ".join(f"{k} {v:.1f}s" for k, v in d["steps"].items())
+            + f" [target <= 1/40 of the range run: {'met' if share <= 1 / 40 and not d['failed'] else 'MISSED'}]"
+        )
     print(
         f"[{s:g}] load average before/after the run: {r['load_before']} / {r['load_after']}; "
         f"book import {r['import_s']:.1f} s" + (f"; store {r['db_bytes'] / GIB:.2f} GiB" if "db_bytes" in r else "")
@@ -283,6 +302,9 @@ def main() -> None:
         help="run the CLI under pyinstrument; the report is profile.txt beside run.log (use with --keep)",
     )
     parser.add_argument("--timeout", type=float, default=3600.0, help="kill the run after this many seconds")
+    parser.add_argument(
+        "--no-daily", action="store_true", help="skip the run of the next session alone after the range run"
+    )
     parser.add_argument(
         "--baseline",
         metavar="REV",
@@ -331,6 +353,17 @@ def compare(a: dict, b: dict, label: str) -> str:
             for k, v in b["steps"].items()
         )
         + f"; peak RSS {max(a['maxrss'], a['tree_peak']) / GIB:.2f} -> {max(b['maxrss'], b['tree_peak']) / GIB:.2f} GiB"
+        + (
+            f"; next session alone {a['daily']['wall']:.1f} -> {b['daily']['wall']:.1f} s"
+            if "daily" in a and "daily" in b
+            else ""
+        )
+        + (
+            f"; rows stored {sum(n for n, _ in a['rows'].values()):,} -> {sum(n for n, _ in b['rows'].values()):,}, "
+            f"{sum(x for _, x in a['rows'].values()) / GIB:.2f} -> {sum(x for _, x in b['rows'].values()) / GIB:.2f} GiB"
+            if a["rows"] and b["rows"]
+            else ""
+        )
     )
 
 

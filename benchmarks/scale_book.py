@@ -42,6 +42,8 @@ from sigmasight_assets.symbols import FACTOR_ETFS, is_listed_symbol, parse_occ  
 
 START, END = "2024-11-05", "2025-11-06"
 """The backfill window: 252 NYSE sessions (checked in ``main``)."""
+NEXT = "2025-11-07"
+"""The session after END: what the daily run computes next on the backfilled store."""
 SESSIONS = 252
 EXPIRIES = ("2025-12-19", "2026-03-20")
 OPTION_UNDERLYINGS = 150  # options are written on the most widely held names only
