@@ -24,11 +24,11 @@ from sigmasight_assets.store import check_schema, serialize_writes
 COMPUTED_TABLES: dict[sa.Table, str] = {
     t.position_values: "date",
     t.position_greeks: "date",
-    t.position_daily_pnl: "date",
+    t.position_close_pnl: "date",
     t.daily_pnl: "date",
     t.equity_balances: "date",
     t.portfolio_snapshots: "snapshot_date",
-    t.position_sector_tags: "date",
+    t.sector_tag_sessions: "date",
     t.sector_exposures: "date",
     **dict.fromkeys(t.RISK_TABLES, "date"),
     **dict.fromkeys(t.PORTFOLIO_RISK_TABLES, "date"),

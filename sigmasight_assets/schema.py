@@ -24,6 +24,8 @@ from sqlalchemy import (
     Text,
 )
 
+from sigmasight_assets.symbols import FACTOR_ETFS
+
 metadata = MetaData()
 
 
@@ -186,21 +188,43 @@ company_profiles = Table(
     Column("as_of_session", Date, nullable=False),
 )
 
-# Sector tags (sector_tags asset): per held position and per portfolio sector per session.
+# Sector tags (sector_tags asset). A tag depends only on the key (symbol, risk_symbol,
+# investment_class) and the profile snapshot, so it is stored once per key and tag set
+# (``tag_set``: a digest of the profile fields and rules the tagging uses, ``sectors.tag_set_id``),
+# and each session records the tag set it was tagged with. The per-position rows are the view
+# ``position_sector_tags`` (``VIEWS``), declared below for reading.
+symbol_sector_tags = Table(
+    "symbol_sector_tags",
+    metadata,
+    Column("tag_set", String(32), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("risk_symbol", String(64), nullable=False),
+    Column("investment_class", String(16), nullable=False),
+    Column("sector", String(100), nullable=False),
+    Column("industry", String(200)),
+    Column("tag_basis", String(16), nullable=False),  # profile | underlying | etf | private | unknown
+    PrimaryKeyConstraint("tag_set", "symbol", "risk_symbol", "investment_class"),
+)
+
+sector_tag_sessions = Table(
+    "sector_tag_sessions",
+    metadata,
+    Column("date", Date, primary_key=True),
+    Column("tag_set", String(32), nullable=False),
+)
+
 position_sector_tags = Table(
     "position_sector_tags",
-    metadata,
+    MetaData(),  # a view (``VIEWS``), not a table of ``metadata``: declared for reads only
     Column("position_id", String(64), nullable=False),
     Column("portfolio_id", String(64), nullable=False),
     Column("date", Date, nullable=False),
     Column("symbol", String(64), nullable=False),
     Column("sector", String(100), nullable=False),
     Column("industry", String(200)),
-    Column("tag_basis", String(16), nullable=False),  # profile | underlying | etf | private | unknown
+    Column("tag_basis", String(16), nullable=False),
     Money("market_value"),
     PrimaryKeyConstraint("position_id", "date"),
-    Index("ix_position_sector_tags_portfolio_date", "portfolio_id", "date"),
-    Index("ix_position_sector_tags_date", "date"),
 )
 
 sector_exposures = Table(
@@ -260,6 +284,15 @@ position_values = Table(
     # else market_value; gamma_exposure ½·Γ·S²·q·m for an option, 0 otherwise
     Money("delta_exposure"),
     Money("gamma_exposure"),
+    # The position's P&L of the session (docs/accounting.md §2), read through the view
+    # position_daily_pnl; NULL on sessions before its portfolio's inception session (not rolled
+    # forward). daily_unrealized_pnl is the session's change, unlike unrealized_pnl above
+    # (against entry).
+    Money("daily_unrealized_pnl"),
+    Money("realized_pnl"),
+    Money("lifetime_realized_pnl"),
+    Money("dividends"),  # q_{d⁻} · ratio_d · m · amount on an ex-date (§5a)
+    Money("quantity_closed"),
     PrimaryKeyConstraint("position_id", "date"),
     Index("ix_position_values_portfolio_date", "portfolio_id", "date"),
     Index("ix_position_values_date", "date"),
@@ -303,20 +336,40 @@ position_greeks = Table(
     Index("ix_position_greeks_date", "date"),
 )
 
+# The P&L of a position on the session it stops being held at the close (its full close, an
+# exit or an expiry: quantity 0, so no position_values row), written with position_values.
+position_close_pnl = Table(
+    "position_close_pnl",
+    metadata,
+    Column("position_id", String(64), nullable=False),
+    Column("portfolio_id", String(64), nullable=False),
+    Column("date", Date, nullable=False),
+    Money("daily_unrealized_pnl", nullable=False),
+    Money("realized_pnl", nullable=False),
+    Money("lifetime_realized_pnl", nullable=False),
+    Money("dividends", nullable=False),
+    Money("quantity_closed", nullable=False),
+    Column("settlement", String(8)),  # exit | expiry: the rest was closed by the book's rule
+    PrimaryKeyConstraint("position_id", "date"),
+    Index("ix_position_close_pnl_portfolio_date", "portfolio_id", "date"),
+    Index("ix_position_close_pnl_date", "date"),
+)
+
+# Per position per session with P&L: the view (``VIEWS``) over position_values' P&L columns
+# and position_close_pnl, declared below for reading; unrealized_pnl is the session's change.
 position_daily_pnl = Table(
     "position_daily_pnl",
-    metadata,
+    MetaData(),  # a view (``VIEWS``), not a table of ``metadata``: declared for reads only
     Column("position_id", String(64), nullable=False),
     Column("portfolio_id", String(64), nullable=False),
     Column("date", Date, nullable=False),
     Money("unrealized_pnl", nullable=False),
     Money("realized_pnl", nullable=False),
     Money("lifetime_realized_pnl", nullable=False),
-    Money("dividends", nullable=False),  # q_{d⁻} · ratio_d · m · amount on an ex-date (§5a)
+    Money("dividends", nullable=False),
     Money("quantity_closed", nullable=False),
-    Column("settlement", String(8)),  # exit | expiry: the rest was closed by the book's rule
+    Column("settlement", String(8)),
     PrimaryKeyConstraint("position_id", "date"),
-    Index("ix_position_daily_pnl_portfolio_date", "portfolio_id", "date"),
 )
 
 daily_pnl = Table(
@@ -403,19 +456,40 @@ symbol_market_betas = Table(
     Index("ix_symbol_market_betas_date", "date"),
 )
 
-symbol_factor_exposures = Table(
-    "symbol_factor_exposures",
+FACTOR_COLUMNS: dict[str, str] = {name: "exposure_" + name.lower().replace(" ", "_") for name in FACTOR_ETFS}
+"""The column of ``symbol_factor_loadings`` holding each factor's exposure (factor name ->
+column), in ``symbols.FACTOR_ETFS`` order."""
+
+# One multivariate regression per symbol and session (risk.regression.rolling_factor_exposures):
+# its alpha, r_squared and n_obs are shared by the factors, so a row holds them once beside
+# one exposure column per factor. The long (symbol, date, factor) shape is the view
+# symbol_factor_exposures.
+symbol_factor_loadings = Table(
+    "symbol_factor_loadings",
     metadata,
     Column("symbol", String(64), nullable=False),
     Column("date", Date, nullable=False),
-    Column("factor", String(32), nullable=False),
+    Column("window_days", Integer, nullable=False),
+    Money("alpha"),
+    Money("r_squared"),
+    Column("n_obs", Integer, nullable=False),
+    *(Money(column) for column in FACTOR_COLUMNS.values()),
+    PrimaryKeyConstraint("symbol", "date"),
+    Index("ix_symbol_factor_loadings_date", "date"),
+)
+
+symbol_factor_exposures = Table(
+    "symbol_factor_exposures",
+    MetaData(),  # a view (``VIEWS``) over symbol_factor_loadings, not a table of ``metadata``: for reads only
+    Column("symbol", String(64), nullable=False),
+    Column("date", Date, nullable=False),
+    Column("factor", String(32), nullable=False),  # a name of symbols.FACTOR_ETFS
     Column("window_days", Integer, nullable=False),
     Money("exposure"),
     Money("alpha"),
     Money("r_squared"),
     Column("n_obs", Integer, nullable=False),
     PrimaryKeyConstraint("symbol", "date", "factor"),
-    Index("ix_symbol_factor_exposures_date", "date"),
 )
 
 symbol_volatility = Table(
@@ -548,9 +622,40 @@ portfolio_risk_summary = Table(
     Index("ix_portfolio_risk_summary_date", "date"),
 )
 
+VAR_METHODS = ("historical", "parametric", "realized")
+"""The methods of ``portfolio_var`` (``risk.tail.METHODS``)."""
+VAR_CONFIDENCES = {"95": 0.95, "99": 0.99}
+"""The confidences of ``portfolio_var`` (``risk.tail.CONFIDENCES``) by column suffix."""
+
+# The VaR/ES of one portfolio session, every method and confidence in one row: per method
+# <method>_var_<c> and <method>_es_<c> (1-day loss, positive, in the book's currency; c the
+# confidence in percent), <method>_n_obs and <method>_quantile_method; the window and
+# min_obs the three methods share. The long public shape (portfolio_id, date, method,
+# confidence, var, es, n_obs, window_sessions, min_obs, quantile_method) is the view
+# portfolio_var.
+portfolio_var_es = Table(
+    "portfolio_var_es",
+    metadata,
+    Column("portfolio_id", String(64), nullable=False),
+    Column("date", Date, nullable=False),
+    *(
+        column
+        for method in VAR_METHODS
+        for column in (
+            *(Money(f"{method}_{measure}_{c}") for c in VAR_CONFIDENCES for measure in ("var", "es")),
+            Column(f"{method}_n_obs", Integer, nullable=False),
+            Column(f"{method}_quantile_method", String(16), nullable=False),
+        )
+    ),
+    Column("window_sessions", Integer, nullable=False),
+    Column("min_obs", Integer, nullable=False),
+    PrimaryKeyConstraint("portfolio_id", "date"),
+    Index("ix_portfolio_var_es_date", "date"),
+)
+
 portfolio_var = Table(
     "portfolio_var",
-    metadata,
+    MetaData(),  # a view (``VIEWS``) over portfolio_var_es, not a table of ``metadata``: for reads only
     Column("portfolio_id", String(64), nullable=False),
     Column("date", Date, nullable=False),
     Column("method", String(16), nullable=False),  # historical | parametric | realized
@@ -562,7 +667,6 @@ portfolio_var = Table(
     Column("min_obs", Integer, nullable=False),
     Column("quantile_method", String(16), nullable=False),
     PrimaryKeyConstraint("portfolio_id", "date", "method", "confidence"),
-    Index("ix_portfolio_var_date", "date"),
 )
 
 portfolio_stress = Table(
@@ -581,11 +685,11 @@ portfolio_stress = Table(
     Index("ix_portfolio_stress_date", "date"),
 )
 
-PORTFOLIO_RISK_TABLES = (symbol_rate_betas, portfolio_risk_summary, portfolio_var, portfolio_stress)
+PORTFOLIO_RISK_TABLES = (symbol_rate_betas, portfolio_risk_summary, portfolio_var_es, portfolio_stress)
 
 RISK_TABLES = (
     symbol_market_betas,
-    symbol_factor_exposures,
+    symbol_factor_loadings,
     symbol_volatility,
     portfolio_market_betas,
     portfolio_volatility,
@@ -598,6 +702,18 @@ RISK_TABLES = (
 # no market returns and no rows. Plain SQL valid on SQLite and PostgreSQL; ``store.init_db``
 # creates or replaces them (they depend on the tables above and on position_values).
 VIEWS: dict[str, str] = {
+    # The rows the retired table position_daily_pnl held: each held row with its P&L (a held
+    # row is never settled), then the rows of positions closed out at that session
+    "position_daily_pnl": """
+SELECT pv.position_id, pv.portfolio_id, pv.date, pv.daily_unrealized_pnl AS unrealized_pnl, pv.realized_pnl,
+       pv.lifetime_realized_pnl, pv.dividends, pv.quantity_closed, CAST(NULL AS VARCHAR(8)) AS settlement
+FROM position_values pv
+WHERE pv.daily_unrealized_pnl IS NOT NULL
+UNION ALL
+SELECT c.position_id, c.portfolio_id, c.date, c.daily_unrealized_pnl, c.realized_pnl, c.lifetime_realized_pnl,
+       c.dividends, c.quantity_closed, c.settlement
+FROM position_close_pnl c
+""",
     "position_market_betas": """
 SELECT pv.position_id, pv.portfolio_id, pv.date, b.window_days, b.beta, b.alpha, b.r_squared, b.n_obs,
        pv.symbol, pv.risk_symbol, pv.market_value, pv.delta_exposure
@@ -624,6 +740,21 @@ SELECT {", ".join(f"s.{c.name}" for c in portfolio_snapshots.columns)},
 FROM portfolio_snapshots s
 LEFT JOIN portfolio_risk_summary r ON r.portfolio_id = s.portfolio_id AND r.date = s.snapshot_date
 """,
+    # The long public shapes of the wide tables: a row per factor of each symbol_factor_loadings
+    # row (created before position_factor_exposures, which reads it), and a row per method and
+    # confidence of each portfolio_var_es row
+    "symbol_factor_exposures": "\nUNION ALL\n".join(
+        f"SELECT symbol, date, '{name}' AS factor, window_days, {column} AS exposure, alpha, r_squared, n_obs "
+        "FROM symbol_factor_loadings"
+        for name, column in FACTOR_COLUMNS.items()
+    ),
+    "portfolio_var": "\nUNION ALL\n".join(
+        f"SELECT portfolio_id, date, '{method}' AS method, CAST({confidence!r} AS DOUBLE PRECISION) AS confidence, "
+        f"{method}_var_{c} AS var, {method}_es_{c} AS es, {method}_n_obs AS n_obs, window_sessions, min_obs, "
+        f"{method}_quantile_method AS quantile_method FROM portfolio_var_es"
+        for method in VAR_METHODS
+        for c, confidence in VAR_CONFIDENCES.items()
+    ),
     "position_factor_exposures": """
 SELECT pv.position_id, pv.portfolio_id, pv.date, f.factor, f.window_days, f.exposure, f.alpha, f.r_squared,
        f.n_obs, pv.symbol, pv.risk_symbol, pv.market_value, pv.delta_exposure
@@ -631,9 +762,23 @@ FROM position_values pv
 JOIN symbol_factor_exposures f ON f.symbol = pv.risk_symbol AND f.date = pv.date
 WHERE pv.investment_class <> 'PRIVATE'
 """,
+    # Every position row of a tagged session with the tag of its key in the session's tag set
+    # (the columns of the ``position_sector_tags`` declaration above)
+    "position_sector_tags": """
+SELECT pv.position_id, pv.portfolio_id, pv.date, pv.symbol, k.sector, k.industry, k.tag_basis, pv.market_value
+FROM position_values pv
+JOIN sector_tag_sessions s ON s.date = pv.date
+JOIN symbol_sector_tags k ON k.tag_set = s.tag_set AND k.symbol = pv.symbol AND k.risk_symbol = pv.risk_symbol
+     AND k.investment_class = pv.investment_class
+""",
 }
 
-RETIRED_TABLES: dict[str, str] = {}
+RETIRED_TABLES: dict[str, str] = {
+    "position_sector_tags": "sector_tags",
+    "position_daily_pnl": "position_values",
+    "symbol_factor_exposures": "risk_analytics",
+    "portfolio_var": "portfolio_risk",
+}
 """Tables earlier versions of the schema stored and this one does not (a view of the same
 name may replace one), each with the asset that writes its replacement. ``store.init_db``
 drops them and records a recompute request from the earliest session they held."""

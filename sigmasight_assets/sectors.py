@@ -7,8 +7,10 @@ facts, so a historical session uses the latest profile too:
 - options: their underlying's tag;
 - a listed name without a profile: "Unknown".
 
-A tag depends only on the position's (symbol, risk_symbol, investment_class), so the keys
-are tagged once (``tag_keys``) and the store joins them to the position rows.
+A tag depends only on the position's (symbol, risk_symbol, investment_class) and the
+profile snapshot, so the keys are tagged once (``tag_keys``) and stored once per tag set
+(``tag_set_id``: the same profiles and rules give the same set); the store joins them to
+the position rows.
 
 Exposure per portfolio, session and sector over priced positions: long = ΣMV⁺,
 short = ΣMV⁻, net = ΣMV, gross = Σ|MV|; weights are net and gross over the session's
@@ -16,6 +18,9 @@ equity (NULL when equity <= 0).
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
 
 import numpy as np
 import pandas as pd
@@ -27,6 +32,11 @@ TAG_KEY = ["symbol", "risk_symbol", "investment_class"]
 """What a tag depends on."""
 TAG_BASES = ["profile", "underlying", "etf", "private", "unknown"]
 """Why a position has its tag: its own profile, its underlying's, a fund, PRIVATE, no profile."""
+TAG_RULES = "1"
+"""The version of the rules of ``tag_keys``: change it with them, so that stored tag sets made
+under the old rules are not reused (``tag_set_id``)."""
+PROFILE_FIELDS = ["symbol", "quote_type", "sector", "industry"]
+"""The profile fields ``tag_keys`` uses."""
 MONEY = ["long_exposure", "short_exposure", "net_exposure", "gross_exposure"]
 COUNTS = ["position_count", "unpriced_count"]
 
@@ -58,6 +68,27 @@ def tag_keys(keys: pd.DataFrame, profiles: pd.DataFrame) -> pd.DataFrame:
         conditions, ["private", "etf", np.where(via_underlying, "underlying", "profile")], default="unknown"
     )
     return out
+
+
+def tag_set_id(profiles: pd.DataFrame) -> str:
+    """The tag set of ``profiles`` (the stored snapshot): 16 hex digits of the SHA-256 of
+    ``TAG_RULES``, the fund lists and the ``PROFILE_FIELDS`` of every profile in symbol
+    order. The same profiles give the same set whatever their fetch times, betas or market
+    caps; a changed sector, industry or quote type gives a new one."""
+    fields = profiles.reindex(columns=PROFILE_FIELDS).sort_values("symbol", kind="stable")
+    text = json.dumps([TAG_RULES, sorted(FUND_SYMBOLS), sorted(FUND_QUOTE_TYPES)]) + fields.to_json(orient="values")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def tag_conflicts(tagged: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
+    """The keys of ``tagged`` whose tag (sector, industry, tag_basis) differs from the one
+    ``stored`` holds for the same key (keys not stored are no conflict), with both tags."""
+    both = tagged.merge(stored, on=TAG_KEY, suffixes=("", "_stored"))
+    differs = pd.Series(False, index=both.index)
+    for column in ["sector", "industry", "tag_basis"]:
+        mine, theirs = both[column], both[f"{column}_stored"]
+        differs |= ~((mine == theirs) | (mine.isna() & theirs.isna()))
+    return both[differs]
 
 
 def sector_exposures(groups: pd.DataFrame, equity: pd.DataFrame) -> pd.DataFrame:

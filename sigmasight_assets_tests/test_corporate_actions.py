@@ -226,6 +226,8 @@ def load_book(engine: sa.Engine) -> None:
 
 
 OUTPUTS = [t.position_values, t.position_daily_pnl, t.daily_pnl, t.equity_balances, t.portfolio_snapshots]
+STORED = [t.position_values, t.position_close_pnl, t.daily_pnl, t.equity_balances, t.portfolio_snapshots]
+"""The tables holding OUTPUTS (position_daily_pnl is a view over position_values and position_close_pnl)."""
 
 
 def test_the_assets_give_the_hand_computed_equity_to_the_cent(engine, db_url):
@@ -251,7 +253,7 @@ def test_daily_runs_after_a_backfill_equal_one_range(engine, db_url):
     materialize_range(ACCOUNTING_ASSETS, db_url, "2025-08-28", "2025-09-03")
     one = {table.name: table_rows(engine, table) for table in OUTPUTS}
     with engine.begin() as conn:
-        for table in OUTPUTS:
+        for table in STORED:
             conn.execute(table.delete())
         conn.execute(t.portfolios.update().values(equity_balance=None, equity_balance_date=None))
     materialize_range(ACCOUNTING_ASSETS, db_url, "2025-08-28", "2025-08-29")

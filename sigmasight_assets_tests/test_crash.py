@@ -24,7 +24,9 @@ DERIVED = [
     t.daily_pnl,
     t.equity_balances,
     t.portfolio_snapshots,
-    t.position_sector_tags,
+    t.position_sector_tags,  # a view over the two tables below
+    t.symbol_sector_tags,
+    t.sector_tag_sessions,
     t.sector_exposures,
     t.symbol_market_betas,
     t.symbol_factor_exposures,

@@ -125,7 +125,7 @@ def test_render_and_json_show_the_risk_part(risk_store, capsys):
 def test_a_session_without_portfolio_risk_rows_is_a_note_not_an_error(risk_store):
     day = dt.date(2025, 7, 14)
     with risk_store.begin() as conn:
-        for table in (t.portfolio_var, t.portfolio_stress, t.portfolio_risk_summary):
+        for table in (t.portfolio_var_es, t.portfolio_stress, t.portfolio_risk_summary):
             conn.execute(table.delete().where(table.c.date == day))
     explained = explain_session(risk_store, "hedgefund-long-short", "2025-07-14")
     risk = explained["risk"]

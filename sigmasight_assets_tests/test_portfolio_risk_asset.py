@@ -4,7 +4,9 @@ stored closes and actions, symbol betas and snapshots), independently of risk.ta
 risk.stress and risk.summary."""
 
 import datetime as dt
+import logging
 import textwrap
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -12,8 +14,15 @@ import pytest
 from scipy.stats import norm
 
 from sigmasight_assets import schema as t
-from sigmasight_assets.assets.risk import risk_analytics
+from sigmasight_assets.assets.common import Window
+from sigmasight_assets.assets.risk import portfolio_figures, read_inputs, risk_analytics, tail_inputs
 from sigmasight_assets.calendar import sessions_between
+from sigmasight_assets.risk import total_returns
+from sigmasight_assets.risk.history import actions_by_session, statistics_of, symbol_statistics, wide_closes
+from sigmasight_assets.risk.regression import factor_exposures_long
+from sigmasight_assets.risk.stress import load_scenarios, scenarios_path
+from sigmasight_assets.risk.tail import CONFIDENCES, METHODS, VAR_COLUMNS, VAR_WIDE_COLUMNS, var_long
+from sigmasight_assets.symbols import FACTOR_ETFS
 from sigmasight_assets_tests.runs import materialize_range, table_rows
 from sigmasight_assets_tests.test_risk_asset import (
     BOOK_START,
@@ -196,9 +205,10 @@ def test_every_session_of_the_range_has_a_row_per_portfolio_method_and_scenario(
     sessions = sessions_between(RISK_START, END)
     n = 6 * len(sessions)
     assert len(table_rows(engine, t.portfolio_risk_summary)) == n
-    assert len(table_rows(engine, t.portfolio_var)) == n * 3 * 2
+    assert len(table_rows(engine, t.portfolio_var_es)) == n  # one row holds every method and confidence
+    assert len(query(engine, "SELECT * FROM portfolio_var")) == n * 3 * 2
     assert len(table_rows(engine, t.portfolio_stress)) == n * 10
-    dates = pd.to_datetime(table_rows(engine, t.portfolio_var)["date"]).drop_duplicates().sort_values()
+    dates = pd.to_datetime(table_rows(engine, t.portfolio_var_es)["date"]).drop_duplicates().sort_values()
     assert list(dates) == list(sessions)
 
 
@@ -251,3 +261,101 @@ def test_either_risk_asset_alone_writes_only_its_own_tables_and_the_same_rows(ri
     for name, rows in before.items():  # the other asset's tables are untouched
         if name not in {tb.name for tb in own}:
             pd.testing.assert_frame_equal(table_rows(engine, getattr(t, name)), rows, obj=name)
+
+
+def _long_rows(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    """``frame`` in a stable row order with plain dtypes (text as str, dates as datetime64,
+    counts int64, values float), for an exact comparison of store and memory."""
+    out = frame.copy()
+    for column in out.columns:
+        if column == "date":
+            out[column] = pd.to_datetime(out[column]).astype("datetime64[ns]")
+        elif column in ("n_obs", "window_days", "window_sessions", "min_obs"):
+            out[column] = out[column].astype(np.int64)
+        elif column in ("exposure", "alpha", "r_squared", "var", "es", "confidence", "market_value", "delta_exposure"):
+            out[column] = out[column].astype(float)
+        else:
+            out[column] = out[column].astype(str)
+    return out.sort_values(key).reset_index(drop=True)
+
+
+def test_the_long_views_return_exactly_the_long_rows_of_the_domain(risk_book):
+    """symbol_factor_exposures, position_factor_exposures and portfolio_var, views over the wide
+    tables, return the rows the long tables held: the run's statistics and VaR recomputed in
+    memory (the asset's own steps on the same store), put in the long shape here (a row per
+    factor; a row per method and confidence), equal to the last bit, with the contract's
+    columns; the domain's own long shapes (factor_exposures_long, var_long) are the same rows."""
+    engine, _ = risk_book
+    window = Window.between(RISK_START, END)
+    inputs = read_inputs(engine, window)
+    closes, _ = wide_closes(inputs.prices, inputs.sessions, inputs.universe)
+    ratios, dividends = actions_by_session(inputs.actions, inputs.sessions)
+    returns = total_returns(closes, ratios, dividends, inputs.sessions)
+    stats = symbol_statistics(returns, inputs.symbols, window.start, window.end)
+    tail = tail_inputs(engine, window, inputs, returns, stats, load_scenarios(scenarios_path()))
+    log = SimpleNamespace(log=logging.getLogger(__name__))
+    figures = portfolio_figures(log, engine, window, inputs, stats, returns, tail)  # type: ignore[arg-type]
+
+    # factor exposures: one regression per symbol and session, a row per factor in the view
+    wide = statistics_of(stats, figures.book.held)["factor_exposures"]
+    fields = ["symbol", "date", "window_days", "alpha", "r_squared", "n_obs"]
+    assert list(wide.columns) == [*fields, *FACTOR_ETFS]
+    loadings = table_rows(engine, t.symbol_factor_loadings)
+    assert list(loadings.columns) == [*fields, *t.FACTOR_COLUMNS.values()] and len(loadings) == len(wide)
+    factor_columns = ["symbol", "date", "factor", "window_days", "exposure", "alpha", "r_squared", "n_obs"]
+    want = wide.melt(id_vars=fields, value_vars=list(FACTOR_ETFS), var_name="factor", value_name="exposure")
+    want = _long_rows(want[factor_columns], ["symbol", "date", "factor"])
+    assert len(want) == len(wide) * 7
+    got = query(engine, "SELECT * FROM symbol_factor_exposures")
+    assert list(got.columns) == factor_columns
+    pd.testing.assert_frame_equal(_long_rows(got, ["symbol", "date", "factor"]), want, check_exact=True)
+    pd.testing.assert_frame_equal(_long_rows(factor_exposures_long(wide), ["symbol", "date", "factor"]), want)
+
+    # position_factor_exposures: each listed position row beside its risk symbol's factor rows
+    position_columns = [
+        *("position_id", "portfolio_id", "date", "factor", "window_days", "exposure", "alpha", "r_squared", "n_obs"),
+        *("symbol", "risk_symbol", "market_value", "delta_exposure"),
+    ]
+    pv = query(
+        engine,
+        "SELECT position_id, portfolio_id, date, symbol, risk_symbol, market_value, delta_exposure "
+        "FROM position_values WHERE investment_class <> 'PRIVATE'",
+    )
+    pv["date"] = pd.to_datetime(pv["date"]).astype("datetime64[ns]")
+    joined = pv.merge(want.rename(columns={"symbol": "risk_symbol"}), on=["risk_symbol", "date"])
+    key = ["position_id", "date", "factor"]
+    got = query(engine, "SELECT * FROM position_factor_exposures")
+    assert list(got.columns) == position_columns and len(got) == len(joined) > 0
+    pd.testing.assert_frame_equal(_long_rows(got, key), _long_rows(joined[position_columns], key), check_exact=True)
+
+    # portfolio_var: a row per method and confidence of each portfolio session
+    var = pd.concat(figures.tail["var"], ignore_index=True)
+    stored_wide = table_rows(engine, t.portfolio_var_es)
+    assert list(stored_wide.columns) == list(var.columns) == VAR_WIDE_COLUMNS and len(stored_wide) == len(var)
+    assert t.VAR_METHODS == METHODS and tuple(t.VAR_CONFIDENCES.values()) == CONFIDENCES
+    parts = [
+        pd.DataFrame(
+            {
+                "portfolio_id": var["portfolio_id"],
+                "date": var["date"],
+                "method": method,
+                "confidence": confidence,
+                "var": var[f"{method}_var_{round(confidence * 100)}"],
+                "es": var[f"{method}_es_{round(confidence * 100)}"],
+                "n_obs": var[f"{method}_n_obs"],
+                "window_sessions": var["window_sessions"],
+                "min_obs": var["min_obs"],
+                "quantile_method": var[f"{method}_quantile_method"],
+            }
+        )
+        for method in ("historical", "parametric", "realized")
+        for confidence in (0.95, 0.99)
+    ]
+    key = ["portfolio_id", "date", "method", "confidence"]
+    want = _long_rows(pd.concat(parts, ignore_index=True), key)
+    assert len(want) == len(var) * 6 and want["var"].notna().any()
+    got = query(engine, "SELECT * FROM portfolio_var")
+    assert list(got.columns) == VAR_COLUMNS
+    assert set(got["confidence"].map(type)) == {float}  # a double, not a decimal, on PostgreSQL too
+    pd.testing.assert_frame_equal(_long_rows(got, key), want, check_exact=True)
+    pd.testing.assert_frame_equal(_long_rows(var_long(var), key), want, check_exact=True)

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from dagster import DagsterInstance, materialize, partition_loading_context
 
 from sigmasight_assets import schema as t
@@ -18,8 +19,11 @@ from sigmasight_assets.market_data import profiles as market_profiles
 from sigmasight_assets.market_data.sources.demo import DemoProfileSource
 from sigmasight_assets.market_data.sources.yahoo import YahooProfileSource
 from sigmasight_assets.partitions import daily_partitions
+from sigmasight_assets.purge import purge_from
 from sigmasight_assets.resources import MarketDataResource, StoreResource
 from sigmasight_assets.run_tags import BACKFILL_TAG, PARTITION_TAG
+from sigmasight_assets.sectors import PROFILE_FIELDS, TAG_KEY, tag_conflicts, tag_keys, tag_set_id
+from sigmasight_assets.store import init_db
 from sigmasight_assets_tests.fake_yahoo import OfflineSession, routed_factory
 from sigmasight_assets_tests.runs import materialize_range, table_rows
 
@@ -179,6 +183,157 @@ def test_each_session_gets_its_own_tag_counts_and_the_sector_table_goes_on_the_l
             "2025-07-01…2025-07-03"
         )
         assert ("sectors" in meta) == (session == "2025-07-03")
+
+
+def test_the_view_has_one_row_per_position_row_with_the_tag_of_its_key_and_the_exposures_add_up(demo_book, db_url):
+    """position_sector_tags (a view over the stored tag set of each session) gives every
+    position_values row of the window exactly once, with the tag ``tag_keys`` gives that row
+    on its own; sector_exposures equals the same rows summed in pandas, to the cent."""
+    materialize_latest(db_url)
+    materialize_range([prices, *ACCOUNTING_ASSETS, sector_tags], db_url, "2025-07-01", "2025-07-03")
+    pv = table_rows(demo_book, t.position_values)
+    profiles = table_rows(demo_book, t.company_profiles)
+    expected = pd.concat(
+        [pv.reset_index(drop=True), tag_keys(pv[TAG_KEY].reset_index(drop=True), profiles).drop(columns=TAG_KEY)],
+        axis=1,
+    )
+    view = table_rows(demo_book, t.position_sector_tags)
+    assert set(pv["date"]) == {dt.date(2025, 7, d) for d in (1, 2, 3)} and len(view) == len(pv) > 0
+    assert not view.duplicated(["position_id", "date"]).any()
+    columns = [c.name for c in t.position_sector_tags.columns]
+    pd.testing.assert_frame_equal(
+        view.sort_values(["position_id", "date"]).reset_index(drop=True),
+        expected[columns].sort_values(["position_id", "date"]).reset_index(drop=True),
+    )
+    with demo_book.connect() as conn:
+        assert [c["name"] for c in sa.inspect(conn).get_columns("position_sector_tags")] == columns
+        assert "position_sector_tags" in sa.inspect(conn).get_view_names()
+    # stored once: one tag set, one row per distinct key, one row per session
+    tags, sessions = table_rows(demo_book, t.symbol_sector_tags), table_rows(demo_book, t.sector_tag_sessions)
+    assert set(tags["tag_set"]) == set(sessions["tag_set"]) == {tag_set_id(profiles)}
+    assert len(tags) == len(pv.drop_duplicates(TAG_KEY)) and len(sessions) == 3
+
+    mv = expected["market_value"].fillna(0.0).where(expected["is_priced"], 0.0)
+    summed = (
+        expected.assign(
+            long_exposure=mv.clip(lower=0),
+            short_exposure=mv.clip(upper=0),
+            net_exposure=mv,
+            gross_exposure=mv.abs(),
+            position_count=1,
+            unpriced_count=(~expected["is_priced"]).astype(int),
+        )
+        .groupby(["portfolio_id", "date", "sector"])[
+            ["long_exposure", "short_exposure", "net_exposure", "gross_exposure", "position_count", "unpriced_count"]
+        ]
+        .sum()
+    )
+    stored = table_rows(demo_book, t.sector_exposures).set_index(["portfolio_id", "date", "sector"])
+    assert stored.index.sort_values().equals(summed.index.sort_values())
+    stored = stored.loc[summed.index]
+    for column in ["long_exposure", "short_exposure", "net_exposure", "gross_exposure"]:
+        assert (stored[column] - summed[column]).abs().max() < 0.005, column
+    for column in ["position_count", "unpriced_count"]:
+        assert (stored[column] == summed[column]).all(), column
+
+
+def test_re_tagging_part_of_the_window_after_a_profile_change_changes_those_sessions_only(demo_book, db_url):
+    """A changed profile gives a new tag set: the sessions re-run are tagged with it, the
+    others keep theirs; a re-run with the same profiles reuses its set; a set no session
+    references any more is deleted in the same write."""
+    materialize_latest(db_url)
+    materialize_range([prices, *ACCOUNTING_ASSETS, sector_tags], db_url, "2025-07-01", "2025-07-03")
+    before = table_rows(demo_book, t.position_sector_tags)
+    exposures_before = table_rows(demo_book, t.sector_exposures)
+    (old_set,) = set(table_rows(demo_book, t.sector_tag_sessions)["tag_set"])
+    store_profile(demo_book, "AAPL", 0, sector="Changed Sector")
+
+    materialize_range([sector_tags], db_url, "2025-07-02", "2025-07-03")
+    (new_set,) = set(table_rows(demo_book, t.symbol_sector_tags)["tag_set"]) - {old_set}
+    sessions = table_rows(demo_book, t.sector_tag_sessions).set_index("date")["tag_set"]
+    assert sessions.to_dict() == {
+        dt.date(2025, 7, 1): old_set,
+        dt.date(2025, 7, 2): new_set,
+        dt.date(2025, 7, 3): new_set,
+    }
+    after = table_rows(demo_book, t.position_sector_tags)
+    assert len(after) == len(before)
+    changed = after["sector"] != before["sector"]
+    aapl = table_rows(demo_book, t.position_values)["risk_symbol"].eq("AAPL")  # the same rows in the same order
+    assert aapl.sum() > after["symbol"].eq("AAPL").sum() > 0  # AAPL and its options
+    assert set(after.loc[changed, "date"]) == {dt.date(2025, 7, 2), dt.date(2025, 7, 3)}
+    assert changed.eq(aapl & after["date"].ne(dt.date(2025, 7, 1))).all()
+    assert set(after.loc[changed, "sector"]) == {"Changed Sector"}
+    exposures = table_rows(demo_book, t.sector_exposures)
+    first = exposures_before["date"] == dt.date(2025, 7, 1)
+    pd.testing.assert_frame_equal(
+        exposures[exposures["date"] == dt.date(2025, 7, 1)].reset_index(drop=True),
+        exposures_before[first].reset_index(drop=True),
+    )
+    assert "Changed Sector" in set(exposures.loc[exposures["date"] == dt.date(2025, 7, 2), "sector"])
+
+    materialize_range([sector_tags], db_url, "2025-07-01", "2025-07-03")
+    materialize_range([sector_tags], db_url, "2025-07-01", "2025-07-03")  # same profiles: the same set
+    assert set(table_rows(demo_book, t.sector_tag_sessions)["tag_set"]) == {new_set}
+    tags = table_rows(demo_book, t.symbol_sector_tags)
+    assert set(tags["tag_set"]) == {new_set} and not tags.duplicated(TAG_KEY).any()  # the old set is gone
+    assert set(table_rows(demo_book, t.position_sector_tags).query("symbol == 'AAPL'")["sector"]) == {"Changed Sector"}
+
+    assert purge_from(demo_book, dt.date(2025, 7, 2))["sector_tag_sessions"] == 2
+    assert set(table_rows(demo_book, t.position_sector_tags)["date"]) == {dt.date(2025, 7, 1)}
+
+
+def test_the_tag_set_depends_on_the_tagging_fields_of_the_profiles_only():
+    profiles = pd.DataFrame(
+        {
+            "symbol": ["MSFT", "AAPL"],
+            "quote_type": ["EQUITY", "EQUITY"],
+            "sector": ["Technology", None],
+            "industry": ["Software", None],
+            "beta": [1.1, 1.2],
+            "fetched_at": pd.to_datetime(["2025-07-01", "2025-07-02"], utc=True),
+        }
+    )
+    refetched = profiles.assign(beta=[0.9, 1.0], fetched_at=pd.Timestamp("2025-08-01", tz="UTC"))
+    assert tag_set_id(profiles) == tag_set_id(refetched.iloc[::-1]) == tag_set_id(profiles[PROFILE_FIELDS])
+    assert len(tag_set_id(profiles)) == 16
+    assert tag_set_id(profiles.assign(sector=["Technology", ""])) != tag_set_id(profiles)  # "" is not None
+    assert tag_set_id(profiles.assign(quote_type=["ETF", "EQUITY"])) != tag_set_id(profiles)
+    assert tag_set_id(profiles.iloc[:1]) != tag_set_id(profiles) != tag_set_id(profiles.iloc[:0])
+
+
+def test_a_stored_tag_that_differs_from_the_tagging_is_a_conflict():
+    """The check before a tag set is reused: a key the set already holds must have the same
+    tag (NULL industry equal to NULL); keys the set does not hold yet are no conflict."""
+    tagged = pd.DataFrame(
+        {
+            "symbol": ["AAPL", "SPY", "NEW"],
+            "risk_symbol": ["AAPL", "SPY", "NEW"],
+            "investment_class": ["PUBLIC"] * 3,
+            "sector": ["Technology", "ETF", "Unknown"],
+            "industry": ["Consumer Electronics", None, None],
+            "tag_basis": ["profile", "etf", "unknown"],
+        }
+    )
+    stored = tagged.iloc[:2].copy()
+    assert tag_conflicts(tagged, stored).empty
+    stored.loc[1, "tag_basis"] = "profile"
+    conflicts = tag_conflicts(tagged, stored)
+    assert list(conflicts["symbol"]) == ["SPY"] and list(conflicts["tag_basis_stored"]) == ["profile"]
+
+
+def test_a_store_with_the_old_position_sector_tags_table_is_upgraded_to_the_view(engine):
+    with engine.begin() as conn:
+        conn.execute(sa.text('DROP VIEW "position_sector_tags"'))
+        conn.execute(sa.text('CREATE TABLE "position_sector_tags" (position_id VARCHAR(64), date DATE)'))
+        conn.execute(sa.text("INSERT INTO position_sector_tags VALUES ('p1', '2025-07-02')"))
+    changes = init_db(engine)
+    assert changes[0] == "dropped table position_sector_tags (now written by sector_tags)"
+    assert "created view position_sector_tags" in changes
+    with engine.connect() as conn:
+        assert "position_sector_tags" in sa.inspect(conn).get_view_names()
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.position_sector_tags)).scalar() == 0
+    assert init_db(engine) == []
 
 
 PLAN_BREAKS = {

@@ -617,7 +617,7 @@ def test_the_report_shows_the_greeks_of_the_option_positions(risk_weeks, tmp_pat
 
 def test_a_store_without_portfolio_risk_rows_renders_with_a_one_line_note(risk_weeks, tmp_path):
     with risk_weeks.begin() as conn:  # the last session not computed: the chart shows the sessions before
-        for table in (t.portfolio_var, t.portfolio_stress, t.portfolio_risk_summary, t.position_greeks):
+        for table in (t.portfolio_var_es, t.portfolio_stress, t.portfolio_risk_summary, t.position_greeks):
             conn.execute(table.delete().where(table.c.date == dt.date(2025, 7, 15)))
     found = risk_page(risk_weeks, tmp_path)
     body = found["hedgefund-long-short"]
@@ -628,7 +628,7 @@ def test_a_store_without_portfolio_risk_rows_renders_with_a_one_line_note(risk_w
     assert "<tr><td>Net</td><td>1,245,295.60</td><td>956,878.28</td></tr>" in body  # the snapshot's exposures
 
     with risk_weeks.begin() as conn:  # nothing of portfolio_risk, as a store from before it
-        for table in (t.portfolio_var, t.portfolio_stress, t.portfolio_risk_summary):
+        for table in (t.portfolio_var_es, t.portfolio_stress, t.portfolio_risk_summary):
             conn.execute(table.delete())
     found = risk_page(risk_weeks, tmp_path)
     assert sorted(found) == DEMO_IDS

@@ -29,7 +29,7 @@ BOOK_START, END = "2025-07-01", "2025-11-06"
 RISK_START = "2025-10-27"
 RISK_TABLES = [
     t.symbol_market_betas,
-    t.symbol_factor_exposures,
+    t.symbol_factor_loadings,
     t.symbol_volatility,
     t.portfolio_market_betas,
     t.portfolio_volatility,
@@ -118,7 +118,7 @@ def test_full_backfill_is_one_run_and_writes_every_table_on_sessions_only(demo_b
     assert len(by_partition) == 91 and meta["private_positions_excluded"] == 9
     counts = {
         "symbol_market_betas": len(symbols) * 91 * 2,
-        "symbol_factor_exposures": len(symbols) * 91 * len(FACTOR_ETFS),
+        "symbol_factor_loadings": len(symbols) * 91,  # one regression per symbol and session
         "symbol_volatility": len(symbols) * 91,
         "portfolio_market_betas": 6 * 91 * 2,
         "portfolio_volatility": 6 * 91,
@@ -130,6 +130,7 @@ def test_full_backfill_is_one_run_and_writes_every_table_on_sessions_only(demo_b
         dates = pd.to_datetime(query(demo_book, f"SELECT DISTINCT date FROM {name}")["date"]).sort_values()
         assert list(dates) == list(sessions), name  # no weekend, no holiday, no session missing
     assert not set(pd.to_datetime(["2025-07-04", "2025-09-01", "2025-07-05"])) & set(dates)
+    assert len(query(demo_book, "SELECT * FROM symbol_factor_exposures")) == len(symbols) * 91 * len(FACTOR_ETFS)
     definitions = meta["metric_definitions"]
     assert {
         "market_beta",
@@ -458,7 +459,13 @@ def test_risk_before_the_snapshots_fails_naming_what_to_materialize(demo_book, d
 def test_db_init_creates_the_position_views_once(engine):
     assert init_db(engine) == []
     inspector = sa.inspect(engine)
-    views = {"position_market_betas", "position_volatility", "position_factor_exposures"}
+    views = {
+        "position_market_betas",
+        "position_volatility",
+        "position_factor_exposures",
+        "symbol_factor_exposures",
+        "portfolio_var",
+    }
     assert views <= set(inspector.get_view_names())
     assert not views & set(inspector.get_table_names())
     contract = {
@@ -475,6 +482,25 @@ def test_db_init_creates_the_position_views_once(engine):
     }
     for view, columns in contract.items():
         assert set(columns) <= set(query(engine, f"SELECT * FROM {view} WHERE 1 = 0").columns)
+    exact = {  # the long shapes of the wide tables: the public contract's columns, in its order
+        "symbol_factor_exposures": [
+            "symbol",
+            "date",
+            "factor",
+            "window_days",
+            "exposure",
+            "alpha",
+            "r_squared",
+            "n_obs",
+        ],
+        "portfolio_var": [
+            *("portfolio_id", "date", "method", "confidence", "var", "es"),
+            *("n_obs", "window_sessions", "min_obs", "quantile_method"),
+        ],
+    }
+    for view, columns in exact.items():  # as the schema declares them for reads, outside its metadata
+        assert list(query(engine, f"SELECT * FROM {view} WHERE 1 = 0").columns) == columns, view
+        assert [c.name for c in getattr(t, view).columns] == columns and view not in t.metadata.tables
 
 
 def test_the_history_read_before_the_window_is_enough():

@@ -15,6 +15,7 @@ from sigmasight_assets.risk import (
     weighted_beta,
 )
 from sigmasight_assets.risk.history import symbol_statistics
+from sigmasight_assets.risk.regression import factor_exposures_long
 from sigmasight_assets.symbols import FACTOR_ETFS
 
 FACTORS = ["SPY", "VTV", "VUG", "MTUM", "QUAL", "IWM", "USMV"]
@@ -81,23 +82,31 @@ def test_market_beta_matches_lstsq_on_windowed_data_with_nans(window):
 def test_factor_exposures_match_lstsq_on_windowed_data_with_nans():
     rets, factors = _factor_world()
     out = rolling_factor_exposures(rets, factors, window=252, min_obs=126, start=rets.index[300])
-    assert list(out.columns[:4]) == ["symbol", "date", "window_days", "factor"]
-    assert len(out) == 6 * 120 * 7
+    # one multivariate regression per symbol and session: one wide row, a column per factor
+    assert list(out.columns) == ["symbol", "date", "window_days", "alpha", "r_squared", "n_obs", *FACTORS]
+    assert len(out) == 6 * 120
+    long = factor_exposures_long(out)
+    assert len(long) == 6 * 120 * 7
     for t in [300, 350, 419]:
         for sym in rets.columns:
             y = rets[sym].to_numpy()[t - 251 : t + 1]
             x = factors.to_numpy()[t - 251 : t + 1]
             ref, n = _lstsq(y, x, 126)
-            rows = out[(out.symbol == sym) & (out.date == rets.index[t])]
+            row = out[(out.symbol == sym) & (out.date == rets.index[t])]
+            rows = long[(long.symbol == sym) & (long.date == rets.index[t])]
+            assert len(row) == 1 and row.n_obs.iloc[0] == n and row.window_days.iloc[0] == 252
             assert rows.factor.tolist() == FACTORS
             assert (rows.n_obs == n).all()
             if ref is None:
+                assert row[FACTORS].isna().all(axis=None) and row.r_squared.isna().all()
                 assert rows.exposure.isna().all() and rows.r_squared.isna().all()
                 continue
             coef, r2 = ref
-            np.testing.assert_allclose(rows.exposure.to_numpy(), coef[1:], rtol=0, atol=1e-10)
-            assert abs(rows.alpha.iloc[0] - coef[0]) < 1e-10
-            assert abs(rows.r_squared.iloc[0] - r2) < 1e-10
+            np.testing.assert_allclose(row[FACTORS].to_numpy()[0], coef[1:], rtol=0, atol=1e-10)
+            np.testing.assert_array_equal(rows.exposure.to_numpy(), row[FACTORS].to_numpy()[0])
+            assert abs(row.alpha.iloc[0] - coef[0]) < 1e-10
+            assert abs(row.r_squared.iloc[0] - r2) < 1e-10
+            assert (rows.alpha == row.alpha.iloc[0]).all() and (rows.r_squared == row.r_squared.iloc[0]).all()
 
 
 def test_real_index_beta_matches_lstsq():
@@ -134,7 +143,7 @@ def test_singular_factor_window_is_nan_not_a_min_norm_solution():
     factors = factors.copy()
     factors["VTV"] = factors["SPY"] * 2.0  # exactly collinear
     out = rolling_factor_exposures(rets, factors, window=252, min_obs=126, start=rets.index[-1])
-    assert out.exposure.isna().all() and out.r_squared.isna().all()
+    assert out[FACTORS].isna().all(axis=None) and out.r_squared.isna().all()
     assert (out.n_obs > 126).any()
     flat = pd.Series(0.0, index=rets.index)
     beta = rolling_beta(rets, flat, window=90, start=rets.index[-1])
@@ -245,15 +254,17 @@ def test_the_recorded_factor_window_and_min_obs_are_the_ones_the_exposures_use()
     assert {k: definition[k] for k in ("window", "min_obs")} == {
         k: METRIC_DEFINITIONS["factor_exposures"][k] for k in ("window", "min_obs")
     }
-    value = _at_end(stats, "factor_exposures", factor="Value").iloc[0]
+    value = _at_end(stats, "factor_exposures").iloc[0]
+    factors = list(FACTOR_ETFS)
     for n_obs, has_exposure in ((min_obs - 1, False), (min_obs, True)):
         sparse = rets.copy()
         sparse.iloc[len(rets) - window : len(rets) - n_obs, sparse.columns.get_loc("IWM")] = np.nan  # a factor gap
         got = _at_end(symbol_statistics(sparse, ["S"], end, end), "factor_exposures")
-        assert (got["n_obs"] == n_obs).all() and got["exposure"].notna().all() == has_exposure, n_obs
-        assert got["exposure"].isna().all() != has_exposure, n_obs
+        assert len(got) == 1 and got["n_obs"].iloc[0] == n_obs, n_obs
+        assert got[factors].notna().all(axis=None) == has_exposure, n_obs
+        assert got[factors].isna().all(axis=None) != has_exposure, n_obs
     for offset, changes in ((window + 1, False), (window, True)):
         moved = rets.copy()
         moved.iloc[len(rets) - offset, moved.columns.get_loc("VTV")] += 0.05
-        got = _at_end(symbol_statistics(moved, ["S"], end, end), "factor_exposures", factor="Value").iloc[0]
-        assert (abs(got["exposure"] - value["exposure"]) > 1e-6) == changes, offset
+        got = _at_end(symbol_statistics(moved, ["S"], end, end), "factor_exposures").iloc[0]
+        assert (abs(got["Value"] - value["Value"]) > 1e-6) == changes, offset

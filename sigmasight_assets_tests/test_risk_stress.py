@@ -398,12 +398,16 @@ def test_scenario_loadings_put_each_factor_beside_the_market_and_rate_betas():
     betas = pd.DataFrame(
         {"symbol": ["AAA", "AAA", "AAA"], "date": [D1, D1, D2], "window_days": [90, 252, 90], "beta": [1.1, 9.9, 1.2]}
     )
-    exposures = pd.DataFrame(
+    exposures = pd.DataFrame(  # rolling_factor_exposures rows: one per symbol and session, a column per factor
         {
-            "symbol": ["AAA", "AAA", "BBB"],
-            "date": [D1, D1, D1],
-            "factor": ["Growth", "Value", "Growth"],
-            "exposure": [0.4, -0.2, 0.7],
+            "symbol": ["AAA", "BBB"],
+            "date": [D1, D1],
+            "window_days": [252, 252],
+            "alpha": [0.001, 0.002],
+            "r_squared": [0.5, 0.6],
+            "n_obs": [252, 130],
+            "Growth": [0.4, 0.7],
+            "Value": [-0.2, np.nan],
         }
     )
     rates = pd.DataFrame({"symbol": ["BBB"], "date": [D1], "beta": [-0.3]})

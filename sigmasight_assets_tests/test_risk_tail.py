@@ -16,12 +16,15 @@ from sigmasight_assets.risk.tail import (
     QUANTILE_METHOD,
     VAR_COLUMNS,
     VAR_MIN_OBS,
+    VAR_WIDE_COLUMNS,
     VAR_WINDOW,
     parametric_var_es,
     portfolio_var,
     realized_var_es,
     scenario_pnl,
     var_es,
+    var_long,
+    var_wide_columns,
 )
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
@@ -124,7 +127,9 @@ def test_realized_var_es_match_numpy_on_a_portfolio_return_series(index_returns)
             "equity_balance": [2.5e6, 3.0e6, 1.2e6, 5.0e5],
         }
     )
-    out = realized_var_es(preturns, equity, None, None)
+    wide = realized_var_es(preturns, equity, None, None)
+    assert list(wide.columns) == var_wide_columns(["realized"]) and len(wide) == len(equity)
+    out = var_long(wide)
     assert list(out.columns) == VAR_COLUMNS
     assert (out["method"] == "realized").all() and (out["quantile_method"] == QUANTILE_METHOD).all()
     for _, row in out.iterrows():
@@ -311,7 +316,12 @@ def test_portfolio_var_frame_columns_order_methods_and_the_cash_only_rule(index_
         }
     )
     preturns = pd.DataFrame({1: returns["SPX"] * 0.3, 2: 0.0}, index=idx)
-    out = portfolio_var(exposures, returns, preturns, equity, idx[30], idx[301])
+    wide = portfolio_var(exposures, returns, preturns, equity, idx[30], idx[301])
+    # one row per portfolio session, a column per method × confidence × measure
+    assert list(wide.columns) == VAR_WIDE_COLUMNS and len(wide) == 6
+    assert list(zip(wide["portfolio_id"], wide["date"])) == sorted(zip(equity["portfolio_id"], equity["date"]))
+    assert wide.dtypes["historical_n_obs"] == np.int64 and wide.dtypes["window_sessions"] == np.int64
+    out = var_long(wide)
 
     assert list(out.columns) == VAR_COLUMNS
     assert len(out) == 6 * 3 * len(CONFIDENCES)
@@ -356,7 +366,7 @@ def test_realized_is_null_without_positive_equity_and_for_unknown_portfolios():
     equity = pd.DataFrame(
         {"portfolio_id": [1, 1, 3], "date": [idx[9], idx[8], idx[9]], "equity_balance": [-5.0, np.nan, 1e6]}
     )
-    out = realized_var_es(preturns, equity, idx[0], idx[9], window=10, min_obs=5)
+    out = var_long(realized_var_es(preturns, equity, idx[0], idx[9], window=10, min_obs=5))
     assert out[["var", "es"]].isna().all().all()
     assert list(out["n_obs"]) == [9, 9, 10, 10, 0, 0]
 
@@ -376,4 +386,5 @@ def test_empty_inputs_give_empty_frames():
     keys, full, linear = scenario_pnl(exposures.iloc[:0], returns, window=3)
     assert len(keys) == 0 and full.shape == linear.shape == (0, 3)
     out = portfolio_var(exposures, returns, returns, equity, idx[0], idx[3])  # no equity row in range
-    assert list(out.columns) == VAR_COLUMNS and len(out) == 0
+    assert list(out.columns) == VAR_WIDE_COLUMNS and len(out) == 0
+    assert list(var_long(out).columns) == VAR_COLUMNS and len(var_long(out)) == 0

@@ -8,7 +8,8 @@ modules it calls (``valuation``, ``pnl``, ``equity``, ``snapshots``):
     price      the (position, session) grid over the session before the window and the
                window: quantity after realized events and splits, price (close, mark or
                lookback fill), settlements of exits and expiries
-    value      market value q · price · m of the positions held at each close
+    value      market value q · price · m of the positions held at each close (with
+               ``value_with_pnl``: beside each its P&L of the session, from the same grid)
     exposure   option greeks and the delta-adjusted exposure of every held position
     pnl        daily P&L per position and per portfolio (unrealized, realized, dividends)
                and capital flows per portfolio session
@@ -21,18 +22,21 @@ and ``expected_cumulative_pnl``, the closed form the cumulative P&L is checked a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from sigmasight_assets.accounting.actions import dividends_per_share, split_factors
 from sigmasight_assets.accounting.equity import SEED_COLUMNS, roll_forward, seeds
 from sigmasight_assets.accounting.pnl import (
+    PNL_COLUMNS,
     capital_flows,
     pnl_since_inception,
     portfolio_pnl,
     portfolio_session_grid,
+    portfolio_totals,
     position_pnl,
+    with_position_pnl,
 )
 from sigmasight_assets.accounting.snapshots import build_snapshots
 from sigmasight_assets.accounting.valuation import (
@@ -76,11 +80,13 @@ class PricedBook:
 class Valuation:
     """``value``'s result: the position_values rows (positions held at each close), each
     position's current state as of the window's end, and the settled rows (exits and
-    expiries) of the window."""
+    expiries) of the window; with ``value_with_pnl`` the rows also carry the session's P&L
+    and ``closes`` holds the P&L rows of positions no longer held at the close."""
 
     values: pd.DataFrame
     current: pd.DataFrame
     settled: pd.DataFrame
+    closes: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def position_symbols(prepared: pd.DataFrame) -> pd.DataFrame:
@@ -140,6 +146,18 @@ def value(grid: pd.DataFrame, first: pd.Timestamp, as_of: pd.Timestamp) -> Valua
     return Valuation(value_positions(rows), current_state(rows, as_of), settled)
 
 
+def value_with_pnl(
+    grid: pd.DataFrame, priced: PricedBook, sessions: pd.DatetimeIndex, as_of: pd.Timestamp
+) -> Valuation:
+    """``value`` of the grid's rows in ``sessions`` with each held row's P&L of the session
+    (``position_daily_pnl``) beside its value, and ``closes``: the P&L rows of positions not
+    held at the close (full close, exit, expiry; ``pnl.with_position_pnl``), from the one
+    priced grid of ``price(priced, sessions)``."""
+    valuation = value(grid, sessions[0], as_of)
+    valuation.values, valuation.closes = with_position_pnl(valuation.values, position_daily_pnl(grid, priced, sessions))
+    return valuation
+
+
 def exposure(values: pd.DataFrame, priced: PricedBook, rate: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The position_values rows ``values`` with their delta-adjusted exposures, and the
     greeks of their option rows at the continuous rate ``rate`` (``risk.exposure``:
@@ -168,12 +186,44 @@ def pnl(grid: pd.DataFrame, priced: PricedBook, sessions: pd.DatetimeIndex) -> t
     one row per portfolio session (``pnl.portfolio_pnl``): their sums, the capital flow
     (contributions − withdrawals in (d⁻, d]) and the unpriced count."""
     book = priced.book
+    positions = position_daily_pnl(grid, priced, sessions)
     due = portfolio_session_grid(book.portfolios, sessions)
-    positions = position_pnl(grid, sessions[0], dividends_per_share(priced.actions)).merge(
-        due[["portfolio_id", "date"]], on=["portfolio_id", "date"]
-    )
     portfolios = portfolio_pnl(positions, capital_flows(book.changes), due, unpriced_counts(grid, sessions[0]))
     return positions, portfolios
+
+
+def position_daily_pnl(grid: pd.DataFrame, priced: PricedBook, sessions: pd.DatetimeIndex) -> pd.DataFrame:
+    """``pnl``'s position rows: ``pnl.position_pnl`` of the grid's rows in ``sessions`` on
+    or after each portfolio's inception session (the rows of the view position_daily_pnl)."""
+    due = portfolio_session_grid(priced.book.portfolios, sessions)
+    return position_pnl(grid, sessions[0], dividends_per_share(priced.actions)).merge(
+        due[["portfolio_id", "date"]], on=["portfolio_id", "date"]
+    )
+
+
+def portfolio_daily_pnl(
+    sums: pd.DataFrame, portfolios: pd.DataFrame, changes: pd.DataFrame, sessions: pd.DatetimeIndex
+) -> pd.DataFrame:
+    """``pnl``'s portfolio rows over ``sessions`` from the stored position P&L summed per
+    (portfolio_id, date) (``sums``: ``PNL_COLUMNS``, ``unpriced_count`` = held rows without
+    a price, ``without_pnl`` = held rows without a P&L): one row per portfolio session on
+    or after its inception (``pnl.portfolio_totals``) with the capital flow of ``changes``
+    (contributions − withdrawals in (d⁻, d]). A portfolio session whose held rows lack
+    their P&L (position_values not computed with it) raises ``ValueError``."""
+    due = portfolio_session_grid(portfolios, sessions)
+    lacking = sums.loc[sums["without_pnl"] > 0, ["portfolio_id", "date"]].merge(due, on=["portfolio_id", "date"])
+    if len(lacking):
+        first = lacking.iloc[0]
+        raise ValueError(
+            f"position_values holds {len(lacking)} portfolio session(s) without their P&L (first: "
+            f"{first.portfolio_id} on {first.date.date()}): materialize position_values for this range first"
+        )
+    return portfolio_totals(
+        sums[["portfolio_id", "date", *PNL_COLUMNS]],
+        capital_flows(changes),
+        due,
+        sums[["portfolio_id", "date", "unpriced_count"]],
+    )
 
 
 def portfolio_sessions(portfolios: pd.DataFrame, sessions: pd.DatetimeIndex) -> pd.DataFrame:

@@ -33,6 +33,10 @@ from sigmasight_assets.accounting.valuation import (
 from sigmasight_assets.calendar import all_sessions, previous_session, session_on_or_after, sessions_between
 
 PNL_COLUMNS = ["unrealized_pnl", "realized_pnl", "lifetime_realized_pnl", "dividends"]
+STORED_PNL_COLUMNS = ["daily_unrealized_pnl", "realized_pnl", "lifetime_realized_pnl", "dividends", "quantity_closed"]
+"""A position's P&L of the session as stored beside its value (unrealized_pnl renamed: the
+stored value row already has an unrealized P&L, against entry)."""
+CLOSE_COLUMNS = ["position_id", "portfolio_id", "date", *STORED_PNL_COLUMNS, "settlement"]
 
 
 def position_pnl(
@@ -69,6 +73,21 @@ def position_pnl(
     return out.reset_index(drop=True)
 
 
+def with_position_pnl(values: pd.DataFrame, position_rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows held at the close ``values`` with their position's P&L of the session (the
+    ``position_pnl`` row of the same (position_id, date); its ``unrealized_pnl``, the
+    session's change, as ``daily_unrealized_pnl``; NaN where there is none: a session before
+    the portfolio's inception session), and the ``position_pnl`` rows of positions not held
+    at the close (quantity 0: the session of a full close, an exit or an expiry), each with
+    ``CLOSE_COLUMNS``. Together they hold every row of ``position_rows`` once."""
+    keys = ["position_id", "date"]
+    pnl = position_rows.rename(columns={"unrealized_pnl": "daily_unrealized_pnl"})
+    held = values.drop(columns=[c for c in STORED_PNL_COLUMNS if c in values.columns])
+    held = held.merge(pnl[[*keys, *STORED_PNL_COLUMNS]], on=keys, how="left")
+    kept = pd.MultiIndex.from_frame(pnl[keys]).isin(pd.MultiIndex.from_frame(values[keys]))
+    return held, pnl.loc[~kept, CLOSE_COLUMNS].reset_index(drop=True)
+
+
 def capital_flows(changes: pd.DataFrame) -> pd.DataFrame:
     """Signed flows per (portfolio_id, session): contributions − withdrawals."""
     signed = np.where(changes["change_type"].eq("WITHDRAWAL"), -1.0, 1.0) * changes["amount"].astype(float)
@@ -97,9 +116,20 @@ def portfolio_pnl(
 ) -> pd.DataFrame:
     """One row per (portfolio, session) of ``portfolio_sessions``: summed position P&L,
     capital flow and the count of unpriced positions; zeros where nothing happened."""
-    unpriced = unpriced.astype({"unpriced_count": float})
     sums = position_rows.groupby(["portfolio_id", "date"], as_index=False)[PNL_COLUMNS].sum()
-    out = portfolio_sessions[["portfolio_id", "date"]].merge(sums, on=["portfolio_id", "date"], how="left")
+    return portfolio_totals(sums, flows, portfolio_sessions, unpriced)
+
+
+def portfolio_totals(
+    sums: pd.DataFrame, flows: pd.DataFrame, portfolio_sessions: pd.DataFrame, unpriced: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per (portfolio, session) of ``portfolio_sessions`` from the position P&L
+    already summed per (portfolio_id, date) (``sums``: ``PNL_COLUMNS``): those sums, the
+    capital flow and the count of unpriced positions; zeros where nothing happened."""
+    unpriced = unpriced.astype({"unpriced_count": float})
+    out = portfolio_sessions[["portfolio_id", "date"]].merge(
+        sums[["portfolio_id", "date", *PNL_COLUMNS]], on=["portfolio_id", "date"], how="left"
+    )
     out = out.merge(flows, on=["portfolio_id", "date"], how="left")
     out = out.merge(unpriced, on=["portfolio_id", "date"], how="left")
     out[[*PNL_COLUMNS, "capital_flow"]] = out[[*PNL_COLUMNS, "capital_flow"]].astype(float).fillna(0.0)

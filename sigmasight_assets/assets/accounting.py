@@ -2,9 +2,11 @@
 
 Each is daily-partitioned with a single-run backfill policy: a range run reads what it
 needs once (``sigmasight_assets.queries``), computes every session of the range with the
-accounting chain (``sigmasight_assets.accounting.pipeline``; position_values and daily_pnl
-a batch of whole portfolios at a time, so memory stays bounded), and replaces its window in
-one transaction together with its checks (a failing blocking check rolls the write back).
+accounting chain (``sigmasight_assets.accounting.pipeline``; position_values a batch of
+whole portfolios at a time, so memory stays bounded), and replaces its window in one
+transaction together with its checks (a failing blocking check rolls the write back).
+position_values stores each position's P&L of the session beside its value (one row per
+position per session, from one priced grid); daily_pnl sums them per portfolio in the store.
 
 Metadata: each session's partition gets its own row count and totals; the last session
 also gets the per-portfolio table as of that session and what the run did as a whole (rows
@@ -52,8 +54,9 @@ from sigmasight_assets.queries.accounting import (
     read_window,
     stored_balances,
     stored_exposures,
+    stored_position_pnl,
 )
-from sigmasight_assets.queries.book import read_portfolios, read_priced_book
+from sigmasight_assets.queries.book import read_changes, read_portfolios, read_priced_book
 from sigmasight_assets.resources import StoreResource
 from sigmasight_assets.risk.exposure import GREEKS_SHOWN
 from sigmasight_assets.risk.options import DEFINITION as OPTIONS_DEFINITION
@@ -142,12 +145,15 @@ class _Valued:
         self.current: list[pd.DataFrame] = []
         self.unpriced: list[pd.DataFrame] = []
         self.greeks: list[pd.DataFrame] = []
+        self.closes: list[pd.DataFrame] = []
         self.options = _SessionSums()
 
     def add(self, valuation: pipeline.Valuation, greeks: pd.DataFrame) -> None:
         """Keep what one batch's valuation tells (its rows themselves are written, not
-        kept) and its option greeks (a few rows per option, written after the values)."""
+        kept), its option greeks (a few rows per option, written after the values) and the
+        P&L rows of its positions closed out (a few per close)."""
         values = valuation.values
+        self.closes.append(valuation.closes)
         unpriced = ~values["is_priced"].astype(bool)
         self.sessions.add(
             values["date"],
@@ -216,7 +222,9 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
     """Per held position per session: signed quantity after realized events and splits,
     price and price_date (10-day lookback; PRIVATE from its latest mark or cost), market
     value q·price·m, cost basis, unrealized P&L against entry and the delta-adjusted
-    exposure; per option position also its implied volatility and greeks (position_greeks).
+    exposure, and its P&L of the session (unrealized change, realized, dividends; a
+    position closed out at the session: position_close_pnl; read both as position_daily_pnl);
+    per option position also its implied volatility and greeks (position_greeks).
     Unpriced positions are flagged, never valued at 0. Each position's current state (open, closed, expired,
     exited, deleted) is recorded on positions, never moved back by a backfill."""
     window = Window.from_context(context)
@@ -229,10 +237,12 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
 
     def rows():
         """The window's rows a batch of portfolios at a time (computed inside the write),
-        with the delta-adjusted exposures of the batch's option greeks."""
+        with their P&L of the session and the delta-adjusted exposures of the batch's
+        option greeks."""
         for ids in batches:
-            grid, _ = pipeline.price(pipeline.portfolios_part(priced, ids), window.sessions)
-            valuation = pipeline.value(grid, window.start, window.end)
+            part = pipeline.portfolios_part(priced, ids)
+            grid, _ = pipeline.price(part, window.sessions)
+            valuation = pipeline.value_with_pnl(grid, part, window.sessions, window.end)
             del grid
             valuation.values, greeks = pipeline.exposure(valuation.values, priced, rate)
             valued.add(valuation, greeks)
@@ -252,6 +262,8 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
         )
         greeks = pd.concat(valued.greeks, ignore_index=True)
         n_greeks = replace_window(conn, t.position_greeks, "date", window.start.date(), window.end.date(), greeks)
+        closes = pd.concat(valued.closes, ignore_index=True)
+        n_closes = replace_window(conn, t.position_close_pnl, "date", window.start.date(), window.end.date(), closes)
         current = pd.concat(valued.current, ignore_index=True)
         moved = update_from_frame(conn, t.positions, current, "id", guard="current_as_of")
         context.log.info(f"position_values {window.label()}: {n} rows for {valued.positions} positions")
@@ -268,10 +280,11 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
                 "current_positions_updated": MetadataValue.int(moved),
                 "option_greeks": markdown_table(_at(greeks, window.end, ["position_id", *GREEKS_SHOWN]), ",.4f"),
                 "greek_rows_written": MetadataValue.int(n_greeks),
+                "close_pnl_rows_written": MetadataValue.int(n_closes),
             },
         )
         return {
-            **table_metadata(t.position_values),
+            **table_metadata(t.position_values, t.position_close_pnl),
             "window": window.label(),
             "greeks_definition": MetadataValue.json({**OPTIONS_DEFINITION, "risk_free_rate": rate}),
         }
@@ -279,72 +292,49 @@ def position_values(context: AssetExecutionContext, store: StoreResource):
     yield from write_checked(engine, write, [lambda conn: _price_coverage(pd.concat(valued.unpriced))])
 
 
-def _pnl_per_session(portfolios: pd.DataFrame, positions: _SessionSums) -> pd.DataFrame:
+def _pnl_per_session(portfolios: pd.DataFrame, sums: pd.DataFrame) -> pd.DataFrame:
     """Per session: portfolio rows, the book's daily P&L (unrealized + realized +
-    dividends), dividends and capital flow, and the position rows."""
+    dividends), dividends and capital flow, and the position rows with a P&L."""
     book = portfolios.assign(
         daily_pnl=portfolios["unrealized_pnl"] + portfolios["realized_pnl"] + portfolios["dividends"]
     )
     totals = session_totals(
         book, "date", {"daily_pnl": "daily_pnl", "dividends": "dividends", "capital_flow": "capital_flow"}
     )
-    position_rows = positions.totals()[ROW_COUNT].reindex(totals.index, fill_value=0)
+    position_rows = sums.groupby("date")["position_rows"].sum().reindex(totals.index, fill_value=0)
     return totals.assign(position_rows=position_rows.astype(np.int64))
 
 
 @asset(deps=["position_values"], **PARTITIONED)
 def daily_pnl(context: AssetExecutionContext, store: StoreResource):
-    """Per position and per portfolio per session: unrealized and realized (close-day) P&L,
-    dividends, lifetime realized P&L and, per portfolio, capital flows and the count of
-    unpriced positions; flows and events dated on a weekend or holiday belong to the next
-    session."""
+    """Per portfolio per session: unrealized and realized (close-day) P&L, dividends and
+    lifetime realized P&L summed by the store over the position P&L position_values stored
+    (the view position_daily_pnl), the capital flows and the count of unpriced positions;
+    flows and events dated on a weekend or holiday belong to the next session."""
     window = Window.from_context(context)
     engine = store.engine()
     with engine.connect() as conn:
-        priced = read_priced_book(conn, window.end, window.previous, live_after=window.previous)
-    batches = portfolio_batches(priced.book, len(window.with_previous))
-    portfolios: list[pd.DataFrame] = []
-    position_rows = _SessionSums()
-
-    def rows():
-        """Position rows a batch of portfolios at a time (computed inside the write); the
-        portfolio rows of each batch are complete (whole portfolios) and kept."""
-        for ids in batches:
-            part = pipeline.portfolios_part(priced, ids)
-            grid, _ = pipeline.price(part, window.sessions)
-            positions, by_portfolio = pipeline.pnl(grid, part, window.sessions)
-            del grid
-            portfolios.append(by_portfolio)
-            position_rows.add(positions["date"])
-            yield positions
+        sums = stored_position_pnl(conn, window.start, window.end)
+        portfolios = read_portfolios(conn)
+        changes = read_changes(conn, window.end)
+    frame = pipeline.portfolio_daily_pnl(sums, portfolios, changes, window.sessions)
 
     def write(conn) -> dict:
-        lo, hi = window.start.date(), window.end.date()
-        n_pos = replace_window_chunks(
-            conn,
-            t.position_daily_pnl,
-            "date",
-            lo,
-            hi,
-            rows(),
-            len(priced.book.positions) * len(window.sessions),
-            _progress(context, "daily_pnl", window, batches),
-        )
-        frame = pd.concat(portfolios, ignore_index=True)
-        n = replace_window(conn, t.daily_pnl, "date", lo, hi, frame)
-        context.log.info(f"daily_pnl {window.label()}: {n_pos} position rows, {n} portfolio rows")
+        n = replace_window(conn, t.daily_pnl, "date", window.start.date(), window.end.date(), frame)
+        positions = int(sums["position_rows"].sum())
+        context.log.info(f"daily_pnl {window.label()}: {n} portfolio rows from {positions} position rows")
         shown = ["portfolio_id", "unrealized_pnl", "realized_pnl", "dividends", "capital_flow", "unpriced_count"]
         session_metadata(
             context,
             window.sessions,
-            _pnl_per_session(frame, position_rows),
+            _pnl_per_session(frame, sums),
             last={
                 "rows_written": MetadataValue.int(n),
-                "position_rows_written": MetadataValue.int(n_pos),
+                "position_rows_summed": MetadataValue.int(positions),
                 "portfolios": markdown_table(_at(frame, window.end, shown)),
             },
         )
-        return {**table_metadata(t.daily_pnl, t.position_daily_pnl), "window": window.label()}
+        return {**table_metadata(t.daily_pnl), "window": window.label()}
 
     yield from write_checked(engine, write, [])
 

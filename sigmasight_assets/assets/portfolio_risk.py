@@ -34,7 +34,7 @@ __all__ = ["PORTFOLIO_RISK", "RATE_WINDOW", "rate_betas", "read_replays", "write
 
 RATE_WINDOW = 90
 """Sessions of the rate beta's OLS on TLT (and of the market beta the scenarios shock)."""
-TABLES = (t.portfolio_risk_summary, t.portfolio_var, t.portfolio_stress, t.symbol_rate_betas)
+TABLES = (t.portfolio_risk_summary, t.portfolio_var_es, t.portfolio_stress, t.symbol_rate_betas)
 """The tables written; their column schemas are the asset's definition metadata."""
 SHOWN = ["portfolio_id", "equity_balance", "delta_net_exposure", "market_beta", "rate_beta", "hhi",
          "var_95", "es_95", "var_99", "es_99", "worst_scenario", "worst_scenario_pnl"]  # fmt: skip
@@ -108,12 +108,13 @@ def write_portfolio_risk(
     scenarios: list[Scenario],
 ) -> dict:
     """Replace the window of the four tables with ``figures`` (summary, var and stress rows,
-    a frame per batch of portfolios) and the ``rates`` rows, attach each session's totals to
+    a frame per batch of portfolios; the var rows one per portfolio session, every method
+    and confidence: portfolio_var_es, the view portfolio_var their long shape) and the ``rates`` rows, attach each session's totals to
     its partition, and return the materialization's metadata."""
     summary = pd.concat(figures["summary"], ignore_index=True)
     tables = {
         t.portfolio_risk_summary: [summary],
-        t.portfolio_var: figures["var"],
+        t.portfolio_var_es: figures["var"],
         t.portfolio_stress: figures["stress"],
         t.symbol_rate_betas: [rates],
     }

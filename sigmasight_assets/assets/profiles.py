@@ -1,5 +1,6 @@
 """company_profiles (current facts, fetched only by a run that covers the latest session)
-and sector_tags (every session tagged from the latest stored profile).
+and sector_tags (every session tagged from the latest stored profile; tags stored once per
+key and tag set).
 
 Why company_profiles is *unpartitioned*: profiles are not historical data, so a daily
 partition of them would claim a history that does not exist, and a partitioned asset that
@@ -39,7 +40,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 import pandas as pd
-import sqlalchemy as sa
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -73,18 +73,18 @@ from sigmasight_assets.market_data.sources import make_profile_source
 from sigmasight_assets.partitions import daily_partitions
 from sigmasight_assets.queries.accounting import read_window
 from sigmasight_assets.queries.profiles import (
-    TAG_ROW_COLUMNS,
     count_position_rows,
+    delete_unreferenced_tag_sets,
     profile_count,
     read_sector_sums,
     read_tag_keys,
+    read_tag_set,
     stored_profiles,
-    tag_rows,
 )
 from sigmasight_assets.resources import MarketDataResource, StoreResource
 from sigmasight_assets.run_tags import BACKFILL_TAG, PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
-from sigmasight_assets.sectors import positions_by_tag_basis, sector_exposures, tag_keys
-from sigmasight_assets.store import bulk_insert, replace_window, replace_window_from_select, window_source
+from sigmasight_assets.sectors import positions_by_tag_basis, sector_exposures, tag_conflicts, tag_keys, tag_set_id
+from sigmasight_assets.store import bulk_insert, replace_window, window_source
 
 
 @dataclass(frozen=True)
@@ -355,45 +355,37 @@ def missing_profiles_hint(unknown: list[str], profiles: pd.DataFrame) -> str | N
     )
 
 
-def store_sector_tags(conn, source, tagged: pd.DataFrame, lo: date, hi: date) -> tuple[int, pd.DataFrame]:
-    """Write position_sector_tags for [lo, hi] by joining the tagged keys to the window's
-    position rows in the store (a temporary key table, INSERT ... SELECT), and read the
-    exposure sums per (portfolio, session, sector, tag basis) through the same join.
-    Returns the rows written and the sums."""
-    keys = sa.Table(
-        "_sigmasight_sector_keys",
-        sa.MetaData(),
-        sa.Column("symbol", sa.String(64)),
-        sa.Column("risk_symbol", sa.String(64)),
-        sa.Column("investment_class", sa.String(16)),
-        sa.Column("sector", sa.String(100)),
-        sa.Column("industry", sa.String(200)),
-        sa.Column("tag_basis", sa.String(16)),
-        prefixes=["TEMPORARY"],
-    )
-    keys.create(conn)
-    try:
-        bulk_insert(conn, keys, tagged)
-        # a full scan returns position_values in storage order: about (position_id, date) already
-        n = replace_window_from_select(
-            conn,
-            t.position_sector_tags,
-            "date",
-            lo,
-            hi,
-            TAG_ROW_COLUMNS,
-            tag_rows(source, keys, lo, hi),
-            count_position_rows(conn, lo, hi),
-            ordered=source is t.position_values,
+def store_sector_tags(conn, source, tag_set: str, tagged: pd.DataFrame, sessions: pd.DatetimeIndex) -> pd.DataFrame:
+    """Store the tagged keys of the window ``sessions`` in ``tag_set`` (keys the set already
+    holds are kept: the same profiles and rules give them the same tag, checked), record the
+    set for each session, delete the sets no session references any more, and return the
+    exposure sums per (portfolio, session, sector, tag basis), read through the stored tags.
+    Every position row of the window must have a tag."""
+    lo, hi = sessions[0].date(), sessions[-1].date()
+    keys = [c.name for c in t.symbol_sector_tags.primary_key]
+    bulk_insert(conn, t.symbol_sector_tags, tagged.assign(tag_set=tag_set), skip_conflicts_on=keys)
+    conflicts = tag_conflicts(tagged, read_tag_set(conn, tag_set))
+    if len(conflicts):
+        raise ValueError(
+            f"tag set {tag_set} stores other tags for {len(conflicts)} key(s) than the tagging gives now "
+            f"(e.g. {conflicts.iloc[0].to_dict()}): the tagging rules changed without sectors.TAG_RULES"
         )
-        return n, read_sector_sums(conn, source, keys, lo, hi)
-    finally:
-        keys.drop(conn)
+    replace_window(conn, t.sector_tag_sessions, "date", lo, hi, pd.DataFrame({"date": sessions, "tag_set": tag_set}))
+    delete_unreferenced_tag_sets(conn)
+    sums = read_sector_sums(conn, source, tag_set, lo, hi)
+    tagged_rows, position_rows = int(sums["position_count"].sum()), count_position_rows(conn, lo, hi)
+    if tagged_rows != position_rows:
+        raise ValueError(
+            f"{position_rows} position rows in {lo}…{hi} but {tagged_rows} have a tag: position_values "
+            "changed after the window's keys were read; run sector_tags again"
+        )
+    return sums
 
 
 def sector_session_numbers(sums: pd.DataFrame, exposures: pd.DataFrame) -> pd.DataFrame:
-    """Per session: position_sector_tags rows (``dagster/row_count``: each position row is
-    tagged once), those tagged on each basis, sector_exposures rows and their gross total."""
+    """Per session: position_sector_tags rows (``dagster/row_count``: each position row of
+    the session is one row of the view, with its tag), those tagged on each basis,
+    sector_exposures rows and their gross total."""
     tagged = positions_by_tag_basis(sums).rename(columns={"positions": "dagster/row_count"})
     totals = session_totals(exposures, "date", sums={"gross_exposure": "gross_exposure"})
     return tagged.join(totals.rename(columns={"dagster/row_count": "exposure_rows"}))
@@ -409,8 +401,10 @@ def sector_tags(context: AssetExecutionContext, store: StoreResource):
     """Per held position per session: sector and industry from the latest stored profile
     (ETFs as "ETF", options by their underlying, PRIVATE as "Private", no profile as
     "Unknown"); per portfolio per session: long, short, net and gross exposure by sector and
-    their weights of equity. A tag depends only on (symbol, risk_symbol, investment_class):
-    the window's distinct keys are tagged, and the store joins them to the position rows."""
+    their weights of equity. A tag depends only on (symbol, risk_symbol, investment_class)
+    and the profiles: the window's distinct keys are tagged and stored once in the tag set
+    of the profiles, each session records its set, and the view position_sector_tags joins
+    them to the position rows."""
     window = Window.from_context(context)
     engine, lo, hi = store.engine(), window.start.date(), window.end.date()
     with engine.connect() as conn:
@@ -418,19 +412,19 @@ def sector_tags(context: AssetExecutionContext, store: StoreResource):
         keys = read_tag_keys(conn, source, lo, hi)
         equity = read_window(conn, t.equity_balances, window.start, window.end)
         profiles = stored_profiles(conn)
-    tagged = tag_keys(keys, profiles)
+    tagged, tag_set = tag_keys(keys, profiles), tag_set_id(profiles)
     unknown = sorted(tagged.loc[tagged["tag_basis"].eq("unknown"), "symbol"].unique())
     hint = missing_profiles_hint(unknown, profiles)
     if hint:
         context.log.info(f"sector_tags {window.label()}: {hint}")
 
     def write(conn) -> dict:
-        n, sums = store_sector_tags(conn, source, tagged, lo, hi)
+        sums = store_sector_tags(conn, source, tag_set, tagged, window.sessions)
         exposures = sector_exposures(sums, equity)
         m = replace_window(conn, t.sector_exposures, "date", lo, hi, exposures)
         context.log.info(
-            f"sector_tags {window.label()}: {n} position rows, {m} exposure rows, "
-            f"{len(unknown)} symbols without a profile"
+            f"sector_tags {window.label()}: {int(sums['position_count'].sum())} position rows tagged by "
+            f"{len(tagged)} keys of tag set {tag_set}, {m} exposure rows, {len(unknown)} symbols without a profile"
         )
         at_end = (
             exposures[exposures["date"] == window.end]
@@ -442,8 +436,10 @@ def sector_tags(context: AssetExecutionContext, store: StoreResource):
             context, window.sessions, sector_session_numbers(sums, exposures), last={"sectors": markdown_table(at_end)}
         )
         return {
-            **table_metadata(t.position_sector_tags, t.sector_exposures),
+            **table_metadata(t.position_sector_tags, t.sector_exposures, t.symbol_sector_tags, t.sector_tag_sessions),
             "window": window.label(),
+            "tag_set": tag_set,
+            "tag_keys": len(tagged),
             "profile_snapshot": snapshot_label(profiles),
             "symbols_without_profile": first_items(unknown),
             **({"profiles_missing": MetadataValue.md(hint)} if hint else {}),

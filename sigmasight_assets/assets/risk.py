@@ -112,7 +112,7 @@ COVERAGE_WINDOW = 90
 """The beta window whose coverage the ``risk_coverage`` check reports."""
 TABLES = (
     t.symbol_market_betas,
-    t.symbol_factor_exposures,
+    t.symbol_factor_loadings,
     t.symbol_volatility,
     t.portfolio_market_betas,
     t.portfolio_volatility,
@@ -234,10 +234,17 @@ def portfolio_figures(
 
 def compact(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with its text columns as categoricals: the rows kept until the write repeat
-    a few portfolio ids, symbols, factor, scenario and method names millions of times (the
+    a few portfolio ids, symbols, scenario names and quantile methods millions of times (the
     stored values are the same)."""
     text = [c for c in frame.columns if pd.api.types.is_string_dtype(frame[c])]
     return frame.astype(dict.fromkeys(text, "category"))
+
+
+def factor_loadings_rows(exposures: pd.DataFrame) -> pd.DataFrame:
+    """``risk.regression.rolling_factor_exposures`` rows as stored in symbol_factor_loadings:
+    each factor's exposure column named ``schema.FACTOR_COLUMNS[factor]`` (the data is not
+    copied)."""
+    return exposures.rename(columns=t.FACTOR_COLUMNS)
 
 
 def require_inputs(batch: BatchRisk, symbols: list[str], grid: pd.DataFrame, window: Window) -> None:
@@ -328,7 +335,7 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
     returns = total_returns(closes, ratios, dividends, inputs.sessions)
     stats = symbol_statistics(returns, inputs.symbols, window.start, window.end)
     tail = tail_inputs(engine, window, inputs, returns, stats, scenarios) if with_tail else None
-    stats["factor_exposures"] = compact(stats["factor_exposures"])  # kept until the write: 7 rows per symbol session
+    stats["factor_exposures"] = compact(stats["factor_exposures"])  # kept until the write: a row per symbol session
     context.log.info(
         f"risk_analytics {window.label()}: statistics of {len(inputs.symbols)} symbols from "
         f"{len(inputs.prices)} closes ({off_session} off-session, ignored), {time.perf_counter() - started:.2f}s"
@@ -339,7 +346,7 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
     corr_rows, corr_def = correlation_rows(returns, sorted(book.held_at_end), window.end)
     tables = {
         t.symbol_market_betas: stats["market_betas"],
-        t.symbol_factor_exposures: stats["factor_exposures"],
+        t.symbol_factor_loadings: factor_loadings_rows(stats["factor_exposures"]),
         t.symbol_volatility: volatility_rows(stats["volatility"], "symbol"),
         t.portfolio_market_betas: book.betas,
         t.portfolio_volatility: pvol,

@@ -1,5 +1,5 @@
-"""Reads of the accounting output tables: a window of rows, the exposures the store sums
-from position_values, and the stored equity the balance check compares."""
+"""Reads of the accounting output tables: a window of rows, the exposures and the P&L the
+store sums from the position rows, and the stored equity the balance check compares."""
 
 from __future__ import annotations
 
@@ -88,5 +88,60 @@ def stored_exposures(conn: Connection, start, end) -> pd.DataFrame:
     money = [*EXPOSURE_COLUMNS, "recomputed_net_market_value"]
     frame[money] = frame[money].astype(float)
     counts = ["position_count", "unpriced_count", "no_delta_count"]
+    frame[counts] = frame[counts].astype(np.int64)
+    return frame
+
+
+def stored_position_pnl(conn: Connection, start, end) -> pd.DataFrame:
+    """The stored position P&L with ``start <= date <= end`` (position_values' P&L columns
+    and position_close_pnl: the rows of the view position_daily_pnl) summed by the store
+    per (portfolio_id, date): ``unrealized_pnl`` (Σ daily_unrealized_pnl), ``realized_pnl``,
+    ``lifetime_realized_pnl``, ``dividends``, ``position_rows`` (rows with a P&L),
+    ``unpriced_count`` (held rows without a price) and ``without_pnl`` (held rows without a
+    P&L: before the portfolio's inception, or not computed), in one scan of each table."""
+    lo, hi = pd.Timestamp(start).date(), pd.Timestamp(end).date()
+    pv = window_source(conn, t.position_values, "date", lo, hi).c
+    c = t.position_close_pnl.c
+    zero = sa.literal(0, sa.Integer)
+    held = sa.select(
+        pv.portfolio_id,
+        pv.date,
+        pv.daily_unrealized_pnl,
+        pv.realized_pnl,
+        pv.lifetime_realized_pnl,
+        pv.dividends,
+        sa.case((pv.is_priced == sa.false(), 1), else_=0).label("unpriced"),
+        sa.case((pv.daily_unrealized_pnl.is_(None), 1), else_=0).label("without_pnl"),
+    ).where(pv.date >= lo, pv.date <= hi)
+    closed = sa.select(
+        c.portfolio_id,
+        c.date,
+        c.daily_unrealized_pnl,
+        c.realized_pnl,
+        c.lifetime_realized_pnl,
+        c.dividends,
+        zero.label("unpriced"),
+        zero.label("without_pnl"),
+    ).where(c.date >= lo, c.date <= hi)
+    rows = sa.union_all(held, closed).subquery("position_pnl")
+    statement = (
+        sa.select(
+            rows.c.portfolio_id,
+            rows.c.date,
+            sa.func.sum(rows.c.daily_unrealized_pnl).label("unrealized_pnl"),
+            sa.func.sum(rows.c.realized_pnl).label("realized_pnl"),
+            sa.func.sum(rows.c.lifetime_realized_pnl).label("lifetime_realized_pnl"),
+            sa.func.sum(rows.c.dividends).label("dividends"),
+            sa.func.count(rows.c.daily_unrealized_pnl).label("position_rows"),
+            sa.func.sum(rows.c.unpriced).label("unpriced_count"),
+            sa.func.sum(rows.c.without_pnl).label("without_pnl"),
+        )
+        .group_by(rows.c.portfolio_id, rows.c.date)
+        .order_by(rows.c.portfolio_id, rows.c.date)
+    )
+    frame = read_frame(conn, statement, parse_dates=["date"])
+    money = ["unrealized_pnl", "realized_pnl", "lifetime_realized_pnl", "dividends"]
+    frame[money] = frame[money].astype(float)
+    counts = ["position_rows", "unpriced_count", "without_pnl"]
     frame[counts] = frame[counts].astype(np.int64)
     return frame

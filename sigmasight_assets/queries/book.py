@@ -47,9 +47,14 @@ def read_book(conn: Connection, end, *, live_after) -> Book:
     marks = read_frame(
         conn, sa.select(m).where(m.c.mark_date <= end, m.c.position_id.in_(ids)), parse_dates=["mark_date"]
     )
+    return Book(read_portfolios(conn), positions, events, read_changes(conn, end), marks)
+
+
+def read_changes(conn: Connection, end) -> pd.DataFrame:
+    """Every capital flow (equity_changes row) dated up to ``end``."""
     c = t.equity_changes
-    changes = read_frame(conn, sa.select(c).where(c.c.change_date <= end), parse_dates=["change_date"])
-    return Book(read_portfolios(conn), positions, events, changes, marks)
+    end = pd.Timestamp(end).date()
+    return read_frame(conn, sa.select(c).where(c.c.change_date <= end), parse_dates=["change_date"])
 
 
 def valuation_start(first) -> pd.Timestamp:

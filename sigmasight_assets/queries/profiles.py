@@ -1,10 +1,12 @@
-"""Reads of the stored company profiles and of the position rows that sector_tags tags.
+"""Reads of the stored company profiles, of the position rows that sector_tags tags, and of
+the stored tag sets.
 
 sector_tags tags the distinct (symbol, risk_symbol, investment_class) keys of a window in
-Python and lets the store join them back to the window's position_values rows, through a
-key table (columns ``TAG_KEY`` + sector, industry, tag_basis): the rows to insert and the
-exposures summed per (portfolio, session, sector, tag basis) never travel through Python.
-``source`` is position_values or its full-scan alias (``store.window_source``).
+Python and stores them once per tag set (symbol_sector_tags); each session records its tag
+set (sector_tag_sessions), and the store joins the keys back to position_values: the
+exposures summed per (portfolio, session, sector, tag basis) and the rows of the view
+position_sector_tags never travel through Python. ``source`` is position_values or its
+full-scan alias (``store.window_source``).
 """
 
 from __future__ import annotations
@@ -19,10 +21,15 @@ from sigmasight_assets import schema as t
 from sigmasight_assets.market_data.profiles import stored_profiles
 from sigmasight_assets.store import read_frame
 
-__all__ = ["count_position_rows", "profile_count", "read_sector_sums", "read_tag_keys", "stored_profiles", "tag_rows"]
-
-TAG_ROW_COLUMNS = ["position_id", "portfolio_id", "date", "symbol", "sector", "industry", "tag_basis", "market_value"]
-"""The columns of position_sector_tags that ``tag_rows`` selects, in its order."""
+__all__ = [
+    "count_position_rows",
+    "delete_unreferenced_tag_sets",
+    "profile_count",
+    "read_sector_sums",
+    "read_tag_keys",
+    "read_tag_set",
+    "stored_profiles",
+]
 
 
 def profile_count(conn: Connection) -> int:
@@ -50,31 +57,41 @@ def count_position_rows(conn: Connection, lo: date, hi: date) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(pv).where(_in_window(pv, lo, hi))).scalar_one())
 
 
-def _joined(source, keys: sa.Table):
-    k, pv = keys.c, source.c
-    return source.join(
-        keys, sa.and_(k.symbol == pv.symbol, k.risk_symbol == pv.risk_symbol, k.investment_class == pv.investment_class)
+def read_tag_set(conn: Connection, tag_set: str) -> pd.DataFrame:
+    """The stored keys of ``tag_set`` with their sector, industry and tag_basis."""
+    k = t.symbol_sector_tags.c
+    return read_frame(
+        conn,
+        sa.select(k.symbol, k.risk_symbol, k.investment_class, k.sector, k.industry, k.tag_basis).where(
+            k.tag_set == tag_set
+        ),
     )
 
 
-def tag_rows(source, keys: sa.Table, lo: date, hi: date) -> sa.Select:
-    """Every position row of [lo, hi] with its key's tag (``TAG_ROW_COLUMNS``)."""
-    k, pv = keys.c, source.c
-    return (
-        sa.select(
-            pv.position_id, pv.portfolio_id, pv.date, pv.symbol, k.sector, k.industry, k.tag_basis, pv.market_value
-        )
-        .select_from(_joined(source, keys))
-        .where(_in_window(source, lo, hi))
+def delete_unreferenced_tag_sets(conn: Connection) -> int:
+    """Delete the stored tags of every tag set no session of sector_tag_sessions references;
+    returns the rows deleted."""
+    k, s = t.symbol_sector_tags, t.sector_tag_sessions
+    referenced = sa.select(s.c.tag_set).distinct()
+    return conn.execute(k.delete().where(k.c.tag_set.not_in(referenced))).rowcount
+
+
+def read_sector_sums(conn: Connection, source, tag_set: str, lo: date, hi: date) -> pd.DataFrame:
+    """Per (portfolio_id, date, sector, tag_basis) of [lo, hi], every position row joined to
+    its key's tag in ``tag_set`` (the set the window's sessions are tagged with), over the
+    priced positions' market values MV (an unpriced position counts 0):
+    long_exposure = ΣMV⁺, short_exposure = ΣMV⁻, net_exposure = ΣMV, gross_exposure = Σ|MV|;
+    position_count (every position) and unpriced_count. One GROUP BY in the store."""
+    k, pv = t.symbol_sector_tags.c, source.c
+    joined = source.join(
+        t.symbol_sector_tags,
+        sa.and_(
+            k.tag_set == tag_set,
+            k.symbol == pv.symbol,
+            k.risk_symbol == pv.risk_symbol,
+            k.investment_class == pv.investment_class,
+        ),
     )
-
-
-def read_sector_sums(conn: Connection, source, keys: sa.Table, lo: date, hi: date) -> pd.DataFrame:
-    """Per (portfolio_id, date, sector, tag_basis) of [lo, hi], over the priced positions'
-    market values MV (an unpriced position counts 0): long_exposure = ΣMV⁺,
-    short_exposure = ΣMV⁻, net_exposure = ΣMV, gross_exposure = Σ|MV|; position_count
-    (every position) and unpriced_count. One GROUP BY in the store."""
-    k, pv = keys.c, source.c
     mv = sa.case((pv.is_priced == sa.true(), sa.func.coalesce(pv.market_value, 0.0)), else_=0.0)
     statement = (
         sa.select(
@@ -89,7 +106,7 @@ def read_sector_sums(conn: Connection, source, keys: sa.Table, lo: date, hi: dat
             sa.func.count().label("position_count"),
             sa.func.sum(sa.case((pv.is_priced == sa.false(), 1), else_=0)).label("unpriced_count"),
         )
-        .select_from(_joined(source, keys))
+        .select_from(joined)
         .where(_in_window(source, lo, hi))
         .group_by(pv.portfolio_id, pv.date, k.sector, k.tag_basis)
     )

@@ -123,9 +123,11 @@ def rolling_factor_exposures(
     """Rolling multivariate OLS r_t = alpha + Σ_k b_k f_k,t + e on complete rows.
 
     ``factors``: wide factor return series (columns = factor names), reindexed to the
-    sessions of ``returns``. Output: long frame (symbol, date, window_days, factor,
-    exposure, alpha, r_squared, n_obs), one row per factor; NaN exposures when n_obs <
-    min_obs or the window's factors are collinear/constant.
+    sessions of ``returns``. One regression per symbol and session, so the output is wide:
+    (symbol, date, window_days, alpha, r_squared, n_obs, then one exposure column per factor
+    named as in ``factors``), one row per symbol and session, symbol-major; NaN exposures
+    when n_obs < min_obs or the window's factors are collinear/constant. ``factor_exposures_long``
+    gives one row per factor.
     """
     if factors.shape[1] == 0:
         raise ValueError("factors has no columns")
@@ -133,32 +135,53 @@ def rolling_factor_exposures(
     lo, hi = output_rows(frame.index, start, end)
     fac = factors.reindex(frame.index).astype(float)
     coef, r2, n_obs = _regress(frame, fac.to_numpy(), window, min_obs, lo, hi)
-    dates = frame.index[lo:hi]
-    k = fac.shape[1]
-    n_dates, n_sym = r2.shape
-
-    def per_row(arr):
-        return np.repeat(np.asarray(arr).T.reshape(-1), k)
-
-    out = pd.DataFrame(
+    names = [str(c) for c in fac.columns]
+    out = long_frame(
+        frame.columns,
+        frame.index[lo:hi],
         {
-            "symbol": np.repeat(np.asarray(frame.columns, dtype=object), n_dates * k),
-            "date": np.tile(np.repeat(dates.values, k), n_sym),
-            "window_days": np.int64(window),
-            "factor": np.tile(np.asarray([str(c) for c in fac.columns], dtype=object), n_dates * n_sym),
-            "exposure": coef[..., 1:].transpose(1, 0, 2).reshape(-1),
-            "alpha": per_row(coef[..., 0]),
-            "r_squared": per_row(r2),
-            "n_obs": per_row(n_obs),
-        }
+            "window_days": np.full(r2.shape, window, dtype=np.int64),
+            "alpha": coef[..., 0],
+            "r_squared": r2,
+            "n_obs": n_obs,
+            **{name: coef[..., 1 + k] for k, name in enumerate(names)},
+        },
     )
     out.attrs["definition"] = {
         **DEFINITIONS["factor_exposures"],
         "window": window,
         "min_obs": min_obs,
-        "factors": [str(c) for c in fac.columns],
+        "factors": names,
     }
     return out
+
+
+FACTOR_FIELDS = ["symbol", "date", "window_days", "alpha", "r_squared", "n_obs"]
+"""The columns of ``rolling_factor_exposures`` rows before the per-factor exposures."""
+
+
+def factor_exposures_long(wide: pd.DataFrame) -> pd.DataFrame:
+    """``rolling_factor_exposures`` rows as one row per factor: (symbol, date, factor,
+    window_days, exposure, alpha, r_squared, n_obs), each symbol and session's factors in
+    column order (the shape of the view symbol_factor_exposures)."""
+    factors = [c for c in wide.columns if c not in FACTOR_FIELDS]
+    k, n = len(factors), len(wide)
+
+    def per_factor(column: str) -> np.ndarray:
+        return np.repeat(wide[column].to_numpy(), k)
+
+    return pd.DataFrame(
+        {
+            "symbol": per_factor("symbol"),
+            "date": per_factor("date"),
+            "factor": np.tile(np.asarray(factors, dtype=object), n),
+            "window_days": per_factor("window_days"),
+            "exposure": wide[factors].to_numpy(dtype=float).reshape(-1),
+            "alpha": per_factor("alpha"),
+            "r_squared": per_factor("r_squared"),
+            "n_obs": per_factor("n_obs"),
+        }
+    )
 
 
 def weighted_beta(weights: pd.Series | pd.DataFrame, betas: pd.Series | pd.DataFrame) -> pd.Series | pd.DataFrame:

@@ -44,6 +44,8 @@ import yaml
 
 from sigmasight_assets.symbols import FACTOR_ETFS
 
+from .regression import FACTOR_FIELDS
+
 ENV_VAR = "SIGMASIGHT_STRESS_SCENARIOS"
 DEFAULT_FILE = "stress_scenarios.yaml"
 SHOCK_KEYS: tuple[str, ...] = ("market", "rates", *FACTOR_ETFS)
@@ -411,20 +413,22 @@ def scenario_loadings(
 ) -> pd.DataFrame:
     """The loadings the factor scenarios shock, one row per (symbol, date): ``market`` = the
     ``window_days`` beta of ``market_betas`` (symbol, date, window_days, beta), ``rates`` =
-    the beta of ``rate_betas`` (symbol, date, beta) and one column per factor of
-    ``factor_exposures`` (symbol, date, factor, exposure); NaN where a symbol has none."""
+    the beta of ``rate_betas`` (symbol, date, beta) and the factor columns of
+    ``factor_exposures`` (``regression.rolling_factor_exposures`` rows: symbol, date, the
+    regression's fields, an exposure column per factor); NaN where a symbol has none."""
 
     def keyed(frame: pd.DataFrame, name: str, value: str = "beta") -> pd.DataFrame:
         out = frame[["symbol", "date", value]].rename(columns={value: name})
         return out.assign(date=pd.to_datetime(out["date"]).astype("datetime64[ns]"), **{name: out[name].astype(float)})
 
+    factors = [c for c in factor_exposures.columns if c not in FACTOR_FIELDS]
+    exposures = factor_exposures[["symbol", "date", *factors]]
+    exposures = exposures.assign(
+        date=pd.to_datetime(exposures["date"]).astype("datetime64[ns]"),
+        **{name: exposures[name].astype(float) for name in factors},
+    )
     out = keyed(market_betas[market_betas["window_days"].eq(window_days)], "market")
-    factor = factor_exposures["factor"]
-    parts = [  # one factor at a time: a pivot of every row at once would copy them all
-        keyed(factor_exposures.loc[factor.eq(name), ["symbol", "date", "exposure"]], str(name), "exposure")
-        for name in pd.unique(factor)
-    ]
-    for part in [*parts, keyed(rate_betas, "rates")]:
+    for part in (exposures, keyed(rate_betas, "rates")):
         out = out.merge(part, on=["symbol", "date"], how="outer")
     return out.sort_values(["symbol", "date"]).reset_index(drop=True)
 

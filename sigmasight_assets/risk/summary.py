@@ -22,7 +22,7 @@ import pandas as pd
 
 from .history import PRIVATE
 from .stress import Scenario, stress_pnl, worst_scenarios
-from .tail import EXPOSURE_COLUMNS, portfolio_var
+from .tail import CONFIDENCES, EXPOSURE_COLUMNS, portfolio_var, var_column
 
 _KEY = ["portfolio_id", "date"]
 SUMMARY_COLUMNS = [
@@ -157,12 +157,10 @@ def unmeasured(
 
 
 def headline_var(var: pd.DataFrame) -> pd.DataFrame:
-    """(portfolio_id, date, var_95, es_95, var_99, es_99) of the historical rows of
-    ``tail.portfolio_var``."""
-    hist = var[var["method"].eq("historical")]
-    wide = hist.pivot_table(index=_KEY, columns="confidence", values=["var", "es"], aggfunc="first", dropna=False)
-    wide.columns = [f"{name}_{round(c * 100)}" for name, c in wide.columns]
-    return wide.reset_index()
+    """(portfolio_id, date, var_95, es_95, var_99, es_99): the historical columns of the
+    ``tail.portfolio_var`` rows."""
+    names = {var_column("historical", m, c): f"{m}_{round(c * 100)}" for c in (0.95, 0.99) for m in ("var", "es")}
+    return var[[*_KEY, *names]].rename(columns=names)
 
 
 def risk_summary(
@@ -217,7 +215,13 @@ def portfolio_tail_figures(
     ``rates`` columns (``stress.scenario_loadings``)."""
     exposures, figures = listed_exposures(values), position_figures(values)
     var = portfolio_var(exposures, returns, preturns, grid, start, end)
-    var = unmeasured(var, figures, ["var", "es"], var["method"].isin(["historical", "parametric"]))
+    modelled = [
+        var_column(m, measure, c)
+        for m in ("historical", "parametric")
+        for c in CONFIDENCES
+        for measure in ("var", "es")
+    ]
+    var = unmeasured(var, figures, modelled)
     pnl = stress_pnl(exposures, loadings, replays, scenarios, grid)
     pnl = unmeasured(grid[_KEY].merge(pnl), figures, ["pnl", "pnl_pct_equity"])
     market, rates = (loadings[["symbol", "date", name]].rename(columns={name: "beta"}) for name in ("market", "rates"))

@@ -92,7 +92,33 @@ VAR_COLUMNS = [
     "min_obs",
     "quantile_method",
 ]
-"""The columns of ``portfolio_var`` rows (the table portfolio_var)."""
+"""The columns of ``portfolio_var`` rows (the view portfolio_var): one row per portfolio,
+session, method and confidence (``var_long``)."""
+
+
+def var_column(method: str, measure: str, confidence: float) -> str:
+    """The wide column of ``measure`` (var | es) of ``method`` at ``confidence``, the
+    confidence in percent: ``historical_var_95``, ``realized_es_99``."""
+    return f"{method}_{measure}_{confidence * 100:g}".replace(".", "_")
+
+
+def var_wide_columns(methods: Sequence[str] = METHODS, confidences: Sequence[float] = CONFIDENCES) -> list[str]:
+    """The columns of the wide VaR rows (``portfolio_var``; the table portfolio_var_es): the
+    key; per method its var and es at each confidence (ascending), its n_obs and its
+    quantile_method; the window and min_obs the methods share."""
+    per_method = [
+        [
+            *(var_column(m, measure, c) for c in sorted(confidences) for measure in ("var", "es")),
+            f"{m}_n_obs",
+            f"{m}_quantile_method",
+        ]
+        for m in methods
+    ]
+    return ["portfolio_id", "date", *(c for columns in per_method for c in columns), "window_sessions", "min_obs"]
+
+
+VAR_WIDE_COLUMNS = var_wide_columns()
+"""One row per (portfolio_id, date): every method and confidence of it (``portfolio_var``)."""
 EXPOSURE_COLUMNS = ["portfolio_id", "date", "risk_symbol", "delta_exposure", "gamma_exposure"]
 
 DEFINITION: dict[str, Any] = {
@@ -488,27 +514,51 @@ def _frame(
     window: int,
     min_obs: int,
 ) -> pd.DataFrame:
-    """VAR_COLUMNS rows, one per key × method × confidence in that (C) order."""
+    """One row per key (``var_wide_columns`` of the methods of ``results``): the estimates are
+    computed a method and confidence at a time for every key, so each is one column."""
     confs = sorted(float(c) for c in confidences)
-    n_keys, n_methods, n_conf = len(keys), len(results), len(confs)
-    per_key = n_methods * n_conf
-    var = np.stack([np.stack([est[c][0] for c in confs], axis=-1) for _, est, _ in results], axis=1)
-    es = np.stack([np.stack([est[c][1] for c in confs], axis=-1) for _, est, _ in results], axis=1)
-    n_obs = np.stack([n for _, _, n in results], axis=1)
-    methods = np.array([m for m, _, _ in results], dtype=object)
-    quantile = np.array([PARAMETRIC_QUANTILE if m == "parametric" else QUANTILE_METHOD for m, _, _ in results])
+    n_keys = len(keys)
+    data: dict[str, Any] = {
+        "portfolio_id": keys["portfolio_id"].to_numpy(),
+        "date": np.asarray(pd.DatetimeIndex(keys["date"]).astype("datetime64[ns]")),
+    }
+    for method, est, n_obs in results:
+        for c in confs:
+            data[var_column(method, "var", c)] = est[c][0]
+            data[var_column(method, "es", c)] = est[c][1]
+        data[f"{method}_n_obs"] = n_obs.astype(np.int64)
+        quantile = PARAMETRIC_QUANTILE if method == "parametric" else QUANTILE_METHOD
+        data[f"{method}_quantile_method"] = np.full(n_keys, quantile, dtype=object)
+    data["window_sessions"] = np.full(n_keys, window, dtype=np.int64)
+    data["min_obs"] = np.full(n_keys, min_obs, dtype=np.int64)
+    return pd.DataFrame(data, columns=var_wide_columns([m for m, _, _ in results], confs))
+
+
+def var_long(wide: pd.DataFrame, confidences: Sequence[float] = CONFIDENCES) -> pd.DataFrame:
+    """Wide VaR rows (``portfolio_var``, ``realized_var_es``) as ``VAR_COLUMNS`` rows, one per
+    key, method (``METHODS`` order, those present) and confidence (ascending), in that
+    order: the shape of the view portfolio_var."""
+    confs = sorted(float(c) for c in confidences)
+    methods = [m for m in METHODS if f"{m}_n_obs" in wide.columns]
+    n_keys, per_key = len(wide), len(methods) * len(confs)
+
+    def cells(name: Any, dtype: Any) -> np.ndarray:
+        """(keys, method × confidence) values of the column ``name(method, confidence)``, flat."""
+        columns = [wide[name(m, c)].to_numpy(dtype=dtype) for m in methods for c in confs]
+        return np.stack(columns, axis=1).reshape(-1) if columns else np.empty(0, dtype=dtype)
+
     return pd.DataFrame(
         {
-            "portfolio_id": np.repeat(keys["portfolio_id"].to_numpy(), per_key),
-            "date": np.repeat(pd.DatetimeIndex(keys["date"]).astype("datetime64[ns]"), per_key),
-            "method": np.tile(np.repeat(methods, n_conf), n_keys),
-            "confidence": np.tile(np.asarray(confs, dtype=float), n_keys * n_methods),
-            "var": var.reshape(-1),
-            "es": es.reshape(-1),
-            "n_obs": np.repeat(n_obs.reshape(-1), n_conf).astype(np.int64),
-            "window_sessions": np.full(n_keys * per_key, window, dtype=np.int64),
-            "min_obs": np.full(n_keys * per_key, min_obs, dtype=np.int64),
-            "quantile_method": np.tile(np.repeat(quantile.astype(object), n_conf), n_keys),
+            "portfolio_id": np.repeat(wide["portfolio_id"].to_numpy(), per_key),
+            "date": np.repeat(wide["date"].to_numpy(), per_key),
+            "method": np.tile(np.repeat(np.asarray(methods, dtype=object), len(confs)), n_keys),
+            "confidence": np.tile(np.asarray(confs, dtype=float), n_keys * len(methods)),
+            "var": cells(lambda m, c: var_column(m, "var", c), float),
+            "es": cells(lambda m, c: var_column(m, "es", c), float),
+            "n_obs": cells(lambda m, c: f"{m}_n_obs", np.int64),
+            "window_sessions": np.repeat(wide["window_sessions"].to_numpy(dtype=np.int64), per_key),
+            "min_obs": np.repeat(wide["min_obs"].to_numpy(dtype=np.int64), per_key),
+            "quantile_method": cells(lambda m, c: f"{m}_quantile_method", object),
         },
         columns=VAR_COLUMNS,
     )
@@ -531,8 +581,8 @@ def realized_var_es(
 
     preturns: sessions × portfolio ids (NaN = none); equity: (portfolio_id, date,
     equity_balance), one row per key; output rows are those with start <= date <= end
-    (None = open), VAR_COLUMNS with method "realized", sorted by portfolio_id, date,
-    confidence."""
+    (None = open), one per key sorted by portfolio_id, date: the wide columns of the
+    realized method (``var_wide_columns(["realized"], confidences)``)."""
     grid = _grid(equity, start, end)
     est, n_obs = _realized_estimates(preturns, grid, window, min_obs, confidences, chunk_bytes)
     return _frame(grid, [("realized", est, n_obs)], confidences, window, min_obs)
@@ -560,8 +610,9 @@ def portfolio_var(
     sessions × symbols total returns, its index holding every grid date. preturns and
     equity: as for ``realized_var_es``. A key without exposure rows has historical and
     parametric var = es = 0.0 (nothing held that can lose), n_obs = the window's sessions in
-    the returns. Output: VAR_COLUMNS rows sorted by portfolio_id, date, method, confidence;
-    rows are processed a block at a time, temporaries bounded by ``chunk_bytes``."""
+    the returns. Output: one row per key sorted by portfolio_id, date, the ``VAR_WIDE_COLUMNS``
+    (``var_long`` gives the long ``VAR_COLUMNS`` rows); rows are processed a block at a
+    time, temporaries bounded by ``chunk_bytes``."""
     grid = _grid(equity, start, end)
     book = _prepare(exposures, returns, window, keys=grid[_KEY])
     n_rows = len(grid)
