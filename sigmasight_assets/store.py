@@ -591,7 +591,7 @@ REBUILD_INDEXES_FROM = 100_000
 """Window writes on SQLite that delete or insert at least this many rows, when the rest of
 the table is at most 4x that, drop the table's secondary indexes first and recreate them
 after the insert (same transaction): one sorted index build instead of millions of
-random-order B-tree updates (a 600k-row rewrite of position_sector_tags: 3x faster). A
+random-order B-tree updates (a 600k-row rewrite of a per-position table: 3x faster). A
 daily run (a few thousand rows into a large table) keeps its indexes."""
 
 
