@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from sigmasight_assets.risk import METRIC_DEFINITIONS, correlation_matrix, correlation_summary
+from sigmasight_assets.risk.correlation import grouped_correlation_summaries
 from sigmasight_assets.risk.portfolio import correlation_rows, correlation_summaries
 
 
@@ -85,6 +86,26 @@ def test_summary_matches_brute_force(weighted):
             assert np.isnan(row.effective_bets)
         else:
             assert row.effective_bets == pytest.approx(enb, abs=1e-10)
+
+
+def test_grouped_summaries_equal_each_groups_own_summary():
+    """Groups of every kind in one stacked pass: full windows only, with gappy, late-listed
+    or constant symbols (the pairwise-complete path), a symbol not held on some sessions,
+    one symbol, and groups of different widths (padded)."""
+    rets = _returns()
+    rng = np.random.default_rng(8)
+    columns = [["S00", "S04", "S06"], ["S01", "S02", "S03", "S05", "S07"], ["S08"], list(rets.columns), ["S09", "S10"]]
+    groups = {}
+    for g, cols in enumerate(columns):
+        w = pd.DataFrame(rng.normal(0, 1, (len(rets), len(cols))), index=rets.index, columns=cols)
+        w.iloc[::9, 0] = 0.0
+        groups[f"p{g}"] = w
+    got = grouped_correlation_summaries(rets, groups, start=rets.index[100])
+    for key, w in groups.items():
+        expected = correlation_summary(rets[list(w.columns)], start=rets.index[100], weights=w)
+        pd.testing.assert_frame_equal(got[key], expected, check_exact=False, rtol=1e-12, atol=1e-12)
+        assert got[key]["n_pairs_missing"].sum() == expected["n_pairs_missing"].sum()
+    assert got["p1"]["n_pairs_missing"].max() > 0 and got["p0"]["effective_bets"].notna().all()
 
 
 def test_summary_with_a_missing_pair_refuses_an_effective_number_of_bets():

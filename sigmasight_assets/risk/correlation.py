@@ -21,7 +21,9 @@ Cost per summary date: symbols with a full window go through the W×W Gram matri
 their standardised returns (Σ a_i a_j c_ij = ‖U·1‖², Σ (a_i a_j c_ij)² = ‖U Uᵀ‖_F²,
 U = standardised returns × a), O(W²·N); only symbols with gaps in the window need
 explicit pairwise-complete correlations, O(W·N·N_gappy). No N×N matrix per date unless
-every symbol has gaps; memory stays O(W·N + N·N_gappy).
+every symbol has gaps; memory stays O(W·N + N·N_gappy). Many weighted groups (portfolios)
+share each date's window statistics, and the groups without gappy symbols are summed in
+one stacked product per date (``grouped_correlation_summaries``).
 """
 
 from __future__ import annotations
@@ -194,6 +196,60 @@ def _summary_from_stats(
     }
 
 
+SUMMARY_COLUMNS = ["n_symbols", "n_excluded", "n_pairs", "n_pairs_missing", "avg_pairwise_corr", "effective_bets"]
+
+
+def _stacked_summaries(
+    r: np.ndarray,
+    m: np.ndarray,
+    n: np.ndarray,
+    z: np.ndarray,
+    ss: np.ndarray,
+    index: np.ndarray,
+    a: np.ndarray,
+    min_overlap: int,
+) -> np.ndarray:
+    """``_summary_from_stats`` of G groups at one date, as a (G, 6) array of
+    ``SUMMARY_COLUMNS``: ``index`` (G, K) the groups' columns of r (padded with any column
+    and weight 0), ``a`` (G, K) their absolute weights. The groups whose valid symbols all
+    have a full window go through one stacked product: u_g = U[:, index_g]·a_g with U the
+    unit-norm centred columns, s1_g = ‖u_g·1‖², s2_g = ‖u_gᵀu_g‖_F² (the same sums as the
+    Gram matrix of ``_summary_from_stats``, up to rounding); a group holding a valid symbol
+    with gaps takes ``_summary_from_stats``."""
+    w_rows = r.shape[0]
+    valid_symbol = (n >= min_overlap) & (ss > 0)
+    held = a > 0
+    valid = held & valid_symbol[index]
+    gappy = (valid & (n < w_rows)[index]).any(axis=1)
+    weight = np.where(valid & ~gappy[:, None], a, 0.0)
+    unit = np.divide(z, np.sqrt(ss), out=np.zeros_like(z), where=ss > 0)
+    u = np.moveaxis(unit[:, index], 0, 1) * weight[:, None, :]  # (G, W, K)
+    s1 = np.square(u.sum(axis=2)).sum(axis=1)
+    s2 = np.square(np.matmul(np.swapaxes(u, 1, 2), u)).sum(axis=(1, 2))
+    n_valid = valid.sum(axis=1)
+    sum_a2 = np.square(weight).sum(axis=1)
+    pair_total = np.square(weight.sum(axis=1)) - sum_a2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        avg = np.where((n_valid >= 2) & (pair_total > 0), (s1 - sum_a2) / pair_total, np.nan)
+        enb = np.where((n_valid >= 1) & (s2 > 0), np.square(sum_a2) / s2, np.nan)
+    out = np.column_stack(
+        [n_valid, (held & ~valid).sum(axis=1), n_valid * (n_valid - 1) // 2, np.zeros(len(index)), avg, enb]
+    ).astype(float)
+    for g in np.flatnonzero(gappy):  # symbols with gaps in the window: pairwise-complete sums
+        cols = index[g]
+        one = _summary_from_stats(
+            np.asfortranarray(r[:, cols]),
+            np.asfortranarray(m[:, cols]),
+            n[cols],
+            np.asfortranarray(z[:, cols]),
+            ss[cols],
+            a[g],
+            min_overlap,
+        )
+        out[g] = [one[c] for c in SUMMARY_COLUMNS]
+    return out
+
+
 def grouped_correlation_summaries(
     returns: pd.DataFrame,
     groups: dict,
@@ -204,48 +260,36 @@ def grouped_correlation_summaries(
 ) -> dict:
     """``{key: correlation_summary(returns[list(w.columns)], start, end, window, min_overlap,
     weights=w)}`` for every ``(key, w)`` of ``groups`` (w: sessions × symbols weights, its
-    columns a subset of ``returns``' columns), with the same values bit for bit, in one pass
-    over the dates: each date's window statistics (mask, counts, centred returns, sums of
-    squares) are computed once for every symbol and shared by the groups, instead of once
-    per group (1,000 portfolios × 252 sessions at the scale target)."""
+    columns a subset of ``returns``' columns), equal up to rounding, in one pass over the
+    dates: each date's window statistics (mask, counts, centred returns, sums of squares)
+    are computed once for every symbol, and the groups' sums in one stacked product
+    (``_stacked_summaries``), instead of a computation per group and date (1,000
+    portfolios × 252 sessions at the scale target)."""
     frame = as_frame(returns)
     lo, hi = output_rows(frame.index, start, end)
-    # the layout of frame[cols].to_numpy(): column-major, so every column's reductions
-    # run over the same contiguous window as in correlation_summary
-    values = np.asfortranarray(frame.to_numpy(dtype=float))
+    values = frame.to_numpy(dtype=float)
     dates = frame.index[lo:hi]
-    prepared = []
-    for key, w in groups.items():
+    keys = list(groups)
+    width = max((len(w.columns) for w in groups.values()), default=0)
+    index = np.zeros((len(keys), width), dtype=np.int64)  # padding: column 0 with weight 0
+    weights = np.zeros((hi - lo, len(keys), width))
+    for g, key in enumerate(keys):  # once per group, not per date
+        w = groups[key]
         cols = frame.columns.get_indexer(w.columns)
         if (cols < 0).any():
             raise KeyError(f"weights of {key!r} name symbols without returns: {list(w.columns[cols < 0])}")
-        wv = np.nan_to_num(np.abs(w.reindex(index=dates, columns=w.columns).to_numpy(dtype=float)))
-        prepared.append((key, cols, wv))
-    rows: dict = {key: [] for key, _, _ in prepared}
+        index[g, : len(cols)] = cols
+        weights[:, g, : len(cols)] = np.nan_to_num(np.abs(w.reindex(index=dates, columns=w.columns).to_numpy(float)))
+    found = np.empty((hi - lo, len(keys), len(SUMMARY_COLUMNS)))
     for t in range(lo, hi):
         r = values[max(0, t - window + 1) : t + 1]
-        m, n, z, ss = _window_stats(r)
-        for key, cols, wv in prepared:
-            rows[key].append(
-                _summary_from_stats(
-                    np.asfortranarray(r[:, cols]),
-                    np.asfortranarray(m[:, cols]),
-                    n[cols],
-                    np.asfortranarray(z[:, cols]),
-                    ss[cols],
-                    wv[t - lo],
-                    min_overlap,
-                )
-            )
-    columns = ["n_symbols", "n_excluded", "n_pairs", "n_pairs_missing", "avg_pairwise_corr", "effective_bets"]
+        found[t - lo] = _stacked_summaries(r, *_window_stats(r), index, weights[t - lo], min_overlap)
     definition = {**DEFINITIONS["correlation_summary"], "window": window, "min_overlap": min_overlap, "weighted": True}
+    counts = SUMMARY_COLUMNS[:4]
     out = {}
-    for key, found in rows.items():
-        if found:
-            summary = pd.DataFrame(found, columns=columns)
-            summary.insert(0, "date", dates)
-        else:
-            summary = pd.DataFrame([], columns=["date", *columns])
+    for g, key in enumerate(keys):
+        summary = pd.DataFrame(found[:, g, :], columns=SUMMARY_COLUMNS).astype(dict.fromkeys(counts, np.int64))
+        summary.insert(0, "date", dates)
         summary.attrs["definition"] = definition
         out[key] = summary
     return out
