@@ -84,7 +84,7 @@ from sigmasight_assets.queries.profiles import (
 from sigmasight_assets.resources import MarketDataResource, StoreResource
 from sigmasight_assets.run_tags import BACKFILL_TAG, PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from sigmasight_assets.sectors import positions_by_tag_basis, sector_exposures, tag_conflicts, tag_keys, tag_set_id
-from sigmasight_assets.store import bulk_insert, replace_window, window_source
+from sigmasight_assets.store import bulk_insert, refresh_statistics, replace_window, window_source
 
 
 @dataclass(frozen=True)
@@ -372,6 +372,7 @@ def store_sector_tags(conn, source, tag_set: str, tagged: pd.DataFrame, sessions
         )
     replace_window(conn, t.sector_tag_sessions, "date", lo, hi, pd.DataFrame({"date": sessions, "tag_set": tag_set}))
     delete_unreferenced_tag_sets(conn)
+    refresh_statistics(conn, t.symbol_sector_tags, t.sector_tag_sessions)
     sums = read_sector_sums(conn, source, tag_set, lo, hi)
     tagged_rows, position_rows = int(sums["position_count"].sum()), count_position_rows(conn, lo, hi)
     if tagged_rows != position_rows:
