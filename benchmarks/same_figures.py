@@ -78,13 +78,16 @@ def read(url: str, name: str) -> pd.DataFrame:
 
 
 def _comparable(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """``columns`` of ``frame``, dates as ISO text, sorted on every non-float column."""
+    """``columns`` of ``frame``, dates as ISO text, sorted on every non-float column, then on
+    the floats."""
     out = frame[columns].copy()
     for c in columns:
         if out[c].dtype == object or pd.api.types.is_datetime64_any_dtype(out[c]):
             out[c] = out[c].map(lambda v: None if pd.isna(v) else str(v)[:26])
     keys = [c for c in columns if not pd.api.types.is_float_dtype(out[c])]
-    return out.sort_values(keys or columns, na_position="first").reset_index(drop=True)
+    # rows alike on every key (e.g. two confidences of one method) are ordered by their floats
+    ordered = keys + [c for c in columns if c not in keys]
+    return out.sort_values(ordered, na_position="first", kind="stable").reset_index(drop=True)
 
 
 def differences(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
