@@ -70,10 +70,8 @@ def _strings(column: pd.Series) -> _Field:
 def _field(column: pd.Series, type_: sa.types.TypeEngine) -> _Field:
     null = column.isna().to_numpy()
     if isinstance(type_, sa.DateTime):
-        stamps = pd.to_datetime(column, utc=True)
-        micros = (stamps.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[us]") - PG_EPOCH).astype(
-            np.int64
-        )
+        utc = pd.to_datetime(column, utc=True).dt.tz_localize(None)
+        micros = (utc.to_numpy("datetime64[us]") - PG_EPOCH).astype(np.int64)
         return _fixed(np.where(null, 0, micros), null, ">i8")
     if isinstance(type_, sa.Date):
         days = pd.to_datetime(column).to_numpy("datetime64[D]")
@@ -91,10 +89,9 @@ def _field(column: pd.Series, type_: sa.types.TypeEngine) -> _Field:
     return _strings(column)
 
 
-def encode(frame: pd.DataFrame, types: list[sa.types.TypeEngine], header: bool = True, trailer: bool = True) -> bytes:
+def encode(frame: pd.DataFrame, types: list[sa.types.TypeEngine]) -> bytes:
     """The rows of ``frame`` (its columns in order, of SQL ``types``, each ``supported``)
-    in PostgreSQL's binary COPY format, with the stream's header and trailer unless told
-    otherwise (several chunks may share one stream)."""
+    as one PostgreSQL binary COPY stream (header, rows, trailer)."""
     n = len(frame)
     fields = [_field(frame.iloc[:, i], type_) for i, type_ in enumerate(types)]
     data = [np.maximum(f.lengths, 0).astype(np.int64) for f in fields]
@@ -121,4 +118,4 @@ def encode(frame: pd.DataFrame, types: list[sa.types.TypeEngine], header: bool =
                 np.repeat(field.starts[field.codes[rows]], sizes) + within
             ]
         at = at + size
-    return (HEADER if header else b"") + buf.tobytes() + (TRAILER if trailer else b"")
+    return HEADER + buf.tobytes() + TRAILER
