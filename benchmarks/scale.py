@@ -124,6 +124,7 @@ def materialize(
     timeout: float,
     profile: Path | None = None,
     checkout: Checkout = HERE,
+    sql_profile: Path | None = None,
 ) -> dict:
     dagster = [
         str(checkout.bin / "dagster"),
@@ -138,6 +139,13 @@ def materialize(
     ]
     if profile is not None:  # pyinstrument around the CLI (a sampling profiler: small overhead)
         dagster = [str(checkout.bin / "pyinstrument"), "-r", "text", "--show-all", "-o", str(profile), *dagster]
+    if sql_profile is not None:  # every SQL statement timed (benchmarks/sql_profile.py)
+        dagster = [
+            str(checkout.bin / "python"),
+            str(ROOT / "benchmarks" / "sql_profile.py"),
+            str(sql_profile),
+            *dagster,
+        ]
     args = [sys.executable, "-c", LAUNCHER, *dagster]
     before = load()
     started = time.perf_counter()
@@ -224,7 +232,12 @@ def run_size(args, scale: float, work: Path, checkout: Checkout = HERE) -> dict:
             flush=True,
         )
         profile = here / "profile.txt" if args.profile else None
-        result = materialize(env, scale_book.START, scale_book.END, here / "run.log", args.timeout, profile, checkout)
+        sql = here / "sql_profile.tsv" if args.sql_profile else None
+        result = materialize(
+            env, scale_book.START, scale_book.END, here / "run.log", args.timeout, profile, checkout, sql
+        )
+        if sql is not None:
+            print_sql_profile(sql, scale)
         rows = stored_sizes(url) if not result["failed"] else {}
         if not result["failed"] and not args.no_daily:  # the next session alone, as the daily run does it
             day = materialize(env, scale_book.NEXT, scale_book.NEXT, here / "daily.log", args.timeout, None, checkout)
@@ -242,6 +255,23 @@ def run_size(args, scale: float, work: Path, checkout: Checkout = HERE) -> dict:
         "book": counts,
         "checkout": checkout.label,
     }
+
+
+def print_sql_profile(path: Path, scale: float, top: int = 15) -> None:
+    """The ``top`` slowest statement shapes of ``path`` (``benchmarks/sql_profile.py``) and the
+    total per database."""
+    if not path.exists():
+        print(f"[{scale:g}] no SQL profile written ({path})")
+        return
+    rows = [line.split("\t") for line in path.read_text().splitlines()[1:]]
+    by_db: dict[str, float] = {}
+    for database, _, _, seconds, _ in rows:
+        by_db[database] = by_db.get(database, 0.0) + float(seconds)
+    print(f"[{scale:g}] seconds in SQL per database: " + ", ".join(f"{d} {s:.1f}" for d, s in by_db.items()))
+    for database, calls, n, seconds, statement in rows[:top]:
+        print(
+            f"[{scale:g}]   {float(seconds):7.1f} s {int(calls):7,} calls {int(n):11,} rows  {database}: {statement[:110]}"
+        )
 
 
 def report(r: dict, database: str) -> None:
@@ -296,6 +326,12 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--both-sizes", action="store_true", help="run half size first, then the requested size")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (books, stores, run logs)")
+    parser.add_argument(
+        "--sql-profile",
+        action="store_true",
+        help="time every SQL statement of the range run (benchmarks/sql_profile.py); the slowest are "
+        "printed, all of them are in sql_profile.tsv beside run.log (use with --keep)",
+    )
     parser.add_argument(
         "--profile",
         action="store_true",

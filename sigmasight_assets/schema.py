@@ -550,7 +550,8 @@ portfolio_volatility = Table(
     Index("ix_portfolio_volatility_date", "date"),
 )
 
-# The full matrix (upper triangle, symbol_a < symbol_b) of the latest session computed only.
+# The full matrix (upper triangle, symbol_a < symbol_b) of the latest session computed only:
+# with one date stored, the primary key serves the lookups by symbol_a.
 correlations = Table(
     "correlations",
     metadata,
@@ -560,7 +561,6 @@ correlations = Table(
     Money("correlation"),
     Column("n_obs", Integer, nullable=False),
     PrimaryKeyConstraint("date", "symbol_a", "symbol_b"),
-    Index("ix_correlations_symbol_a_date", "symbol_a", "date"),
     Index("ix_correlations_symbol_b_date", "symbol_b", "date"),
 )
 
@@ -782,3 +782,9 @@ RETIRED_TABLES: dict[str, str] = {
 """Tables earlier versions of the schema stored and this one does not (a view of the same
 name may replace one), each with the asset that writes its replacement. ``store.init_db``
 drops them and records a recompute request from the earliest session they held."""
+
+RETIRED_INDEXES: dict[str, str] = {
+    "ix_correlations_symbol_a_date": "correlations",  # the primary key (date, symbol_a, ...) serves it
+}
+"""Indexes earlier versions of the schema kept and this one does not (index -> its table):
+``store.init_db`` drops them, so writes stop maintaining them."""

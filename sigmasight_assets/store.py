@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from sigmasight_assets import config, copy_binary, recompute
-from sigmasight_assets.schema import RETIRED_TABLES, VIEWS, metadata
+from sigmasight_assets.schema import RETIRED_INDEXES, RETIRED_TABLES, VIEWS, metadata
 
 _ENGINES: dict[str, Engine] = {}
 SQLITE_CACHE_KIB = 131_072
@@ -56,8 +56,9 @@ def dispose_engines() -> None:
 
 
 def init_db(engine: Engine) -> list[str]:
-    """Create missing tables, indexes and columns, retire the tables ``RETIRED_TABLES``
-    names and (re)create the views of ``VIEWS``; idempotent. Returns what it changed."""
+    """Create missing tables, indexes and columns, drop the indexes ``RETIRED_INDEXES``
+    names, retire the tables ``RETIRED_TABLES`` names and (re)create the views of
+    ``VIEWS``; idempotent. Returns what it changed."""
     changes: list[str] = []
     with engine.begin() as conn:
         inspector = sa.inspect(conn)
@@ -79,6 +80,10 @@ def init_db(engine: Engine) -> list[str]:
                 if index.name not in have_ix:
                     index.create(conn)
                     changes.append(f"created index {index.name}")
+        for name, table_name in RETIRED_INDEXES.items():
+            if table_name in existing and name in {ix["name"] for ix in inspector.get_indexes(table_name)}:
+                conn.execute(sa.text(f'DROP INDEX "{name}"'))
+                changes.append(f"dropped index {name}")
         changes += retire_tables(conn, RETIRED_TABLES, VIEWS)
         changes += ensure_views(conn, VIEWS)
     return changes

@@ -53,6 +53,16 @@ def test_a_retired_table_becomes_its_view_and_its_sessions_are_requested_again(e
         assert retire_tables(conn, {"old_tags": "sector_tags"}, views) == [] and ensure_views(conn, views) == []
 
 
+def test_an_upgrade_drops_a_retired_index_once(engine):
+    """A store made before the correlations' symbol_a index was retired loses it on init."""
+    with engine.begin() as conn:
+        conn.execute(sa.text('CREATE INDEX "ix_correlations_symbol_a_date" ON correlations (symbol_a, date)'))
+    assert init_db(engine) == ["dropped index ix_correlations_symbol_a_date"]
+    names = {ix["name"] for ix in sa.inspect(engine).get_indexes("correlations")}
+    assert names == {"ix_correlations_symbol_b_date"}
+    assert init_db(engine) == []
+
+
 def test_market_data_cache_has_unique_symbol_date_index(engine):
     indexes = {ix["name"]: ix for ix in sa.inspect(engine).get_indexes("market_data_cache")}
     ix = indexes["ux_market_data_cache_symbol_date"]

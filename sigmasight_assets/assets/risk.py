@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 
 import pandas as pd
+import sqlalchemy as sa
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -397,14 +398,18 @@ def risk_analytics(context: AssetExecutionContext, store: StoreResource):
 def write_correlations(conn: Connection, rows: pd.DataFrame, end: pd.Timestamp) -> tuple[pd.DataFrame, str]:
     """Keep only the latest session's matrix: replace it when ``end`` is on/after the stored
     one, else leave the newer matrix (a backfill of older sessions never replaces it).
-    Returns the rows written and what was done."""
+    Returns the rows written and what was done. The table holds one matrix, so replacing it
+    empties the table (SQLite's truncating DELETE, PostgreSQL's TRUNCATE, both inside the
+    transaction): no row-by-row delete of 2M pairs on every daily run."""
     stored = latest_correlation_date(conn)
     if stored is not None and stored > end:
         return rows.iloc[:0], f"kept the newer matrix of {stored.date()}"
     c = t.correlations
-    older = c.c.date <= end.date()
-    with indexes_rebuilt_if_bulk(conn, c, len(rows), older):
-        conn.execute(c.delete().where(older))
+    with indexes_rebuilt_if_bulk(conn, c, len(rows), sa.true()):
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f'TRUNCATE "{c.name}"'))
+        else:
+            conn.execute(c.delete())
         if not rows.empty:
             bulk_insert(conn, c, rows, [col.name for col in c.columns])
     n_symbols = len(set(pd.unique(rows["symbol_a"])) | set(pd.unique(rows["symbol_b"])))
