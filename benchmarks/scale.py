@@ -240,8 +240,13 @@ def run_size(args, scale: float, work: Path, checkout: Checkout = HERE) -> dict:
             print_sql_profile(sql, scale)
         rows = stored_sizes(url) if not result["failed"] else {}
         if not result["failed"] and not args.no_daily:  # the next session alone, as the daily run does it
-            day = materialize(env, scale_book.NEXT, scale_book.NEXT, here / "daily.log", args.timeout, None, checkout)
+            daily_sql = here / "daily_sql_profile.tsv" if args.sql_profile else None
+            day = materialize(
+                env, scale_book.NEXT, scale_book.NEXT, here / "daily.log", args.timeout, None, checkout, daily_sql
+            )
             result["daily"] = day
+            if daily_sql is not None:
+                print_sql_profile(daily_sql, scale, label="the next session alone")
         if args.database == "sqlite":
             result["db_bytes"] = sum(p.stat().st_size for p in here.glob("sigmasight.db*"))
     return {
@@ -257,7 +262,7 @@ def run_size(args, scale: float, work: Path, checkout: Checkout = HERE) -> dict:
     }
 
 
-def print_sql_profile(path: Path, scale: float, top: int = 15) -> None:
+def print_sql_profile(path: Path, scale: float, top: int = 15, label: str = "the range run") -> None:
     """The ``top`` slowest statement shapes of ``path`` (``benchmarks/sql_profile.py``) and the
     total per database."""
     if not path.exists():
@@ -267,7 +272,7 @@ def print_sql_profile(path: Path, scale: float, top: int = 15) -> None:
     by_db: dict[str, float] = {}
     for database, _, _, seconds, _ in rows:
         by_db[database] = by_db.get(database, 0.0) + float(seconds)
-    print(f"[{scale:g}] seconds in SQL per database: " + ", ".join(f"{d} {s:.1f}" for d, s in by_db.items()))
+    print(f"[{scale:g}] {label}, seconds in SQL per database: " + ", ".join(f"{d} {s:.1f}" for d, s in by_db.items()))
     for database, calls, n, seconds, statement in rows[:top]:
         print(
             f"[{scale:g}]   {float(seconds):7.1f} s {int(calls):7,} calls {int(n):11,} rows  {database}: {statement[:110]}"
