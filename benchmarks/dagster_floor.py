@@ -33,6 +33,7 @@ from dagster import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
 NUMBERS_PER_SESSION = 10
 
 
@@ -82,7 +83,10 @@ def main() -> None:
         "--range", default="2024-11-05...2025-11-06", help="partition range (default: the scale book's)"
     )
     args = parser.parse_args()
+    from harness import cpu_probe
+
     bin_dir = Path(sys.executable).parent
+    probe = cpu_probe()
     with tempfile.TemporaryDirectory(prefix="sigmasight-dagster-floor-") as work:
         home = Path(work) / "dagster_home"
         home.mkdir()
@@ -106,7 +110,8 @@ def main() -> None:
         startup = time.perf_counter() - startup
     print(
         f"dagster_floor: range {args.range}, no-op stand-ins of our assets: {wall:.1f} s wall; "
-        f"CLI start-up and definitions alone (dagster asset list): {startup:.1f} s",
+        f"CLI start-up and definitions alone (dagster asset list): {startup:.1f} s; "
+        f"CPU probe (harness.cpu_probe) before/after: {probe:.2f} / {cpu_probe():.2f} s",
         flush=True,
     )
 

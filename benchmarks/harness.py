@@ -95,6 +95,17 @@ STEP = re.compile(r'Finished execution of step "(\w+)" in ([\dhms.]+?)\.?(?:\s|$
 DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:([\d.]+)s)?(?:([\d.]+)ms)?$")
 
 
+def cpu_probe(iterations: int = 5_000_000) -> float:
+    """Seconds a fixed pure-Python loop takes now: this machine's speed drifts by 2x within
+    a session, so each run prints the probe before and after it (same probe, same run =
+    comparable; a ratio of two runs whose probes differ is not)."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(iterations):
+        total += i
+    return time.perf_counter() - started
+
+
 def seconds(text: str) -> float:
     """Dagster's step duration ('54ms', '15.77s', '1m26s', '1h2m3s') in seconds."""
     h, m, s, ms = DURATION.match(text).groups()

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import scale_book  # noqa: E402
-from harness import HERE, Checkout, baseline, fresh_store, run_env, sh, step_seconds  # noqa: E402
+from harness import HERE, Checkout, baseline, cpu_probe, fresh_store, run_env, sh, step_seconds  # noqa: E402
 
 WALL_TARGET_S, RSS_TARGET_GIB = 300.0, 3.0
 GIB = 1024**3
@@ -148,6 +148,7 @@ def materialize(
         ]
     args = [sys.executable, "-c", LAUNCHER, *dagster]
     before = load()
+    probe_before = cpu_probe()
     started = time.perf_counter()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(args, cwd=checkout.root, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
@@ -176,6 +177,7 @@ def materialize(
         "tree_peak": sampler.peak,
         "load_before": before,
         "load_after": load(),
+        "probe": (probe_before, cpu_probe()),
         "log": log_path,
     }
 
@@ -310,6 +312,7 @@ def report(r: dict, database: str) -> None:
         )
     print(
         f"[{s:g}] load average before/after the run: {r['load_before']} / {r['load_after']}; "
+        f"CPU probe (harness.cpu_probe) before/after: {r['probe'][0]:.2f} / {r['probe'][1]:.2f} s; "
         f"book import {r['import_s']:.1f} s" + (f"; store {r['db_bytes'] / GIB:.2f} GiB" if "db_bytes" in r else "")
     )
     wall_ok = r["wall"] <= WALL_TARGET_S and not r["failed"]
