@@ -104,7 +104,13 @@ from sigmasight_assets.risk.portfolio import (
 from sigmasight_assets.risk.regression import BETA_MIN_OBS
 from sigmasight_assets.risk.stress import Scenario, load_scenarios, scenario_loadings, scenarios_path
 from sigmasight_assets.risk.summary import portfolio_tail_figures
-from sigmasight_assets.store import bulk_insert, indexes_rebuilt_if_bulk, prefetched, replace_window
+from sigmasight_assets.store import (
+    bulk_insert,
+    empty_table,
+    indexes_rebuilt_if_bulk,
+    prefetched,
+    replace_window,
+)
 from sigmasight_assets.symbols import FACTOR_ETFS, MARKET_PROXY
 
 __all__ = ["HISTORY_SESSIONS", "coverage_check", "risk_analytics"]
@@ -400,16 +406,13 @@ def write_correlations(conn: Connection, rows: pd.DataFrame, end: pd.Timestamp) 
     one, else leave the newer matrix (a backfill of older sessions never replaces it).
     Returns the rows written and what was done. The table holds one matrix, so replacing it
     empties the table (SQLite's truncating DELETE, PostgreSQL's TRUNCATE, both inside the
-    transaction): no row-by-row delete of 2M pairs on every daily run."""
+    transaction, ``store.empty_table``): no row-by-row delete of 2M pairs on every daily run."""
     stored = latest_correlation_date(conn)
     if stored is not None and stored > end:
         return rows.iloc[:0], f"kept the newer matrix of {stored.date()}"
     c = t.correlations
     with indexes_rebuilt_if_bulk(conn, c, len(rows), sa.true()):
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text(f'TRUNCATE "{c.name}"'))
-        else:
-            conn.execute(c.delete())
+        empty_table(conn, c)
         if not rows.empty:
             bulk_insert(conn, c, rows, [col.name for col in c.columns])
     n_symbols = len(set(pd.unique(rows["symbol_a"])) | set(pd.unique(rows["symbol_b"])))
